@@ -1,0 +1,243 @@
+package dev.expo.gateway.routing;
+
+import io.grpc.CallOptions;
+import io.grpc.Channel;
+import io.grpc.ClientCall;
+import io.grpc.Deadline;
+import io.grpc.Drainable;
+import io.grpc.KnownLength;
+import io.grpc.Metadata;
+import io.grpc.MethodDescriptor;
+import io.grpc.ServerCall;
+import io.grpc.ServerCallHandler;
+import io.grpc.ServerMethodDefinition;
+import io.grpc.ServerServiceDefinition;
+import io.grpc.ServiceDescriptor;
+import io.grpc.Status;
+
+import java.io.ByteArrayInputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.io.UncheckedIOException;
+import java.util.Set;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Serves a public service by forwarding every call, of any kind (unary or streaming), to one backend, as raw bytes:
+ * messages are neither parsed nor re-encoded. The served definition keeps the service's proto schema, so server
+ * reflection on the gateway lists it as if it were implemented here.
+ *
+ * <p>What travels with a call: the client's metadata (minus transport headers and its credentials), its deadline
+ * (read from {@code grpc-timeout}), flow control in both directions, and cancellation: a client that cancels or
+ * disconnects cancels the backend call. The backend's status comes back unchanged, except that an unreachable
+ * backend is reported as UNAVAILABLE naming it.
+ */
+public final class ForwardingService {
+
+    static final Metadata.Key<String> GRPC_TIMEOUT = Metadata.Key.of("grpc-timeout", Metadata.ASCII_STRING_MARSHALLER);
+    private static final Set<String> NOT_FORWARDED = Set.of("content-type", "te", "user-agent", "host",
+            "authorization", "accept-encoding", "content-length", "grpc-accept-encoding", "grpc-encoding",
+            "grpc-timeout");
+    private static final MethodDescriptor.Marshaller<byte[]> BYTES = new ByteMarshaller();
+
+    private ForwardingService() {
+    }
+
+    /** A definition serving every method of {@code service} by forwarding it to {@code backend}. */
+    public static ServerServiceDefinition forward(ServiceDescriptor service, Backend backend) {
+        ServiceDescriptor.Builder descriptor = ServiceDescriptor.newBuilder(service.getName())
+                .setSchemaDescriptor(service.getSchemaDescriptor());
+        java.util.List<ServerMethodDefinition<byte[], byte[]>> methods = new java.util.ArrayList<>();
+        for (MethodDescriptor<?, ?> method : service.getMethods()) {
+            MethodDescriptor<byte[], byte[]> raw = method.toBuilder(BYTES, BYTES).build();
+            descriptor.addMethod(raw);
+            methods.add(ServerMethodDefinition.create(raw, new ForwardingHandler(raw, backend)));
+        }
+        ServerServiceDefinition.Builder definition = ServerServiceDefinition.builder(descriptor.build());
+        methods.forEach(definition::addMethod);
+        return definition.build();
+    }
+
+    /** A named backend and the channel to it. */
+    public record Backend(String name, String address, Channel channel) {
+    }
+
+    private record ForwardingHandler(MethodDescriptor<byte[], byte[]> method, Backend backend)
+            implements ServerCallHandler<byte[], byte[]> {
+
+        @Override
+        public ServerCall.Listener<byte[]> startCall(ServerCall<byte[], byte[]> serverCall, Metadata headers) {
+            CallOptions options = CallOptions.DEFAULT;
+            Deadline deadline = deadlineOf(headers);
+            if (deadline != null) {
+                options = options.withDeadline(deadline);
+            }
+            ClientCall<byte[], byte[]> clientCall = backend.channel().newCall(method, options);
+            CallProxy proxy = new CallProxy(serverCall, clientCall, backend);
+            clientCall.start(proxy.clientListener, forwardedHeaders(headers));
+            serverCall.request(1);
+            clientCall.request(1);
+            return proxy.serverListener;
+        }
+    }
+
+    /** Wires a client-facing server call to a backend client call, message by message. */
+    private static final class CallProxy {
+        private final ServerCall<byte[], byte[]> serverCall;
+        private final ClientCall<byte[], byte[]> clientCall;
+        private final Backend backend;
+        final ServerCall.Listener<byte[]> serverListener = new ServerCall.Listener<>() {
+            @Override
+            public void onMessage(byte[] message) {
+                // Every expo.v1 RPC takes one request message, so there is nothing to hold back on this side;
+                // asking for more at once also lets the server transport deliver the half-close.
+                clientCall.sendMessage(message);
+                serverCall.request(1);
+            }
+
+            @Override
+            public void onHalfClose() {
+                clientCall.halfClose();
+            }
+
+            @Override
+            public void onCancel() {
+                clientCall.cancel("the gateway's client cancelled the call", null);
+            }
+
+            @Override
+            public void onReady() {
+                // The client can take more: pull the next response from the backend if we held back.
+                synchronized (CallProxy.this) {
+                    if (needToRequestFromBackend) {
+                        needToRequestFromBackend = false;
+                        clientCall.request(1);
+                    }
+                }
+            }
+        };
+        final ClientCall.Listener<byte[]> clientListener = new ClientCall.Listener<>() {
+            @Override
+            public void onHeaders(Metadata headers) {
+                serverCall.sendHeaders(forwardedHeaders(headers));
+            }
+
+            @Override
+            public void onMessage(byte[] message) {
+                serverCall.sendMessage(message);
+                synchronized (CallProxy.this) {
+                    if (serverCall.isReady()) {
+                        clientCall.request(1);
+                    } else {
+                        needToRequestFromBackend = true;
+                    }
+                }
+            }
+
+            @Override
+            public void onClose(Status status, Metadata trailers) {
+                try {
+                    serverCall.close(mapBackendStatus(status, backend), trailers);
+                } catch (IllegalStateException alreadyClosed) {
+                    // The client went away first; nothing to tell it.
+                }
+            }
+
+        };
+        private boolean needToRequestFromBackend;
+
+        CallProxy(ServerCall<byte[], byte[]> serverCall, ClientCall<byte[], byte[]> clientCall, Backend backend) {
+            this.serverCall = serverCall;
+            this.clientCall = clientCall;
+            this.backend = backend;
+        }
+    }
+
+    /** A backend's verdict stands; only "could not reach it" is reworded so the caller knows which one. */
+    static Status mapBackendStatus(Status status, Backend backend) {
+        if (status.getCode() == Status.Code.UNAVAILABLE) {
+            return Status.UNAVAILABLE.withDescription(backend.name() + " is not reachable at " + backend.address()
+                    + (status.getDescription() == null ? "" : " (" + status.getDescription() + ")")).withCause(
+                    status.getCause());
+        }
+        return status;
+    }
+
+    static Metadata forwardedHeaders(Metadata incoming) {
+        Metadata forwarded = new Metadata();
+        for (String key : incoming.keys()) {
+            if (key.startsWith(":") || NOT_FORWARDED.contains(key)) {
+                continue;
+            }
+            if (key.endsWith(Metadata.BINARY_HEADER_SUFFIX)) {
+                Metadata.Key<byte[]> binaryKey = Metadata.Key.of(key, Metadata.BINARY_BYTE_MARSHALLER);
+                for (byte[] value : incoming.getAll(binaryKey)) {
+                    forwarded.put(binaryKey, value);
+                }
+            } else {
+                Metadata.Key<String> textKey = Metadata.Key.of(key, Metadata.ASCII_STRING_MARSHALLER);
+                for (String value : incoming.getAll(textKey)) {
+                    forwarded.put(textKey, value);
+                }
+            }
+        }
+        return forwarded;
+    }
+
+    /** The deadline the client set, from the {@code grpc-timeout} header (e.g. "1500m" = 1.5 s); null if none. */
+    static Deadline deadlineOf(Metadata headers) {
+        String timeout = headers.get(GRPC_TIMEOUT);
+        io.grpc.Context context = io.grpc.Context.current();
+        if (timeout == null || timeout.length() < 2) {
+            return context.getDeadline();
+        }
+        long amount;
+        try {
+            amount = Long.parseLong(timeout.substring(0, timeout.length() - 1));
+        } catch (NumberFormatException e) {
+            return context.getDeadline();
+        }
+        TimeUnit unit = switch (timeout.charAt(timeout.length() - 1)) {
+            case 'H' -> TimeUnit.HOURS;
+            case 'M' -> TimeUnit.MINUTES;
+            case 'S' -> TimeUnit.SECONDS;
+            case 'm' -> TimeUnit.MILLISECONDS;
+            case 'u' -> TimeUnit.MICROSECONDS;
+            case 'n' -> TimeUnit.NANOSECONDS;
+            default -> null;
+        };
+        return unit == null ? context.getDeadline() : Deadline.after(amount, unit);
+    }
+
+    private static final class ByteMarshaller implements MethodDescriptor.Marshaller<byte[]> {
+        @Override
+        public InputStream stream(byte[] value) {
+            return new DrainableBytes(value);
+        }
+
+        @Override
+        public byte[] parse(InputStream stream) {
+            try {
+                return stream.readAllBytes();
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+        }
+    }
+
+    /** The Vert.x server transport encodes messages by draining the marshaller's stream, as grpc-java's do. */
+    private static final class DrainableBytes extends ByteArrayInputStream implements Drainable, KnownLength {
+        DrainableBytes(byte[] bytes) {
+            super(bytes);
+        }
+
+        @Override
+        public int drainTo(OutputStream target) throws IOException {
+            int length = available();
+            target.write(buf, pos, length);
+            pos = count;
+            return length;
+        }
+    }
+}
