@@ -1,0 +1,189 @@
+package dev.expo.extrapolation.engine.jobs;
+
+import dev.expo.common.ExpoException;
+import dev.expo.extrapolation.engine.ExtrapolationPlan;
+import dev.expo.extrapolation.engine.ExtrapolationResult;
+import dev.expo.extrapolation.engine.ExtrapolationSpec;
+import dev.expo.extrapolation.engine.Extrapolator;
+import dev.expo.extrapolation.engine.Planner;
+
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.UUID;
+import java.util.concurrent.CancellationException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.function.Consumer;
+
+/**
+ * Runs extrapolation jobs: at most {@code maxRunning} at once, at most {@code maxQueued} waiting (beyond that,
+ * RESOURCE_EXHAUSTED), the last {@code retained} finished ones kept for inspection. A request is planned (and so
+ * fully checked) when it is submitted: a bad request fails at once and never becomes a job.
+ */
+public final class ExtrapolationJobs implements AutoCloseable {
+
+    public record Limits(int maxRunning, int maxQueued, int retained) {
+        public Limits {
+            if (maxRunning < 1 || maxQueued < 0 || retained < 1) {
+                throw new IllegalArgumentException("invalid job limits");
+            }
+        }
+    }
+
+    private final Planner planner;
+    private final Extrapolator extrapolator;
+    private final Limits limits;
+    private final ExecutorService runner;
+    private final Map<String, ExtrapolationJob> jobs = new LinkedHashMap<>();
+    private final Map<String, Future<?>> futures = new LinkedHashMap<>();
+    /** Plans of jobs not finished yet (they hold the input files open). */
+    private final Map<String, ExtrapolationPlan> plans = new LinkedHashMap<>();
+    private final Consumer<ExtrapolationJob> onFinished;
+
+    /** {@code onFinished} sees every job end (metrics). */
+    public ExtrapolationJobs(Planner planner, Extrapolator extrapolator, Limits limits,
+                             Consumer<ExtrapolationJob> onFinished) {
+        this.planner = planner;
+        this.extrapolator = extrapolator;
+        this.limits = limits;
+        this.onFinished = onFinished;
+        this.runner = Executors.newFixedThreadPool(limits.maxRunning(), r -> {
+            Thread thread = new Thread(r, "extrapolation-job");
+            thread.setDaemon(true);
+            return thread;
+        });
+    }
+
+    /**
+     * Checks and queues a job. The follower, if any, is attached before the job can start, so it sees every event.
+     *
+     * @param request the caller's request, kept with the job as given
+     */
+    public ExtrapolationJob submit(ExtrapolationSpec spec, String outputModel, boolean overwrite, long maxShardBytes,
+                                   Object request, JobListener follower) {
+        extrapolator.checkOutput(spec, outputModel, overwrite);
+        ExtrapolationPlan plan = planner.plan(spec, maxShardBytes);
+        ExtrapolationJob job;
+        synchronized (this) {
+            int active = active();
+            if (active >= limits.maxRunning() + limits.maxQueued()) {
+                plan.close();
+                throw ExpoException.resourceExhausted(active + " extrapolation job(s) are running or waiting (limit "
+                        + limits.maxRunning() + " running + " + limits.maxQueued() + " waiting); retry when one "
+                        + "finishes");
+            }
+            for (ExtrapolationJob other : jobs.values()) {
+                if (!other.state().isFinal() && other.outputModel().equals(outputModel)) {
+                    plan.close();
+                    throw ExpoException.failedPrecondition("job " + other.id() + " is already writing \""
+                            + outputModel + "\"");
+                }
+            }
+            job = new ExtrapolationJob(UUID.randomUUID().toString(), spec, outputModel, request);
+            if (follower != null) {
+                job.follow(follower);
+            }
+            job.progressed(dev.expo.extrapolation.engine.ExtrapolationProgress.of(
+                    dev.expo.extrapolation.engine.ExtrapolationProgress.Phase.QUEUED));
+            jobs.put(job.id(), job);
+            plans.put(job.id(), plan);
+            futures.put(job.id(), runner.submit(() -> run(job, plan, overwrite)));
+            trim();
+        }
+        return job;
+    }
+
+    private void run(ExtrapolationJob job, ExtrapolationPlan plan, boolean overwrite) {
+        try (plan) {
+            if (job.cancelRequested()) {
+                job.cancelled();
+                return;
+            }
+            job.started();
+            ExtrapolationResult result = extrapolator.run(plan, job.outputModel(), overwrite, p -> job.progressed(p),
+                    job::cancelRequested);
+            job.succeeded(result);
+        } catch (CancellationException e) {
+            job.cancelled();
+        } catch (ExpoException e) {
+            job.failed(new ExtrapolationJob.Failure(e.kind(), e.getMessage()));
+        } catch (RuntimeException | Error e) {
+            job.failed(new ExtrapolationJob.Failure(null, e.getClass().getSimpleName() + ": " + e.getMessage()));
+        } finally {
+            synchronized (this) {
+                futures.remove(job.id());
+                plans.remove(job.id());
+            }
+            onFinished.accept(job);
+        }
+    }
+
+    public synchronized ExtrapolationJob get(String id) {
+        ExtrapolationJob job = jobs.get(id);
+        if (job == null) {
+            throw ExpoException.notFound("no extrapolation job \"" + id + "\" (jobs are kept in memory: the last "
+                    + limits.retained() + " finished ones, until the service restarts)");
+        }
+        return job;
+    }
+
+    /** Newest first. */
+    public synchronized List<ExtrapolationJob> list() {
+        List<ExtrapolationJob> all = new ArrayList<>(jobs.values());
+        all.sort(Comparator.comparing(ExtrapolationJob::createTime).reversed());
+        return all;
+    }
+
+    /** Cancels a queued or running job (its output is removed); a finished job is returned as it is. */
+    public ExtrapolationJob cancel(String id) {
+        ExtrapolationJob job;
+        Future<?> future;
+        synchronized (this) {
+            job = get(id);
+            future = futures.get(id);
+        }
+        if (job.state().isFinal()) {
+            return job;
+        }
+        job.requestCancel();
+        if (future != null && job.state() == JobState.QUEUED && future.cancel(false)) {
+            // It never started: close its inputs here, as run() will not.
+            job.cancelled();
+            ExtrapolationPlan plan;
+            synchronized (this) {
+                futures.remove(id);
+                plan = plans.remove(id);
+            }
+            if (plan != null) {
+                plan.close();
+            }
+            onFinished.accept(job);
+        }
+        return job;
+    }
+
+    public synchronized int active() {
+        return (int) jobs.values().stream().filter(j -> !j.state().isFinal()).count();
+    }
+
+    /** Forgets the oldest finished jobs beyond the retention limit. */
+    private void trim() {
+        List<ExtrapolationJob> finished = jobs.values().stream().filter(j -> j.state().isFinal())
+                .sorted(Comparator.comparing(ExtrapolationJob::createTime)).toList();
+        for (int i = 0; i < finished.size() - limits.retained(); i++) {
+            jobs.remove(finished.get(i).id());
+        }
+    }
+
+    @Override
+    public void close() {
+        synchronized (this) {
+            jobs.values().forEach(ExtrapolationJob::requestCancel);
+        }
+        runner.shutdownNow();
+    }
+}

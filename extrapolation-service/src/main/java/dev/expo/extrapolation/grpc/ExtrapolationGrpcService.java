@@ -1,0 +1,137 @@
+package dev.expo.extrapolation.grpc;
+
+import dev.expo.api.v1.CancelExtrapolationJobRequest;
+import dev.expo.api.v1.ExtrapolateEvent;
+import dev.expo.api.v1.ExtrapolateRequest;
+import dev.expo.api.v1.ExtrapolationService;
+import dev.expo.api.v1.GetExtrapolationJobRequest;
+import dev.expo.api.v1.JobState;
+import dev.expo.api.v1.ListExtrapolationJobsRequest;
+import dev.expo.api.v1.ListExtrapolationJobsResponse;
+import dev.expo.api.v1.PlanRequest;
+import dev.expo.api.v1.PlanResponse;
+import dev.expo.common.ExpoException;
+import dev.expo.extrapolation.engine.ExtrapolationPlan;
+import dev.expo.extrapolation.engine.ExtrapolationProgress;
+import dev.expo.extrapolation.engine.ExtrapolationSpec;
+import dev.expo.extrapolation.engine.Planner;
+import dev.expo.extrapolation.engine.jobs.ExtrapolationJob;
+import dev.expo.extrapolation.engine.jobs.ExtrapolationJobs;
+import dev.expo.extrapolation.engine.jobs.JobListener;
+import dev.expo.service.GrpcErrors;
+import dev.expo.service.Pages;
+import io.quarkus.grpc.GrpcService;
+import io.smallrye.common.annotation.Blocking;
+import io.smallrye.mutiny.Multi;
+import io.smallrye.mutiny.Uni;
+import io.smallrye.mutiny.infrastructure.Infrastructure;
+import io.smallrye.mutiny.subscription.MultiEmitter;
+import jakarta.inject.Inject;
+
+import java.util.List;
+import java.util.concurrent.atomic.AtomicReference;
+
+/**
+ * expo.v1.ExtrapolationService: maps requests to engine calls and job events to the stream. A client that cancels
+ * the Extrapolate stream (or whose deadline passes) cancels its job.
+ */
+@GrpcService
+public class ExtrapolationGrpcService implements ExtrapolationService {
+
+    @Inject
+    ExtrapolationJobs jobs;
+
+    @Inject
+    Planner planner;
+
+    @Override
+    public Multi<ExtrapolateEvent> extrapolate(ExtrapolateRequest request) {
+        return Multi.createFrom().<ExtrapolateEvent>emitter(emitter -> start(request, emitter))
+                .runSubscriptionOn(Infrastructure.getDefaultWorkerPool());
+    }
+
+    private void start(ExtrapolateRequest request, MultiEmitter<? super ExtrapolateEvent> emitter) {
+        JobListener listener = new JobListener() {
+            @Override
+            public void onProgress(ExtrapolationJob job, ExtrapolationProgress progress) {
+                emitter.emit(ExtrapolationProtoMapper.progressEvent(job, progress));
+            }
+
+            @Override
+            public void onFinished(ExtrapolationJob job) {
+                switch (job.state()) {
+                    case SUCCEEDED -> {
+                        emitter.emit(ExtrapolationProtoMapper.resultEvent(job));
+                        emitter.complete();
+                    }
+                    case CANCELLED -> emitter.fail(new ExpoException(ExpoException.Kind.CANCELLED,
+                            "extrapolation job " + job.id() + " was cancelled; nothing was written"));
+                    default -> emitter.fail(job.failure().kind() == null
+                            ? new IllegalStateException(job.failure().message())
+                            : new ExpoException(job.failure().kind(), job.failure().message()));
+                }
+            }
+        };
+        AtomicReference<ExtrapolationJob> submitted = new AtomicReference<>();
+        emitter.onTermination(() -> {
+            ExtrapolationJob job = submitted.get();
+            if (job != null) {
+                job.unfollow(listener);
+                if (!job.state().isFinal()) {
+                    jobs.cancel(job.id());
+                }
+            }
+        });
+        try {
+            ExtrapolationSpec spec = ExtrapolationProtoMapper.toSpec(request.getSpec());
+            submitted.set(jobs.submit(spec, request.getOutputModel(), request.getOverwrite(),
+                    request.getMaxShardBytes(), request, listener));
+            if (emitter.isCancelled()) {
+                jobs.cancel(submitted.get().id());
+            }
+        } catch (RuntimeException e) {
+            emitter.fail(GrpcErrors.toStatusException(e));
+        }
+    }
+
+    @Override
+    @Blocking
+    public Uni<PlanResponse> plan(PlanRequest request) {
+        try (ExtrapolationPlan plan = planner.plan(ExtrapolationProtoMapper.toSpec(request.getSpec()), 0)) {
+            return Uni.createFrom().item(ExtrapolationProtoMapper.toProto(plan));
+        }
+    }
+
+    @Override
+    public Uni<dev.expo.api.v1.ExtrapolationJob> getJob(GetExtrapolationJobRequest request) {
+        return Uni.createFrom().item(() -> ExtrapolationProtoMapper.toProto(jobs.get(request.getJobId())));
+    }
+
+    @Override
+    public Uni<ListExtrapolationJobsResponse> listJobs(ListExtrapolationJobsRequest request) {
+        return Uni.createFrom().item(() -> {
+            var wanted = ExtrapolationProtoMapper.toEngine(request.getState());
+            List<ExtrapolationJob> matching = jobs.list().stream()
+                    .filter(j -> request.getState() == JobState.JOB_STATE_UNSPECIFIED || j.state() == wanted)
+                    .toList();
+            // Newest first; the page token is the position-independent key "<inverted time>/<id>".
+            Pages.Page<ExtrapolationJob> page = Pages.page(matching, ExtrapolationGrpcService::newestFirstKey,
+                    request.getPageSize(), request.getPageToken());
+            ListExtrapolationJobsResponse.Builder response = ListExtrapolationJobsResponse.newBuilder()
+                    .setNextPageToken(page.nextPageToken());
+            page.items().forEach(j -> response.addJobs(ExtrapolationProtoMapper.toProto(j)));
+            return response.build();
+        });
+    }
+
+    private static String newestFirstKey(ExtrapolationJob job) {
+        long inverted = Long.MAX_VALUE - job.createTime().toEpochMilli() * 1_000_000L
+                - job.createTime().getNano() % 1_000_000;
+        return String.format("%020d/%s", inverted, job.id());
+    }
+
+    @Override
+    public Uni<dev.expo.api.v1.ExtrapolationJob> cancelJob(CancelExtrapolationJobRequest request) {
+        return Uni.createFrom().item(() -> ExtrapolationProtoMapper.toProto(jobs.cancel(request.getJobId())));
+    }
+}
