@@ -12,6 +12,9 @@ import picocli.CommandLine.Option;
         subcommands = {
             HealthCommand.class,
             ModelsCommand.class,
+            ExtrapolateCommand.class,
+            JobsCommand.class,
+            DemoCommand.class,
             picocli.CommandLine.HelpCommand.class
         })
 public class ExpoCommand {

@@ -206,14 +206,36 @@ public final class ModelStore {
         }
     }
 
-    /** Forces every file in the folder, then the folder itself, to disk. */
+    /**
+     * Forces every file in the folder, then the folder itself, to disk. The files are synced concurrently: the file
+     * system then commits them in one journal transaction instead of one each.
+     */
     public static void fsyncTree(Path dir) throws IOException {
-        try (Stream<Path> files = Files.list(dir)) {
-            for (Path file : files.filter(Files::isRegularFile).toList()) {
+        List<Path> files;
+        try (Stream<Path> listing = Files.list(dir)) {
+            files = listing.filter(Files::isRegularFile).toList();
+        }
+        List<Thread> syncs = new ArrayList<>();
+        List<IOException> failures = java.util.Collections.synchronizedList(new ArrayList<>());
+        for (Path file : files) {
+            syncs.add(Thread.ofPlatform().daemon().name("fsync").start(() -> {
                 try (FileChannel channel = FileChannel.open(file, StandardOpenOption.WRITE)) {
                     channel.force(true);
+                } catch (IOException e) {
+                    failures.add(e);
                 }
+            }));
+        }
+        for (Thread sync : syncs) {
+            try {
+                sync.join();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IOException("interrupted while syncing " + dir, e);
             }
+        }
+        if (!failures.isEmpty()) {
+            throw failures.getFirst();
         }
         fsyncDirectory(dir);
     }

@@ -47,9 +47,17 @@ public class EngineProducer {
         jobs.close();
     }
 
-    /** A job killed with the process left a staging folder; it is garbage now. */
+    /**
+     * A job killed with the process left a staging folder; it is garbage now. The kernel is compiled by the JIT in
+     * the background, so the first job runs at full speed.
+     */
     void onStart(@Observes StartupEvent event, ModelStore store) {
         store.removeAbandonedStaging();
         LOG.infof("model store: %s", store.root());
+        Thread.ofPlatform().daemon().name("kernel-warm-up").start(() -> {
+            long start = System.nanoTime();
+            ExtrapolationKernel.warmUp(ExtrapolationKernel.best());
+            LOG.debugf("kernel warmed up in %d ms", (System.nanoTime() - start) / 1_000_000);
+        });
     }
 }

@@ -110,13 +110,14 @@ public final class Extrapolator {
         Instant start = Instant.now();
         Path staging = store.newStagingDir(outputModel);
         try {
+            // The small files first: their write-back then rides along with the weights'.
+            plan.output().writeIndex(staging);
+            copyModelFiles(plan, staging);
+            writeProvenance(plan, outputModel, staging, start);
             Run run = new Run(plan, staging, progress, cancelled, start);
             Map<String, NonFiniteCount> nonFinite = run.writeWeights();
             checkCancelled(cancelled);
             progress.accept(run.snapshot(Phase.PUBLISHING));
-            plan.output().writeIndex(staging);
-            copyModelFiles(plan, staging);
-            writeProvenance(plan, outputModel, staging, start);
             ModelStore.fsyncTree(staging);
             checkCancelled(cancelled);
             store.publish(staging, outputModel, overwrite);
@@ -196,6 +197,8 @@ public final class Extrapolator {
                         PROGRESS_INTERVAL_MS, TimeUnit.MILLISECONDS);
                 SyncBehind syncBehind = new SyncBehind(channels, syncer);
                 AtomicInteger next = new AtomicInteger();
+                Thread prefetcher = Thread.ofPlatform().daemon().name("extrapolation-prefetch")
+                        .start(() -> prefetch(chunks, next));
                 List<Future<?>> running = new ArrayList<>();
                 for (int w = 0; w < settings.workers(); w++) {
                     running.add(workers.submit(() -> {
@@ -204,12 +207,10 @@ public final class Extrapolator {
                     }));
                 }
                 awaitAll(running);
+                prefetcher.interrupt();
                 checkCancelled(cancelled);
                 syncer.shutdown();
                 syncer.awaitTermination(1, TimeUnit.DAYS);
-                for (FileChannel channel : channels) {
-                    channel.force(true);
-                }
                 return nonFinite;
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
@@ -291,6 +292,35 @@ public final class Extrapolator {
                     if (chunksLeft.get(tensor.name()).decrementAndGet() == 0) {
                         tensorsDone.incrementAndGet();
                     }
+                }
+            }
+        }
+
+        /**
+         * Pages the next chunks of both inputs in ahead of the workers: reading a mapped file by page faults alone
+         * gets little read-ahead, so a cold file would be read in small random-looking pieces.
+         */
+        private void prefetch(List<Chunk> chunks, AtomicInteger next) {
+            int lookahead = Math.max(2 * settings.workers(), 4);
+            for (int j = 0; j < chunks.size() && !Thread.currentThread().isInterrupted(); j++) {
+                while (j > next.get() + lookahead) {
+                    if (cancelled.getAsBoolean()) {
+                        return;
+                    }
+                    java.util.concurrent.locks.LockSupport.parkNanos(200_000);
+                    if (Thread.currentThread().isInterrupted()) {
+                        return;
+                    }
+                }
+                if (j < next.get()) {
+                    continue;   // the workers got there first
+                }
+                Chunk chunk = chunks.get(j);
+                PlannedTensor tensor = chunk.tensor();
+                DType in = tensor.aligned().dtype();
+                slice(plan.aligned().tensor(tensor.name()).bytes(), chunk, in).load();
+                if (!tensor.copiesAligned()) {
+                    slice(plan.base().tensor(tensor.name()).bytes(), chunk, in).load();
                 }
             }
         }

@@ -1,0 +1,31 @@
+# Shared by the bin/ scripts and .ci/run: where the project is, and a Java 25 runtime to use.
+
+EXPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+
+# Prints the first JDK of version 25 or later among: $EXPO_JAVA_HOME, $JAVA_HOME, the machine's Temurin 25, any
+# other /usr/lib/jvm entry. (This machine's default java is 17, which cannot run the project.)
+expo_java_home() {
+  local candidate version
+  for candidate in "${EXPO_JAVA_HOME:-}" "${JAVA_HOME:-}" /usr/lib/jvm/temurin-25-jdk-amd64 /usr/lib/jvm/*; do
+    [ -n "$candidate" ] && [ -x "$candidate/bin/java" ] || continue
+    version=$(sed -n 's/^JAVA_VERSION="\([0-9]*\).*/\1/p' "$candidate/release" 2>/dev/null || true)
+    if [ -n "$version" ] && [ "$version" -ge 25 ]; then
+      echo "$candidate"
+      return 0
+    fi
+  done
+  return 1
+}
+
+expo_require_java() {
+  if ! JAVA_HOME="$(expo_java_home)"; then
+    echo "expo: needs a Java 25 JDK; set EXPO_JAVA_HOME (or JAVA_HOME) to one" >&2
+    exit 1
+  fi
+  export JAVA_HOME
+}
+
+# JVM flags of every expo process: native access (DJL, FFM) and no warnings from libraries that still use
+# sun.misc.Unsafe. Services add the Vector API (the ExPO kernel) and DJL's offline mode.
+EXPO_JVM_FLAGS=(--enable-native-access=ALL-UNNAMED --sun-misc-unsafe-memory-access=allow)
+EXPO_SERVICE_JVM_FLAGS=("${EXPO_JVM_FLAGS[@]}" --add-modules jdk.incubator.vector -Dai.djl.offline=true)
