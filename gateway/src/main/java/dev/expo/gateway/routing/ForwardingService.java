@@ -103,6 +103,7 @@ public final class ForwardingService {
 
             @Override
             public void onCancel() {
+                clientCancelled = true;
                 clientCall.cancel("the gateway's client cancelled the call", null);
             }
 
@@ -120,11 +121,16 @@ public final class ForwardingService {
         final ClientCall.Listener<byte[]> clientListener = new ClientCall.Listener<>() {
             @Override
             public void onHeaders(Metadata headers) {
-                serverCall.sendHeaders(forwardedHeaders(headers));
+                if (!clientGone()) {
+                    serverCall.sendHeaders(forwardedHeaders(headers));
+                }
             }
 
             @Override
             public void onMessage(byte[] message) {
+                if (clientGone()) {
+                    return;
+                }
                 serverCall.sendMessage(message);
                 synchronized (CallProxy.this) {
                     if (serverCall.isReady()) {
@@ -137,6 +143,9 @@ public final class ForwardingService {
 
             @Override
             public void onClose(Status status, Metadata trailers) {
+                if (clientGone()) {
+                    return;
+                }
                 try {
                     serverCall.close(mapBackendStatus(status, backend), trailers);
                 } catch (IllegalStateException alreadyClosed) {
@@ -146,6 +155,15 @@ public final class ForwardingService {
 
         };
         private boolean needToRequestFromBackend;
+        /**
+         * Once the client has gone, nothing more may be written to its call: the HTTP/2 stream is reset, and a
+         * write (even the trailers) would make the server transport fail the whole connection.
+         */
+        private volatile boolean clientCancelled;
+
+        private boolean clientGone() {
+            return clientCancelled || serverCall.isCancelled();
+        }
 
         CallProxy(ServerCall<byte[], byte[]> serverCall, ClientCall<byte[], byte[]> clientCall, Backend backend) {
             this.serverCall = serverCall;

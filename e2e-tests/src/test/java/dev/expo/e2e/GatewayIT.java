@@ -1,0 +1,95 @@
+package dev.expo.e2e;
+
+import dev.expo.api.v1.StartTrainingRequest;
+import dev.expo.api.v1.TrainingServiceGrpc;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import io.grpc.health.v1.HealthCheckRequest;
+import io.grpc.health.v1.HealthCheckResponse;
+import io.grpc.health.v1.HealthGrpc;
+import io.grpc.reflection.v1.ServerReflectionGrpc;
+import io.grpc.reflection.v1.ServerReflectionRequest;
+import io.grpc.reflection.v1.ServerReflectionResponse;
+import io.grpc.reflection.v1.ServiceResponse;
+import io.grpc.stub.StreamObserver;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
+
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+/** The gateway as the one public entry: health of every service, reflection, routing of not-yet-built RPCs. */
+@ExtendWith(StackExtension.class)
+class GatewayIT {
+
+    @Test
+    void healthReportsEveryServiceServing(Stack stack) {
+        for (String service : List.of("", "expo.v1.ExtrapolationService", "expo.v1.TrainingService",
+                "expo.v1.InferenceService", "expo.v1.EvaluationService")) {
+            assertThat(HealthGrpc.newBlockingStub(stack.gateway()).withDeadlineAfter(5, TimeUnit.SECONDS)
+                    .check(HealthCheckRequest.newBuilder().setService(service).build()).getStatus())
+                    .as("health of \"%s\"", service).isEqualTo(HealthCheckResponse.ServingStatus.SERVING);
+        }
+        assertThatThrownBy(() -> HealthGrpc.newBlockingStub(stack.gateway())
+                .check(HealthCheckRequest.newBuilder().setService("nope").build()))
+                .satisfies(e -> assertThat(((StatusRuntimeException) e).getStatus().getCode())
+                        .isEqualTo(Status.Code.NOT_FOUND));
+    }
+
+    @Test
+    void reflectionOnTheGatewayListsEveryPublicService(Stack stack) throws Exception {
+        CompletableFuture<ServiceResponse[]> services = new CompletableFuture<>();
+        StreamObserver<ServerReflectionRequest> requests = ServerReflectionGrpc.newStub(stack.gateway())
+                .serverReflectionInfo(new StreamObserver<>() {
+                    @Override
+                    public void onNext(ServerReflectionResponse response) {
+                        services.complete(response.getListServicesResponse().getServiceList()
+                                .toArray(ServiceResponse[]::new));
+                    }
+
+                    @Override
+                    public void onError(Throwable t) {
+                        services.completeExceptionally(t);
+                    }
+
+                    @Override
+                    public void onCompleted() {
+                    }
+                });
+        requests.onNext(ServerReflectionRequest.newBuilder().setListServices("*").build());
+        List<String> names = List.of(services.get(10, TimeUnit.SECONDS)).stream().map(ServiceResponse::getName)
+                .toList();
+        requests.onCompleted();
+        assertThat(names).contains("expo.v1.ExtrapolationService", "expo.v1.InferenceService",
+                "expo.v1.TrainingService", "expo.v1.EvaluationService", "grpc.health.v1.Health");
+    }
+
+    @Test
+    void rpcsNotBuiltYetAreUnimplementedThroughTheGateway(Stack stack) {
+        assertThatThrownBy(() -> TrainingServiceGrpc.newBlockingStub(stack.gateway())
+                .startTraining(StartTrainingRequest.getDefaultInstance()))
+                .isInstanceOfSatisfying(StatusRuntimeException.class, e -> {
+                    assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.UNIMPLEMENTED);
+                    assertThat(e.getStatus().getDescription()).contains("StartTraining");
+                });
+    }
+
+    @Test
+    void everyServiceExposesPrometheusMetrics(Stack stack) throws Exception {
+        HttpClient http = HttpClient.newHttpClient();
+        for (String service : Stack.SERVICES) {
+            HttpResponse<String> response = http.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:"
+                    + stack.port(service) + "/q/metrics")).build(), HttpResponse.BodyHandlers.ofString());
+            assertThat(response.statusCode()).as(service).isEqualTo(200);
+            assertThat(response.body()).as(service).contains("jvm_memory_used_bytes");
+        }
+    }
+}

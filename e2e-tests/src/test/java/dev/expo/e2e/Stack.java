@@ -1,0 +1,166 @@
+package dev.expo.e2e;
+
+import io.grpc.ManagedChannel;
+import io.grpc.health.v1.HealthCheckRequest;
+import io.grpc.health.v1.HealthCheckResponse;
+import io.grpc.health.v1.HealthGrpc;
+import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.net.ServerSocket;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * The four packaged services started as separate processes on free loopback ports, as bin/expo-stack starts them,
+ * with a temporary model store. One stack serves every end-to-end test (see {@link StackExtension}).
+ */
+public final class Stack implements AutoCloseable {
+
+    static final List<String> SERVICES = List.of("extrapolation-service", "training-service", "inference-service",
+            "gateway");
+    /** Extra settings, so a job is slow enough to be cancelled mid-write: small chunks, frequent syncs. */
+    static final List<String> EXTRAPOLATION_SETTINGS = List.of("-Dextrapolation.chunk-elements=16384",
+            "-Dextrapolation.sync-every-bytes=1048576");
+
+    final Path root = Path.of(System.getProperty("expo.root", "..")).toAbsolutePath().normalize();
+    final Path store;
+    final Path logs;
+    final Map<String, Integer> ports = new LinkedHashMap<>();
+    private final Map<String, Process> processes = new LinkedHashMap<>();
+    private final ManagedChannel channel;
+
+    Stack() throws IOException, InterruptedException {
+        store = Files.createTempDirectory("expo-e2e-store");
+        logs = Files.createDirectories(root.resolve("e2e-tests/target/e2e-logs"));
+        for (String service : SERVICES) {
+            ports.put(service, freePort());
+        }
+        for (String service : SERVICES) {
+            processes.put(service, start(service));
+        }
+        channel = NettyChannelBuilder.forAddress("127.0.0.1", ports.get("gateway")).usePlaintext()
+                .maxInboundMessageSize(64 << 20).build();
+        awaitServing(Duration.ofSeconds(120));
+    }
+
+    private Process start(String service) throws IOException {
+        Path jar = root.resolve(service).resolve("target/quarkus-app/quarkus-run.jar");
+        if (!Files.exists(jar)) {
+            throw new IllegalStateException(jar + " is missing: package the services first (./mvnw verify does)");
+        }
+        List<String> command = new ArrayList<>(List.of(javaBin(), "--add-modules", "jdk.incubator.vector",
+                "--enable-native-access=ALL-UNNAMED", "--sun-misc-unsafe-memory-access=allow",
+                "-Dai.djl.offline=true", "-Xmx512m",
+                "-Dquarkus.http.port=" + ports.get(service),
+                "-Dexpo.model-store=" + store,
+                "-Dquarkus.grpc.clients.extrapolation.port=" + ports.get("extrapolation-service"),
+                "-Dquarkus.grpc.clients.training.port=" + ports.get("training-service"),
+                "-Dquarkus.grpc.clients.inference.port=" + ports.get("inference-service")));
+        if (service.equals("extrapolation-service")) {
+            command.addAll(EXTRAPOLATION_SETTINGS);
+        }
+        command.addAll(List.of("-jar", jar.toString()));
+        return new ProcessBuilder(command).redirectErrorStream(true)
+                .redirectOutput(logs.resolve(service + ".log").toFile()).start();
+    }
+
+    static String javaBin() {
+        return Path.of(System.getProperty("java.home"), "bin", "java").toString();
+    }
+
+    private void awaitServing(Duration timeout) throws InterruptedException {
+        Instant deadline = Instant.now().plus(timeout);
+        while (true) {
+            for (Map.Entry<String, Process> entry : processes.entrySet()) {
+                if (!entry.getValue().isAlive()) {
+                    throw new IllegalStateException(entry.getKey() + " exited at start-up; see "
+                            + logs.resolve(entry.getKey() + ".log"));
+                }
+            }
+            if (allServing()) {
+                return;
+            }
+            if (Instant.now().isAfter(deadline)) {
+                throw new IllegalStateException("the stack did not report SERVING within " + timeout);
+            }
+            Thread.sleep(250);
+        }
+    }
+
+    boolean allServing() {
+        for (String service : List.of("", "expo.v1.ExtrapolationService", "expo.v1.TrainingService",
+                "expo.v1.InferenceService")) {
+            try {
+                HealthCheckResponse response = HealthGrpc.newBlockingStub(channel).withDeadlineAfter(2,
+                        TimeUnit.SECONDS).check(HealthCheckRequest.newBuilder().setService(service).build());
+                if (response.getStatus() != HealthCheckResponse.ServingStatus.SERVING) {
+                    return false;
+                }
+            } catch (RuntimeException e) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    ManagedChannel gateway() {
+        return channel;
+    }
+
+    String gatewayAddress() {
+        return "127.0.0.1:" + ports.get("gateway");
+    }
+
+    /** The service's own port, for checks behind the gateway's back (metrics). */
+    int port(String service) {
+        return ports.get(service);
+    }
+
+    /** Copies a fixture model folder into the store. */
+    void addModel(String name, String fixture) {
+        Path from = root.resolve("testdata/fixtures").resolve(fixture);
+        Path to = store.resolve(name);
+        try {
+            Files.createDirectories(to);
+            try (var files = Files.list(from)) {
+                for (Path file : files.filter(Files::isRegularFile).toList()) {
+                    Files.copy(file, to.resolve(file.getFileName()));
+                }
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    private static int freePort() throws IOException {
+        try (ServerSocket socket = new ServerSocket(0)) {
+            socket.setReuseAddress(true);
+            return socket.getLocalPort();
+        }
+    }
+
+    @Override
+    public void close() {
+        channel.shutdownNow();
+        processes.values().forEach(Process::destroy);
+        for (Process process : processes.values()) {
+            try {
+                if (!process.waitFor(20, TimeUnit.SECONDS)) {
+                    process.destroyForcibly();
+                }
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
+        dev.expo.common.store.ModelStore.deleteTree(store);
+    }
+}
