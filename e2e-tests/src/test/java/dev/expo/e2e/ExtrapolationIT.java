@@ -1,21 +1,16 @@
 package dev.expo.e2e;
 
 import dev.expo.api.v1.AlphaSchedule;
-import dev.expo.api.v1.ExtrapolateEvent;
 import dev.expo.api.v1.ExtrapolateRequest;
 import dev.expo.api.v1.ExtrapolationJob;
-import dev.expo.api.v1.ExtrapolationPhase;
 import dev.expo.api.v1.ExtrapolationServiceGrpc;
 import dev.expo.api.v1.ExtrapolationSpec;
-import dev.expo.api.v1.GetExtrapolationJobRequest;
 import dev.expo.api.v1.InferenceServiceGrpc;
 import dev.expo.api.v1.JobState;
 import dev.expo.api.v1.ListModelsRequest;
 import dev.expo.api.v1.ModelInfo;
-import dev.expo.benchmarks.SyntheticLlama;
 import dev.expo.checkpoint.Checkpoint;
 import dev.expo.checkpoint.TensorInfo;
-import io.grpc.Context;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import org.junit.jupiter.api.BeforeAll;
@@ -25,10 +20,8 @@ import org.junit.jupiter.api.extension.ExtendWith;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.time.Duration;
-import java.time.Instant;
+import dev.expo.api.v1.ExtrapolateEvent;
 import java.util.ArrayList;
-import java.util.Iterator;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 
@@ -44,9 +37,7 @@ class ExtrapolationIT {
         stack.addModel("tiny-llama-sft", "tiny-llama-sft");
         stack.addModel("tiny-llama-dpo", "tiny-llama-dpo");
         stack.addModel("tiny-llama-dpo-sharded", "tiny-llama-dpo-sharded");
-        // A pair big enough (2 x ~90 MB) that a job is still writing when the test cancels it.
-        SyntheticLlama.writePair(new SyntheticLlama.Shape(8000, 1024, 2816, 4), 60_000_000,
-                stack.store.resolve("big-sft"), stack.store.resolve("big-dpo"));
+        SystemChecks.writeBigPair(stack.store);
     }
 
     private static ExtrapolationSpec uniform(String base, String aligned, double alpha) {
@@ -99,26 +90,7 @@ class ExtrapolationIT {
 
     @Test
     void aCancelledStreamCancelsTheJobAtTheBackendAndLeavesNothing(Stack stack) throws Exception {
-        ExtrapolateRequest request = ExtrapolateRequest.newBuilder().setSpec(uniform("big-sft", "big-dpo", 4))
-                .setOutputModel("big-cancelled").build();
-        Context.CancellableContext context = Context.current().withCancellation();
-        String jobId;
-        try {
-            Iterator<ExtrapolateEvent> events = context.call(() -> ExtrapolationServiceGrpc
-                    .newBlockingStub(stack.gateway()).extrapolate(request));
-            ExtrapolateEvent event;
-            do {
-                event = events.next();
-            } while (event.getProgress().getPhase() != ExtrapolationPhase.EXTRAPOLATION_PHASE_WRITING);
-            jobId = event.getJobId();
-        } finally {
-            context.cancel(null);   // the client goes away mid-write
-        }
-        ExtrapolationJob job = awaitFinal(stack, jobId);
-        assertThat(job.getState()).isEqualTo(JobState.JOB_STATE_CANCELLED);
-        assertThat(job.getProgress().getBytesDone()).isLessThan(job.getProgress().getBytesTotal());
-        assertThat(stack.store.resolve("big-cancelled")).doesNotExist();
-        assertThat(stagingEntries(stack)).isZero();
+        SystemChecks.assertCancelledStreamCancelsTheJob(stack.gateway(), stack.store, "big-cancelled");
     }
 
     @Test
@@ -130,31 +102,8 @@ class ExtrapolationIT {
                 .withDeadlineAfter(400, TimeUnit.MILLISECONDS).extrapolate(request).forEachRemaining(seen::add))
                 .isInstanceOfSatisfying(StatusRuntimeException.class,
                         e -> assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.DEADLINE_EXCEEDED));
-        ExtrapolationJob job = awaitFinal(stack, seen.getFirst().getJobId());
+        ExtrapolationJob job = SystemChecks.awaitFinal(stack.gateway(), seen.getFirst().getJobId());
         assertThat(job.getState()).isEqualTo(JobState.JOB_STATE_CANCELLED);
         assertThat(stack.store.resolve("big-deadline")).doesNotExist();
-    }
-
-    private static ExtrapolationJob awaitFinal(Stack stack, String jobId) throws InterruptedException {
-        Instant deadline = Instant.now().plus(Duration.ofSeconds(30));
-        while (true) {
-            ExtrapolationJob job = ExtrapolationServiceGrpc.newBlockingStub(stack.gateway())
-                    .getJob(GetExtrapolationJobRequest.newBuilder().setJobId(jobId).build());
-            if (job.getState() == JobState.JOB_STATE_SUCCEEDED || job.getState() == JobState.JOB_STATE_FAILED
-                    || job.getState() == JobState.JOB_STATE_CANCELLED || Instant.now().isAfter(deadline)) {
-                return job;
-            }
-            Thread.sleep(50);
-        }
-    }
-
-    private static long stagingEntries(Stack stack) throws IOException {
-        Path staging = stack.store.resolve(".staging");
-        if (!Files.exists(staging)) {
-            return 0;
-        }
-        try (var entries = Files.list(staging)) {
-            return entries.count();
-        }
     }
 }

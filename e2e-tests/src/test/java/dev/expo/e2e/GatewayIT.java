@@ -5,13 +5,7 @@ import dev.expo.api.v1.TrainingServiceGrpc;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.grpc.health.v1.HealthCheckRequest;
-import io.grpc.health.v1.HealthCheckResponse;
 import io.grpc.health.v1.HealthGrpc;
-import io.grpc.reflection.v1.ServerReflectionGrpc;
-import io.grpc.reflection.v1.ServerReflectionRequest;
-import io.grpc.reflection.v1.ServerReflectionResponse;
-import io.grpc.reflection.v1.ServiceResponse;
-import io.grpc.stub.StreamObserver;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 
@@ -20,7 +14,6 @@ import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.util.List;
-import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 
 import static org.assertj.core.api.Assertions.assertThat;
@@ -32,12 +25,7 @@ class GatewayIT {
 
     @Test
     void healthReportsEveryServiceServing(Stack stack) {
-        for (String service : List.of("", "expo.v1.ExtrapolationService", "expo.v1.TrainingService",
-                "expo.v1.InferenceService", "expo.v1.EvaluationService")) {
-            assertThat(HealthGrpc.newBlockingStub(stack.gateway()).withDeadlineAfter(5, TimeUnit.SECONDS)
-                    .check(HealthCheckRequest.newBuilder().setService(service).build()).getStatus())
-                    .as("health of \"%s\"", service).isEqualTo(HealthCheckResponse.ServingStatus.SERVING);
-        }
+        SystemChecks.assertEveryServiceServing(stack.gateway());
         assertThatThrownBy(() -> HealthGrpc.newBlockingStub(stack.gateway())
                 .check(HealthCheckRequest.newBuilder().setService("nope").build()))
                 .satisfies(e -> assertThat(((StatusRuntimeException) e).getStatus().getCode())
@@ -46,30 +34,7 @@ class GatewayIT {
 
     @Test
     void reflectionOnTheGatewayListsEveryPublicService(Stack stack) throws Exception {
-        CompletableFuture<ServiceResponse[]> services = new CompletableFuture<>();
-        StreamObserver<ServerReflectionRequest> requests = ServerReflectionGrpc.newStub(stack.gateway())
-                .serverReflectionInfo(new StreamObserver<>() {
-                    @Override
-                    public void onNext(ServerReflectionResponse response) {
-                        services.complete(response.getListServicesResponse().getServiceList()
-                                .toArray(ServiceResponse[]::new));
-                    }
-
-                    @Override
-                    public void onError(Throwable t) {
-                        services.completeExceptionally(t);
-                    }
-
-                    @Override
-                    public void onCompleted() {
-                    }
-                });
-        requests.onNext(ServerReflectionRequest.newBuilder().setListServices("*").build());
-        List<String> names = List.of(services.get(10, TimeUnit.SECONDS)).stream().map(ServiceResponse::getName)
-                .toList();
-        requests.onCompleted();
-        assertThat(names).contains("expo.v1.ExtrapolationService", "expo.v1.InferenceService",
-                "expo.v1.TrainingService", "expo.v1.EvaluationService", "grpc.health.v1.Health");
+        SystemChecks.assertReflectionListsEveryPublicService(stack.gateway());
     }
 
     @Test
