@@ -29,3 +29,12 @@ expo_require_java() {
 # sun.misc.Unsafe. Services add the Vector API (the ExPO kernel) and DJL's offline mode.
 EXPO_JVM_FLAGS=(--enable-native-access=ALL-UNNAMED --sun-misc-unsafe-memory-access=allow)
 EXPO_SERVICE_JVM_FLAGS=("${EXPO_JVM_FLAGS[@]}" --add-modules jdk.incubator.vector -Dai.djl.offline=true)
+
+# Per-service JVM flags. The extrapolation service keeps its data off the heap (mapped files, one native buffer per
+# worker), so a small heap keeps the whole process small whatever the model's size.
+expo_service_jvm_flags() {
+  case "$1" in
+    extrapolation-service) echo "-Xmx256m" ;;
+    *) echo "" ;;
+  esac
+}

@@ -44,8 +44,9 @@ public final class ExtrapolationBenchmark {
                 default -> throw new IllegalArgumentException("unknown argument " + args[i]);
             }
         }
-        System.out.printf("ExPO benchmark: %d cores, Java %s, work dir %s%n", Runtime.getRuntime()
-                .availableProcessors(), Runtime.version(), work.toAbsolutePath());
+        System.out.printf("ExPO benchmark: %d cores, Java %s, work dir %s%nMeasured process flags: %s%n",
+                Runtime.getRuntime().availableProcessors(), Runtime.version(), work.toAbsolutePath(),
+                System.getProperty("expo.bench.child-jvm-flags", "(defaults)"));
         List<String> rows = new ArrayList<>();
         for (double size : sizes) {
             rows.add(measure(size, work, rounds));
@@ -100,10 +101,14 @@ public final class ExtrapolationBenchmark {
 
     private static Run extrapolate(Path store) throws Exception {
         shell("rm -rf '" + store.resolve("out") + "' && sync");
-        List<String> command = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java")
-                .toString(), "--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED",
-                "-cp", System.getProperty("java.class.path"), ExtrapolateOnce.class.getName(), store.toString(),
-                "sft", "dpo", "out", "12"));
+        List<String> command = new ArrayList<>();
+        command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+        // The extrapolation service's JVM flags (bin/expo-bench passes them, from bin/lib/env.sh).
+        String flags = System.getProperty("expo.bench.child-jvm-flags",
+                "--add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -Xmx256m");
+        command.addAll(java.util.Arrays.stream(flags.trim().split("\\s+")).filter(f -> !f.isEmpty()).toList());
+        command.addAll(List.of("-cp", System.getProperty("java.class.path"), ExtrapolateOnce.class.getName(),
+                store.toString(), "sft", "dpo", "out", "12"));
         Process process = new ProcessBuilder(command).redirectErrorStream(true).start();
         AtomicLong peak = new AtomicLong();
         Thread sampler = Thread.ofPlatform().daemon().start(() -> sampleAnon(process, peak));

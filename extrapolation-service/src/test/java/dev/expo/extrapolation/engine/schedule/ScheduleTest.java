@@ -78,6 +78,21 @@ class ScheduleTest {
     }
 
     @Test
+    void theExampleSchedulesParse() throws java.io.IOException {
+        try (var examples = java.nio.file.Files.list(java.nio.file.Path.of("../examples"))) {
+            List<java.nio.file.Path> files = examples.filter(p -> p.toString().endsWith(".yaml")).toList();
+            assertThat(files).isNotEmpty();
+            for (java.nio.file.Path file : files) {
+                assertThat(ScheduleYaml.parse(java.nio.file.Files.readString(file))).as(file.toString()).isNotNull();
+            }
+        }
+        AlphaSchedule thirds = ScheduleYaml.parse(java.nio.file.Files.readString(
+                java.nio.file.Path.of("../examples/layerwise-thirds.yaml")));
+        assertThat(thirds.assign("model.layers.0.mlp.up_proj.weight", 0, 6).alpha()).isEqualTo(5);
+        assertThat(thirds.assign("lm_head.weight", -1, 6).alpha()).isEqualTo(10);
+    }
+
+    @Test
     void perLayerNeedsOneAlphaPerLayer() {
         LayerSchedule perLayer = new LayerSchedule.PerLayer(List.of(1.0, 2.0));
         perLayer.checkDepth(2);

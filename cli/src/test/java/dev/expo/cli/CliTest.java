@@ -1,0 +1,90 @@
+package dev.expo.cli;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.net.ServerSocket;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+/** The command line without a stack: usage errors, unreachable gateway, local commands. */
+class CliTest {
+
+    private record Run(int code, String out, String err) {
+    }
+
+    private static synchronized Run run(String... args) {
+        PrintStream out = System.out;
+        PrintStream err = System.err;
+        ByteArrayOutputStream stdout = new ByteArrayOutputStream();
+        ByteArrayOutputStream stderr = new ByteArrayOutputStream();
+        try {
+            System.setOut(new PrintStream(stdout, true, StandardCharsets.UTF_8));
+            System.setErr(new PrintStream(stderr, true, StandardCharsets.UTF_8));
+            int code = Main.run(args);
+            return new Run(code, stdout.toString(StandardCharsets.UTF_8), stderr.toString(StandardCharsets.UTF_8));
+        } finally {
+            System.setOut(out);
+            System.setErr(err);
+            GatewayOptions.select(null);
+        }
+    }
+
+    @Test
+    void badFlagsAreOneLineAndExitTwo() {
+        Run run = run("extrapolate", "--base", "a", "--aligned", "b", "--alpha", "twelve");
+        assertThat(run.code()).isEqualTo(2);
+        assertThat(run.err()).startsWith("expo: ").contains("--alpha").doesNotContain("\tat ");
+        assertThat(run.err().lines().count()).isEqualTo(2);   // the reason, then where to find usage
+        assertThat(run("extrapolate", "--base", "a", "--aligned", "b", "--alpha", "1", "--layer-alphas", "1,2").code())
+                .isEqualTo(2);
+        assertThat(run("no-such-command").code()).isEqualTo(2);
+        assertThat(run("extrapolate", "--base", "a", "--aligned", "b", "--alpha", "1", "--dtype", "int8",
+                "--output", "o").err()).contains("--dtype must be bf16, f16 or f32");
+    }
+
+    @Test
+    void anUnreachableGatewaySaysSoInOneLine() throws Exception {
+        int port;
+        try (ServerSocket socket = new ServerSocket(0)) {
+            port = socket.getLocalPort();
+        }
+        Run run = run("--gateway", "127.0.0.1:" + port, "models", "list");
+        assertThat(run.code()).isEqualTo(1);
+        assertThat(run.err().strip()).isEqualTo("expo: cannot reach the gateway at 127.0.0.1:" + port
+                + " (is the stack running? try bin/expo-stack up)");
+        Run health = run("health", "--gateway", "127.0.0.1:" + port, "--timeout", "1");
+        assertThat(health.code()).isEqualTo(1);
+        assertThat(health.out()).contains("gateway").contains("UNREACHABLE");
+        assertThat(run("health", "--gateway", "nonsense").err()).contains("must be HOST:PORT");
+    }
+
+    @Test
+    void sizesParseInDecimalAndBinaryUnits() {
+        assertThat(ExtrapolateCommand.parseSize("5GB")).isEqualTo(5_000_000_000L);
+        assertThat(ExtrapolateCommand.parseSize("500MB")).isEqualTo(500_000_000L);
+        assertThat(ExtrapolateCommand.parseSize("2GiB")).isEqualTo(2L << 30);
+        assertThat(ExtrapolateCommand.parseSize("123")).isEqualTo(123);
+        assertThatThrownBy(() -> ExtrapolateCommand.parseSize("lots")).isInstanceOf(CliException.class);
+    }
+
+    @Test
+    void demoSeedWritesTheDemoPairOnceAndDeterministically(@TempDir Path store) throws Exception {
+        Run first = run("demo", "seed", "--store", store.toString());
+        assertThat(first.code()).as(first.err()).isZero();
+        assertThat(first.out()).contains("demo-sft").contains("demo-dpo");
+        byte[] sft = Files.readAllBytes(store.resolve("demo-sft/model.safetensors"));
+        assertThat(run("demo", "seed", "--store", store.toString()).out()).contains("already");
+        ModelsCheck.assertDemoPair(store);
+        // Same code, same bytes.
+        Path again = Files.createTempDirectory("demo-again");
+        run("demo", "seed", "--store", again.toString());
+        assertThat(Files.readAllBytes(again.resolve("demo-sft/model.safetensors"))).isEqualTo(sft);
+    }
+}
