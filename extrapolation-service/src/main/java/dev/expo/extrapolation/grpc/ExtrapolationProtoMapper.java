@@ -9,8 +9,6 @@ import dev.expo.api.v1.JobState;
 import dev.expo.api.v1.NonFiniteTensor;
 import dev.expo.api.v1.PlanResponse;
 import dev.expo.api.v1.TensorAlpha;
-import dev.expo.api.v1.TensorDtype;
-import dev.expo.checkpoint.DType;
 import dev.expo.common.ExpoException;
 import dev.expo.extrapolation.engine.ExtrapolationPlan;
 import dev.expo.extrapolation.engine.ExtrapolationProgress;
@@ -22,6 +20,7 @@ import dev.expo.extrapolation.engine.schedule.AlphaSchedule;
 import dev.expo.extrapolation.engine.schedule.LayerSchedule;
 import dev.expo.extrapolation.engine.schedule.ScheduleYaml;
 import dev.expo.extrapolation.engine.schedule.TensorRule;
+import dev.expo.service.DtypeMapper;
 import dev.expo.service.GrpcErrors;
 import io.grpc.Status;
 
@@ -44,7 +43,7 @@ final class ExtrapolationProtoMapper {
         AlphaSchedule schedule = spec.hasScheduleYaml() ? ScheduleYaml.parse(spec.getScheduleYaml())
                 : toSchedule(spec.getSchedule());
         return new ExtrapolationSpec(spec.getBaseModel(), spec.getAlignedModel(), schedule,
-                toDType(spec.getOutputDtype()));
+                DtypeMapper.fromProto(spec.getOutputDtype(), "output_dtype"));
     }
 
     static AlphaSchedule toSchedule(dev.expo.api.v1.AlphaSchedule schedule) {
@@ -68,33 +67,10 @@ final class ExtrapolationProtoMapper {
         return new AlphaSchedule(layers, schedule.hasNonlayerAlpha() ? schedule.getNonlayerAlpha() : null, rules);
     }
 
-    static DType toDType(TensorDtype dtype) {
-        return switch (dtype) {
-            case TENSOR_DTYPE_UNSPECIFIED -> null;
-            case TENSOR_DTYPE_BF16 -> DType.BF16;
-            case TENSOR_DTYPE_F16 -> DType.F16;
-            case TENSOR_DTYPE_F32 -> DType.F32;
-            case UNRECOGNIZED -> throw ExpoException.invalidArgument("output_dtype", dtype.getNumber(),
-                    "unknown dtype");
-        };
-    }
-
-    static TensorDtype toProto(DType dtype) {
-        if (dtype == null) {
-            return TensorDtype.TENSOR_DTYPE_UNSPECIFIED;
-        }
-        return switch (dtype) {
-            case BF16 -> TensorDtype.TENSOR_DTYPE_BF16;
-            case F16 -> TensorDtype.TENSOR_DTYPE_F16;
-            case F32 -> TensorDtype.TENSOR_DTYPE_F32;
-            default -> TensorDtype.TENSOR_DTYPE_UNSPECIFIED;
-        };
-    }
-
     static PlanResponse toProto(ExtrapolationPlan plan) {
         PlanResponse.Builder response = PlanResponse.newBuilder()
                 .setNumLayers(plan.numLayers())
-                .setOutputDtype(toProto(plan.outputDtype()))
+                .setOutputDtype(DtypeMapper.toProto(plan.outputDtype()))
                 .setOutputBytes(plan.outputBytes());
         for (PlannedTensor tensor : plan.tensors()) {
             TensorAlpha.Builder alpha = TensorAlpha.newBuilder()
@@ -147,7 +123,7 @@ final class ExtrapolationProtoMapper {
                 .setTensorCount(result.tensorCount())
                 .setOutputBytes(result.outputBytes())
                 .setShardCount(result.shardCount())
-                .setOutputDtype(toProto(result.outputDtype()))
+                .setOutputDtype(DtypeMapper.toProto(result.outputDtype()))
                 .setDuration(toProto(result.duration()))
                 .setInputBytes(result.inputBytes());
         for (ExtrapolationResult.NonFiniteTensor tensor : result.nonFiniteTensors()) {

@@ -2,9 +2,8 @@ package dev.expo.inference.grpc;
 
 import dev.expo.api.v1.ModelInfo;
 import dev.expo.api.v1.ModelKind;
-import dev.expo.api.v1.TensorDtype;
-import dev.expo.checkpoint.DType;
 import dev.expo.checkpoint.catalog.ModelDescription;
+import dev.expo.service.DtypeMapper;
 
 /** Engine records to and from the expo.v1 inference messages. */
 final class InferenceProtoMapper {
@@ -16,7 +15,7 @@ final class InferenceProtoMapper {
         ModelInfo.Builder info = ModelInfo.newBuilder()
                 .setName(model.name())
                 .setKind(toProto(model.kind()))
-                .setDtype(toProto(model.dtype()))
+                .setDtype(DtypeMapper.toProto(model.dtype()))
                 .setSizeBytes(model.sizeBytes())
                 .setParameterCount(model.parameterCount())
                 .setLoaded(loaded);
@@ -37,18 +36,6 @@ final class InferenceProtoMapper {
             case MULTIMODAL -> ModelKind.MODEL_KIND_MULTIMODAL;
             case ADAPTER -> ModelKind.MODEL_KIND_ADAPTER;
             case UNKNOWN -> ModelKind.MODEL_KIND_UNSPECIFIED;
-        };
-    }
-
-    static TensorDtype toProto(DType dtype) {
-        if (dtype == null) {
-            return TensorDtype.TENSOR_DTYPE_UNSPECIFIED;
-        }
-        return switch (dtype) {
-            case BF16 -> TensorDtype.TENSOR_DTYPE_BF16;
-            case F16 -> TensorDtype.TENSOR_DTYPE_F16;
-            case F32 -> TensorDtype.TENSOR_DTYPE_F32;
-            default -> TensorDtype.TENSOR_DTYPE_UNSPECIFIED;
         };
     }
 }
