@@ -1,0 +1,145 @@
+package dev.expo.modeling.lora;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.expo.checkpoint.Checkpoint;
+import dev.expo.checkpoint.TensorInfo;
+import dev.expo.common.ExpoException;
+import dev.expo.modeling.ModelOptions;
+import dev.expo.modeling.NdArrays;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * A PEFT LoRA adapter (adapter_config.json + adapter_model.safetensors, PEFT's key names) loaded for the runtime:
+ * for each adapted module, A [r, in] and B [out, r]. Applied unmerged, a module computes
+ * {@code W x + scale * (lora_alpha / r) * B (A x)} with a per-request {@code scale} (ExPO on a LoRA-trained model is
+ * scale = 1 + alpha).
+ */
+public final class LoraAdapter implements AutoCloseable {
+
+    /** PEFT's saved key: base_model.model.&lt;module path&gt;.lora_A.weight (no adapter name in saved keys). */
+    private static final Pattern KEY = Pattern.compile("^base_model\\.model\\.(.+)\\.lora_([AB])\\.weight$");
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    /** One adapted linear layer. */
+    public record Module(NDArray a, NDArray b) {
+    }
+
+    private final LoraConfig config;
+    private final NDManager manager;
+    private final Map<String, Module> modules;
+
+    private LoraAdapter(LoraConfig config, NDManager manager, Map<String, Module> modules) {
+        this.config = config;
+        this.manager = manager;
+        this.modules = modules;
+    }
+
+    public static LoraAdapter load(Path dir, NDManager parent, ModelOptions options) {
+        LoraConfig config = LoraConfig.read(dir);
+        NDManager manager = parent.newSubManager();
+        Map<String, NDArray> as = new HashMap<>();
+        Map<String, NDArray> bs = new HashMap<>();
+        try (Checkpoint weights = Checkpoint.open(dir, "adapter_model")) {
+            for (TensorInfo tensor : weights.tensors()) {
+                Matcher matcher = KEY.matcher(tensor.name());
+                if (!matcher.matches()) {
+                    throw ExpoException.invalidArgument(dir + ": \"" + tensor.name() + "\" is not a PEFT LoRA key "
+                            + "(base_model.model.<module>.lora_A.weight / lora_B.weight)");
+                }
+                NDArray array = NdArrays.load(manager, weights.tensor(tensor.name()), options);
+                (matcher.group(2).equals("A") ? as : bs).put(matcher.group(1), array);
+            }
+        } catch (RuntimeException e) {
+            manager.close();
+            throw e;
+        }
+        Map<String, Module> modules = new HashMap<>();
+        for (Map.Entry<String, NDArray> a : as.entrySet()) {
+            NDArray b = bs.get(a.getKey());
+            if (b == null || b.getShape().get(1) != a.getValue().getShape().get(0)) {
+                manager.close();
+                throw ExpoException.invalidArgument(dir + ": module " + a.getKey() + " has lora_A of shape "
+                        + a.getValue().getShape() + " but " + (b == null ? "no lora_B" : "lora_B of shape "
+                        + b.getShape()));
+            }
+            modules.put(a.getKey(), new Module(a.getValue(), b));
+        }
+        if (modules.isEmpty()) {
+            manager.close();
+            throw ExpoException.invalidArgument(dir + " holds no LoRA weights");
+        }
+        return new LoraAdapter(config, manager, modules);
+    }
+
+    public LoraConfig config() {
+        return config;
+    }
+
+    /** The adapted module at that path (e.g. model.layers.3.self_attn.q_proj), or null. */
+    public Module module(String path) {
+        return modules.get(path);
+    }
+
+    public List<String> modulePaths() {
+        return new ArrayList<>(modules.keySet());
+    }
+
+    @Override
+    public void close() {
+        manager.close();
+    }
+
+    /**
+     * adapter_config.json as PEFT writes it. {@code scaling} is lora_alpha / r (lora_alpha / sqrt(r) with rsLoRA).
+     */
+    public record LoraConfig(int rank, double alpha, List<String> targetModules, String baseModel, boolean rsLora) {
+
+        public double scaling() {
+            return rsLora ? alpha / Math.sqrt(rank) : alpha / rank;
+        }
+
+        public static LoraConfig read(Path dir) {
+            Path file = dir.resolve("adapter_config.json");
+            try {
+                JsonNode json = JSON.readTree(Files.readString(file));
+                String type = json.path("peft_type").asText("LORA");
+                if (!type.equals("LORA")) {
+                    throw ExpoException.failedPrecondition(file + " is a " + type + " adapter; only LORA is supported");
+                }
+                if (json.path("use_dora").asBoolean(false)) {
+                    throw ExpoException.failedPrecondition(file + " is a DoRA adapter; only plain LoRA is supported");
+                }
+                if (json.path("fan_in_fan_out").asBoolean(false)) {
+                    throw ExpoException.failedPrecondition(file + " uses fan_in_fan_out (GPT-2 Conv1D layers), which "
+                            + "this runtime's models do not have");
+                }
+                int rank = json.path("r").asInt(0);
+                if (rank <= 0 || !json.has("lora_alpha")) {
+                    throw ExpoException.invalidArgument(file + " needs a positive r and lora_alpha");
+                }
+                List<String> targets = new ArrayList<>();
+                json.path("target_modules").forEach(t -> targets.add(t.asText()));
+                return new LoraConfig(rank, json.get("lora_alpha").asDouble(), List.copyOf(targets),
+                        json.path("base_model_name_or_path").asText(null), json.path("use_rslora").asBoolean(false));
+            } catch (NoSuchFileException e) {
+                throw ExpoException.failedPrecondition(dir + " has no adapter_config.json: not a PEFT adapter");
+            } catch (IOException e) {
+                throw new UncheckedIOException("cannot read " + file, e);
+            }
+        }
+    }
+}
