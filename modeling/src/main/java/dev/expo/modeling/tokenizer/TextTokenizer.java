@@ -1,0 +1,128 @@
+package dev.expo.modeling.tokenizer;
+
+import ai.djl.huggingface.tokenizers.Encoding;
+import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.expo.common.ExpoException;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+
+/**
+ * A model's tokenizer: tokenizer.json through DJL's binding of the Rust Hugging Face tokenizers (the same code
+ * transformers' fast tokenizers run), plus tokenizer_config.json's special tokens and chat template.
+ */
+public final class TextTokenizer implements AutoCloseable {
+
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    private final HuggingFaceTokenizer tokenizer;
+    private final String bosToken;
+    private final String eosToken;
+    private final int eosTokenId;
+    private final ChatTemplate chatTemplate;
+
+    private TextTokenizer(HuggingFaceTokenizer tokenizer, String bosToken, String eosToken, ChatTemplate chatTemplate) {
+        this.tokenizer = tokenizer;
+        this.bosToken = bosToken;
+        this.eosToken = eosToken;
+        this.chatTemplate = chatTemplate;
+        this.eosTokenId = eosToken == null ? -1 : singleId(eosToken);
+    }
+
+    /** Loads the tokenizer of a model folder (tokenizer.json, and tokenizer_config.json when present). */
+    public static TextTokenizer load(Path dir) {
+        Path file = dir.resolve("tokenizer.json");
+        if (!Files.isRegularFile(file)) {
+            throw ExpoException.failedPrecondition("model folder " + dir + " has no tokenizer.json");
+        }
+        try {
+            HuggingFaceTokenizer tokenizer = HuggingFaceTokenizer.builder()
+                    .optTokenizerPath(file)
+                    .optAddSpecialTokens(true)
+                    .optTruncation(false)
+                    .optPadding(false)
+                    .build();
+            JsonNode config = JSON.createObjectNode();
+            Path configFile = dir.resolve("tokenizer_config.json");
+            if (Files.isRegularFile(configFile)) {
+                config = JSON.readTree(Files.readString(configFile));
+            }
+            String template = config.path("chat_template").isTextual() ? config.get("chat_template").asText() : null;
+            return new TextTokenizer(tokenizer, tokenText(config.get("bos_token")), tokenText(config.get("eos_token")),
+                    template == null ? null : new ChatTemplate(template));
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read the tokenizer of " + dir, e);
+        } catch (RuntimeException e) {
+            if (e instanceof ExpoException) {
+                throw e;
+            }
+            throw ExpoException.invalidArgument(file + " is not a tokenizer the Hugging Face tokenizers library can "
+                    + "load: " + e.getMessage());
+        }
+    }
+
+    /** A special token is written either as a string or as {"content": ...} (AddedToken). */
+    private static String tokenText(JsonNode node) {
+        if (node == null || node.isNull()) {
+            return null;
+        }
+        return node.isTextual() ? node.asText() : node.path("content").asText(null);
+    }
+
+    /** Token ids of {@code text}; with special tokens, the tokenizer's post-processor adds them (e.g. BOS). */
+    public long[] encode(String text, boolean addSpecialTokens) {
+        Encoding encoding = tokenizer.encode(text, addSpecialTokens, false);
+        return encoding.getIds();
+    }
+
+    public List<String> tokens(String text, boolean addSpecialTokens) {
+        return List.of(tokenizer.encode(text, addSpecialTokens, false).getTokens());
+    }
+
+    public String decode(long[] ids, boolean skipSpecialTokens) {
+        return tokenizer.decode(ids, skipSpecialTokens);
+    }
+
+    public ChatTemplate chatTemplate() {
+        if (chatTemplate == null) {
+            throw ExpoException.failedPrecondition("this model's tokenizer_config.json has no chat_template; send a "
+                    + "plain text prompt or token ids");
+        }
+        return chatTemplate;
+    }
+
+    public boolean hasChatTemplate() {
+        return chatTemplate != null;
+    }
+
+    /**
+     * A conversation as transformers' apply_chat_template renders it; its ids are the rendered text encoded
+     * without adding special tokens (the template writes them itself).
+     */
+    public long[] encodeChat(List<ChatTemplate.Message> messages, boolean addGenerationPrompt) {
+        return encode(renderChat(messages, addGenerationPrompt), false);
+    }
+
+    public String renderChat(List<ChatTemplate.Message> messages, boolean addGenerationPrompt) {
+        return chatTemplate().render(messages, addGenerationPrompt, bosToken, eosToken);
+    }
+
+    public int eosTokenId() {
+        return eosTokenId;
+    }
+
+    private int singleId(String token) {
+        long[] ids = tokenizer.encode(token, false, false).getIds();
+        return ids.length == 1 ? (int) ids[0] : -1;
+    }
+
+    @Override
+    public void close() {
+        tokenizer.close();
+    }
+}

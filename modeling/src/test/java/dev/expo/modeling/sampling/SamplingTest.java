@@ -1,0 +1,101 @@
+package dev.expo.modeling.sampling;
+
+import dev.expo.common.ExpoException;
+import org.junit.jupiter.api.Test;
+
+import java.util.List;
+import java.util.Set;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+/** Each processor against transformers' (and OpenAI's) documented semantics, on hand-checked rows. */
+class SamplingTest {
+
+    private static final float NEG_INF = Float.NEGATIVE_INFINITY;
+
+    private static SamplingParams params(float temperature, float topP, int topK, float repetition, float frequency,
+                                         float presence, int ngram, Long seed) {
+        return new SamplingParams(temperature, topP, topK, repetition, frequency, presence, ngram, List.of(), Set.of(),
+                16, seed, false, false, 0);
+    }
+
+    @Test
+    void repetitionPenaltyDividesPositiveAndMultipliesNegativeLogitsOfSeenTokensOnce() {
+        float[] logits = {2f, -2f, 3f, 1f};
+        LogitsProcessors.repetitionPenalty(logits, 2f, new int[] {0, 1, 0, 0}, 4);
+        assertThat(logits).containsExactly(1f, -4f, 3f, 1f);
+    }
+
+    @Test
+    void frequencyAndPresencePenaltiesCountOnlyTheOutput() {
+        float[] logits = {5f, 5f, 5f};
+        // prompt [0], output [1, 1, 2]
+        LogitsProcessors.frequencyPresence(logits, 0.5f, 1f, new int[] {0, 1, 1, 2}, 1, 4);
+        assertThat(logits).containsExactly(5f, 3f, 3.5f);
+    }
+
+    @Test
+    void noRepeatNgramBansTheTokenThatWouldRepeatAnNgram() {
+        float[] logits = {0f, 0f, 0f, 0f};
+        // context 1 2 3 1 2: the bigram "2 3" was seen, the last token is 2, so 3 is banned (n = 2)
+        LogitsProcessors.noRepeatNgram(logits, 2, new int[] {1, 2, 3, 1, 2}, 5);
+        assertThat(logits).containsExactly(0f, 0f, 0f, NEG_INF);
+        float[] trigram = {0f, 0f, 0f, 0f};
+        LogitsProcessors.noRepeatNgram(trigram, 3, new int[] {1, 2, 3, 1, 2}, 5);
+        assertThat(trigram).containsExactly(0f, 0f, 0f, NEG_INF);
+    }
+
+    @Test
+    void topKKeepsTheKLargestAndTopPTheSmallestNucleus() {
+        float[] logits = {1f, 4f, 3f, 2f};
+        LogitsProcessors.topK(logits, 2);
+        assertThat(logits).containsExactly(NEG_INF, 4f, 3f, NEG_INF);
+        // probabilities ~ {0.032, 0.644, 0.237, 0.087}: top_p 0.8 keeps {1, 2}; 0.5 keeps {1}
+        float[] nucleus = {1f, 4f, 3f, 2f};
+        LogitsProcessors.topP(nucleus, 0.8f);
+        assertThat(nucleus).containsExactly(NEG_INF, 4f, 3f, NEG_INF);
+        float[] narrow = {1f, 4f, 3f, 2f};
+        LogitsProcessors.topP(narrow, 0.5f);
+        assertThat(narrow).containsExactly(NEG_INF, 4f, NEG_INF, NEG_INF);
+    }
+
+    @Test
+    void greedyIsTheArgmaxAndTheSameSeedGivesTheSameDraws() {
+        float[] logits = {0.5f, 2f, 1.9f, -1f};
+        assertThat(new TokenSampler(params(0f, 1f, 0, 1f, 0f, 0f, 0, null)).pick(logits)).isEqualTo(1);
+        TokenSampler a = new TokenSampler(params(1f, 1f, 0, 1f, 0f, 0f, 0, 42L));
+        TokenSampler b = new TokenSampler(params(1f, 1f, 0, 1f, 0f, 0f, 0, 42L));
+        int[] counts = new int[4];
+        for (int i = 0; i < 20_000; i++) {
+            int token = a.pick(logits);
+            assertThat(b.pick(logits)).isEqualTo(token);
+            counts[token]++;
+        }
+        double[] expected = LogitsProcessors.softmax(logits);
+        for (int t = 0; t < 4; t++) {
+            assertThat(counts[t] / 20_000.0).isCloseTo(expected[t], org.assertj.core.data.Offset.offset(0.015));
+        }
+    }
+
+    @Test
+    void theProcessorsRunInTransformersOrderAndTemperatureOnlyWhenSampling() {
+        float[] logits = {2f, 4f, 1f};
+        LogitsProcessors.apply(logits, params(2f, 1f, 0, 2f, 0f, 0f, 0, 1L), new int[] {1}, 1, 1);
+        assertThat(logits).containsExactly(1f, 1f, 0.5f);   // 4 / 2 (penalty), then / 2 (temperature)
+        float[] greedy = {2f, 4f, 1f};
+        LogitsProcessors.apply(greedy, params(0f, 0.1f, 1, 1f, 0f, 0f, 0, null), new int[] {}, 0, 0);
+        assertThat(greedy).containsExactly(2f, 4f, 1f);
+    }
+
+    @Test
+    void outOfRangeValuesNameTheirField() {
+        assertThatThrownBy(() -> params(-1f, 1f, 0, 1f, 0f, 0f, 0, null)).isInstanceOf(ExpoException.class)
+                .hasMessageContaining("temperature");
+        assertThatThrownBy(() -> params(1f, 0f, 0, 1f, 0f, 0f, 0, null)).hasMessageContaining("top_p");
+        assertThatThrownBy(() -> params(1f, 1f, -3, 1f, 0f, 0f, 0, null)).hasMessageContaining("top_k");
+        assertThatThrownBy(() -> params(1f, 1f, 0, 0f, 0f, 0f, 0, null)).hasMessageContaining("repetition_penalty");
+        assertThatThrownBy(() -> params(1f, 1f, 0, 1f, 3f, 0f, 0, null)).hasMessageContaining("frequency_penalty");
+        assertThatThrownBy(() -> params(1f, 1f, 0, 1f, 0f, 0f, -1, null)).hasMessageContaining("no_repeat_ngram_size");
+    }
+}
