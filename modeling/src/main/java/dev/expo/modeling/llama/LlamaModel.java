@@ -264,6 +264,62 @@ public final class LlamaModel implements AutoCloseable {
         return new Forward(hidden, hiddenStates);
     }
 
+    /**
+     * Merges an adapter into the weights: W += scale * (lora_alpha / r) * B A (PEFT's merge_and_unload, with the
+     * extra scale; 1 + alpha extrapolates a LoRA-trained model). Afterwards the model no longer needs the adapter.
+     */
+    public void mergeLora(LoraAdapter adapter, float scale) {
+        float factor = (float) (scale * adapter.config().scaling());
+        for (String path : adapter.modulePaths()) {
+            Slice slice = slice(path);
+            LoraAdapter.Module lora = adapter.module(path);
+            try (NDManager scope = manager.newSubManager()) {
+                NDArray delta = lora.b().matMul(lora.a()).mul(factor);
+                delta.attach(scope);
+                NDArray current = slice.weight().get(scope, slice.rows());
+                slice.weight().set(slice.rows(), current.add(delta));
+            }
+        }
+    }
+
+    /** A checkpoint weight by its Hugging Face name, read from the (possibly fused, possibly merged) arrays. */
+    public float[] weight(String name) {
+        if (!name.endsWith(".weight")) {
+            throw new IllegalArgumentException("not a weight name: " + name);
+        }
+        Slice slice = slice(name.substring(0, name.length() - ".weight".length()));
+        try (NDManager scope = manager.newSubManager()) {
+            return NdArrays.toFloats(slice.weight().get(scope, slice.rows()));
+        }
+    }
+
+    /** Where a linear layer's weight lives: an array and the rows of it that are this layer's. */
+    private record Slice(NDArray weight, NDIndex rows) {
+    }
+
+    private Slice slice(String modulePath) {
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("model\\.layers\\.(\\d+)\\.(self_attn|mlp)\\.(\\w+)")
+                .matcher(modulePath);
+        if (!m.matches() || Integer.parseInt(m.group(1)) >= layers.size()) {
+            throw ExpoException.invalidArgument("module " + modulePath + " is not a linear layer of this model");
+        }
+        Layer layer = layers.get(Integer.parseInt(m.group(1)));
+        long q = (long) config.numHeads() * config.headDim();
+        long kv = (long) config.numKvHeads() * config.headDim();
+        long inter = config.intermediateSize();
+        return switch (m.group(3)) {
+            case "q_proj" -> new Slice(layer.qkvProj(), new NDIndex("0:{}, :", q));
+            case "k_proj" -> new Slice(layer.qkvProj(), new NDIndex("{}:{}, :", q, q + kv));
+            case "v_proj" -> new Slice(layer.qkvProj(), new NDIndex("{}:{}, :", q + kv, q + 2 * kv));
+            case "o_proj" -> new Slice(layer.oProj(), new NDIndex(":, :"));
+            case "gate_proj" -> new Slice(layer.gateUpProj(), new NDIndex("0:{}, :", inter));
+            case "up_proj" -> new Slice(layer.gateUpProj(), new NDIndex("{}:{}, :", inter, 2 * inter));
+            case "down_proj" -> new Slice(layer.downProj(), new NDIndex(":, :"));
+            default -> throw ExpoException.invalidArgument("module " + modulePath + " is not a linear layer of this "
+                    + "model");
+        };
+    }
+
     /** lm_head (or the classifier's score head) over hidden states {@code [..., hidden]}. */
     public NDArray logits(NDArray hidden) {
         return Linear.linear(hidden, head).singletonOrThrow();

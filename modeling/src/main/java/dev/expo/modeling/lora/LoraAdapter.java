@@ -98,6 +98,30 @@ public final class LoraAdapter implements AutoCloseable {
         return new ArrayList<>(modules.keySet());
     }
 
+    /**
+     * Writes the adapter in PEFT's format (adapter_config.json and adapter_model.safetensors with PEFT's key names),
+     * float32, so PEFT's {@code PeftModel.from_pretrained} loads it.
+     */
+    public void save(Path dir) {
+        try {
+            Files.createDirectories(dir);
+            List<dev.expo.checkpoint.Tensor> tensors = new ArrayList<>();
+            for (Map.Entry<String, Module> entry : new java.util.TreeMap<>(modules).entrySet()) {
+                tensors.add(tensor("base_model.model." + entry.getKey() + ".lora_A.weight", entry.getValue().a()));
+                tensors.add(tensor("base_model.model." + entry.getKey() + ".lora_B.weight", entry.getValue().b()));
+            }
+            dev.expo.checkpoint.SafetensorsWriter.write(dir.resolve("adapter_model.safetensors"), tensors);
+            config.write(dir);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot write the adapter to " + dir, e);
+        }
+    }
+
+    private static dev.expo.checkpoint.Tensor tensor(String name, NDArray array) {
+        return dev.expo.checkpoint.Tensor.fromFloats(name, dev.expo.checkpoint.DType.F32, array.getShape().getShape(),
+                NdArrays.toFloats(array));
+    }
+
     @Override
     public void close() {
         manager.close();
@@ -107,6 +131,26 @@ public final class LoraAdapter implements AutoCloseable {
      * adapter_config.json as PEFT writes it. {@code scaling} is lora_alpha / r (lora_alpha / sqrt(r) with rsLoRA).
      */
     public record LoraConfig(int rank, double alpha, List<String> targetModules, String baseModel, boolean rsLora) {
+
+        /** adapter_config.json with PEFT's keys (task_type CAUSAL_LM, bias none, no dropout at inference). */
+        public void write(Path dir) throws IOException {
+            com.fasterxml.jackson.databind.node.ObjectNode json = JSON.createObjectNode();
+            json.put("base_model_name_or_path", baseModel);
+            json.put("bias", "none");
+            json.put("fan_in_fan_out", false);
+            json.put("inference_mode", true);
+            json.put("lora_alpha", alpha);
+            json.put("lora_dropout", 0.0);
+            json.put("peft_type", "LORA");
+            json.put("r", rank);
+            json.putArray("target_modules").addAll(targetModules.stream()
+                    .map(com.fasterxml.jackson.databind.node.TextNode::valueOf).toList());
+            json.put("task_type", "CAUSAL_LM");
+            json.put("use_dora", false);
+            json.put("use_rslora", rsLora);
+            Files.writeString(dir.resolve("adapter_config.json"),
+                    JSON.writerWithDefaultPrettyPrinter().writeValueAsString(json) + "\n");
+        }
 
         public double scaling() {
             return rsLora ? alpha / Math.sqrt(rank) : alpha / rank;
