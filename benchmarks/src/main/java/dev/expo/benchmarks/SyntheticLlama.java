@@ -29,7 +29,11 @@ import java.util.SplittableRandom;
 public final class SyntheticLlama {
 
     /** A LLaMA geometry; the layer count is chosen to reach the target size. */
-    public record Shape(int vocab, int hidden, int intermediate, int layers) {
+    public record Shape(int vocab, int hidden, int intermediate, int layers, int heads) {
+
+        public Shape(int vocab, int hidden, int intermediate, int layers) {
+            this(vocab, hidden, intermediate, layers, 16);
+        }
 
         public long parameters() {
             long perLayer = 4L * hidden * hidden + 3L * hidden * intermediate + 2L * hidden;
@@ -72,16 +76,19 @@ public final class SyntheticLlama {
                       "model_type": "llama",
                       "hidden_size": %d,
                       "intermediate_size": %d,
-                      "num_attention_heads": 16,
-                      "num_key_value_heads": 16,
+                      "num_attention_heads": %d,
+                      "num_key_value_heads": %d,
                       "num_hidden_layers": %d,
                       "vocab_size": %d,
+                      "max_position_embeddings": 2048,
+                      "bos_token_id": 1,
+                      "eos_token_id": 2,
                       "rms_norm_eps": 1e-05,
                       "rope_theta": 10000.0,
                       "tie_word_embeddings": false,
                       "torch_dtype": "bfloat16"
                     }
-                    """.formatted(hidden, intermediate, layers, vocab);
+                    """.formatted(hidden, intermediate, heads, heads, layers, vocab);
         }
     }
 
@@ -96,6 +103,11 @@ public final class SyntheticLlama {
         ShardPlan plan = ShardPlan.greedy(shape.tensors(), maxShardBytes);
         write(plan, shape, baseDir, 0f);
         write(plan, shape, alignedDir, 0.03f);
+    }
+
+    /** One model (the "base" of a pair). */
+    public static void writeModel(Shape shape, long maxShardBytes, Path dir) throws IOException {
+        write(ShardPlan.greedy(shape.tensors(), maxShardBytes), shape, dir, 0f);
     }
 
     private static void write(ShardPlan plan, Shape shape, Path dir, float delta) throws IOException {

@@ -1,0 +1,116 @@
+package dev.expo.benchmarks;
+
+import ai.djl.engine.Engine;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import dev.expo.modeling.ModelOptions;
+import dev.expo.modeling.NdArrays;
+import dev.expo.modeling.llama.KvCache;
+import dev.expo.modeling.llama.LlamaModel;
+import dev.expo.modeling.sampling.TokenSampler;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Locale;
+import java.util.SplittableRandom;
+
+/**
+ * The model runtime's benchmark of docs/benchmarks.md: a 134M-parameter LLaMA with random weights (hidden 768,
+ * intermediate 2048, 12 layers, 12 heads, vocab 32000, BF16 on disk), a 128-token prompt and 128 new tokens
+ * (greedy), batch 1 and batch 8: prefill tokens/s and decode tokens/s.
+ *
+ * <p>{@code ModelBenchmark [--work DIR] [--prompt 128] [--new 128] [--batches 1,8]}
+ */
+public final class ModelBenchmark {
+
+    private ModelBenchmark() {
+    }
+
+    public static void main(String[] args) throws Exception {
+        Path work = Path.of("bench-work");
+        int promptLength = 128;
+        int newTokens = 128;
+        List<Integer> batches = List.of(1, 8);
+        for (int i = 0; i < args.length; i++) {
+            switch (args[i]) {
+                case "--work" -> work = Path.of(args[++i]);
+                case "--prompt" -> promptLength = Integer.parseInt(args[++i]);
+                case "--new" -> newTokens = Integer.parseInt(args[++i]);
+                case "--batches" -> batches = java.util.Arrays.stream(args[++i].split(",")).map(Integer::parseInt)
+                        .toList();
+                default -> throw new IllegalArgumentException("unknown argument " + args[i]);
+            }
+        }
+        Path dir = work.resolve("llama-134m");
+        if (!Files.exists(dir.resolve("config.json"))) {
+            System.out.println("Writing the synthetic 134M-parameter LLaMA to " + dir + " ...");
+            SyntheticLlama.writeModel(new SyntheticLlama.Shape(32000, 768, 2048, 12, 12), 2_000_000_000L, dir);
+        }
+        try (NDManager manager = NDManager.newBaseManager();
+             LlamaModel model = LlamaModel.load(dir, manager, ModelOptions.cpu())) {
+            System.out.printf("Model runtime benchmark: %d cores, Java %s, DJL %s engine %s, torch threads %s%n",
+                    Runtime.getRuntime().availableProcessors(), Runtime.version(),
+                    Engine.getInstance().getEngineName(), Engine.getInstance().getVersion(),
+                    System.getProperty("ai.djl.pytorch.num_threads", "(default)"));
+            run(model, manager, 1, 16, 8);   // warm-up
+            System.out.println();
+            System.out.println("| batch | prompt | new tokens | prefill tokens/s | decode tokens/s (aggregate) | "
+                    + "decode steps/s |");
+            System.out.println("|---|---|---|---|---|---|");
+            for (int batch : batches) {
+                double[] r = run(model, manager, batch, promptLength, newTokens);
+                System.out.printf(Locale.ROOT, "| %d | %d | %d | %.0f | %.1f | %.1f |%n", batch, promptLength,
+                        newTokens, r[0], r[1], r[1] / batch);
+            }
+        }
+    }
+
+    /** Prefill then greedy decode; returns {prefill tokens/s, decode tokens/s}. */
+    private static double[] run(LlamaModel model, NDManager manager, int batch, int promptLength, int newTokens) {
+        SplittableRandom random = new SplittableRandom(batch);
+        long[][] prompts = new long[batch][promptLength];
+        for (long[] prompt : prompts) {
+            prompt[0] = 1;
+            for (int t = 1; t < promptLength; t++) {
+                prompt[t] = 3 + random.nextInt(31_000);
+            }
+        }
+        int[] slots = new int[batch];
+        int[] lengths = new int[batch];
+        for (int b = 0; b < batch; b++) {
+            slots[b] = b;
+            lengths[b] = promptLength;
+        }
+        int[] ones = new int[batch];
+        java.util.Arrays.fill(ones, 1);
+        try (KvCache cache = model.newCache(batch, promptLength + newTokens)) {
+            long start = System.nanoTime();
+            long[][] next = new long[batch][1];
+            try (NDManager scope = manager.newSubManager()) {
+                NDArray hidden = model.forward(scope, model.embed(scope, prompts), slots, lengths, cache, List.of(),
+                        false).hidden();
+                pick(model, hidden.get(":, -1, :"), next);
+            }
+            double prefill = (double) batch * promptLength / ((System.nanoTime() - start) / 1e9);
+            start = System.nanoTime();
+            for (int step = 1; step < newTokens; step++) {
+                try (NDManager scope = manager.newSubManager()) {
+                    NDArray hidden = model.forward(scope, model.embed(scope, next), slots, ones, cache, List.of(),
+                            false).hidden();
+                    pick(model, hidden.get(":, -1, :"), next);
+                }
+            }
+            double decode = (double) batch * (newTokens - 1) / ((System.nanoTime() - start) / 1e9);
+            return new double[] {prefill, decode};
+        }
+    }
+
+    private static void pick(LlamaModel model, NDArray last, long[][] next) {
+        float[] logits = NdArrays.toFloats(model.logits(last));
+        int vocab = model.config().vocabSize();
+        for (int b = 0; b < next.length; b++) {
+            next[b][0] = TokenSampler.argmax(java.util.Arrays.copyOfRange(logits, b * vocab, (b + 1) * vocab));
+        }
+    }
+}
