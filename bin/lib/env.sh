@@ -32,9 +32,11 @@ EXPO_SERVICE_JVM_FLAGS=("${EXPO_JVM_FLAGS[@]}" --add-modules jdk.incubator.vecto
 
 # Per-service JVM flags. The extrapolation service keeps its data off the heap (mapped files, one native buffer per
 # worker), so a small heap keeps the whole process small whatever the model's size.
+# PyTorch (the inference service) gets one intra-op thread per core and no inter-op pool.
 expo_service_jvm_flags() {
   case "$1" in
     extrapolation-service) echo "-Xmx256m" ;;
+    inference-service) echo "-Dai.djl.pytorch.num_threads=$(nproc) -Dai.djl.pytorch.num_interop_threads=1" ;;
     *) echo "" ;;
   esac
 }

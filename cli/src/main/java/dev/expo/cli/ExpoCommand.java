@@ -14,6 +14,9 @@ import picocli.CommandLine.Option;
             ModelsCommand.class,
             ExtrapolateCommand.class,
             JobsCommand.class,
+            GenerateCommand.class,
+            ScoreCommand.class,
+            EmbedImageCommand.class,
             DemoCommand.class,
             picocli.CommandLine.HelpCommand.class
         })

@@ -14,7 +14,7 @@ import java.util.concurrent.Callable;
 import java.util.concurrent.TimeUnit;
 
 @Command(name = "models", description = "The models in the store.",
-        subcommands = {ModelsCommand.ListModels.class})
+        subcommands = {ModelsCommand.ListModels.class, ModelsCommand.Load.class, ModelsCommand.Unload.class})
 public class ModelsCommand {
 
     @Command(name = "list", description = "List every model in the store with its kind, dtype and size.")
@@ -47,14 +47,53 @@ public class ModelsCommand {
                 System.out.println("The model store is empty.");
                 return 0;
             }
-            System.out.printf("%-32s %-16s %-24s %-6s %10s %14s%n", "NAME", "KIND", "ARCHITECTURE", "DTYPE", "SIZE",
-                    "PARAMETERS");
+            System.out.printf("%-32s %-16s %-24s %-6s %10s %14s %s%n", "NAME", "KIND", "ARCHITECTURE", "DTYPE", "SIZE",
+                    "PARAMETERS", "LOADED");
             for (ModelInfo model : models) {
-                System.out.printf("%-32s %-16s %-24s %-6s %10s %14s%n", model.getName(),
+                System.out.printf("%-32s %-16s %-24s %-6s %10s %14s %s%n", model.getName(),
                         model.getKind().name().replace("MODEL_KIND_", "").toLowerCase(),
                         model.getArchitecture().isEmpty() ? "-" : model.getArchitecture(),
                         model.getDtype().name().replace("TENSOR_DTYPE_", "").replace("UNSPECIFIED", "-"),
-                        Sizes.bytes(model.getSizeBytes()), String.format("%,d", model.getParameterCount()));
+                        Sizes.bytes(model.getSizeBytes()), String.format("%,d", model.getParameterCount()),
+                        model.getLoaded() ? "yes" : "");
+            }
+            return 0;
+        }
+    }
+
+    @Command(name = "load", description = "Load a model into the inference service ahead of its first request.")
+    static class Load implements Callable<Integer> {
+        @picocli.CommandLine.Parameters(paramLabel = "NAME")
+        String name;
+
+        @Override
+        public Integer call() {
+            ManagedChannel channel = GatewayOptions.open();
+            try {
+                ModelInfo info = InferenceServiceGrpc.newBlockingStub(channel).withDeadlineAfter(10, TimeUnit.MINUTES)
+                        .loadModel(dev.expo.api.v1.LoadModelRequest.newBuilder().setModel(name).build());
+                System.out.println("loaded " + info.getName() + " (" + Sizes.bytes(info.getSizeBytes()) + ")");
+            } finally {
+                GatewayOptions.close(channel);
+            }
+            return 0;
+        }
+    }
+
+    @Command(name = "unload", description = "Free a model's memory in the inference service.")
+    static class Unload implements Callable<Integer> {
+        @picocli.CommandLine.Parameters(paramLabel = "NAME")
+        String name;
+
+        @Override
+        public Integer call() {
+            ManagedChannel channel = GatewayOptions.open();
+            try {
+                InferenceServiceGrpc.newBlockingStub(channel).withDeadlineAfter(1, TimeUnit.MINUTES)
+                        .unloadModel(dev.expo.api.v1.UnloadModelRequest.newBuilder().setModel(name).build());
+                System.out.println("unloaded " + name);
+            } finally {
+                GatewayOptions.close(channel);
             }
             return 0;
         }

@@ -4,6 +4,7 @@ import dev.expo.checkpoint.DType;
 import dev.expo.checkpoint.SafetensorsWriter;
 import dev.expo.checkpoint.Tensor;
 import dev.expo.common.store.ModelStore;
+import dev.expo.modeling.multimodal.MultimodalManifest;
 
 import java.io.IOException;
 import java.io.InputStream;
@@ -19,13 +20,17 @@ import java.util.SplittableRandom;
 /**
  * The demo models a fresh store is seeded with, made deterministically (fixed seeds) by this code: a tiny LLaMA
  * "SFT" model and an "aligned" one that differs from it by a small random delta on every tensor, both in BF16 like
- * real checkpoints, with a byte-level BPE tokenizer and zephyr's chat template. Small enough to extrapolate in
- * milliseconds; shaped like the real thing (GQA-free LLaMA, untied embeddings).
+ * real checkpoints, with a byte-level BPE tokenizer and zephyr's chat template; a tiny CLIP vision tower; and a
+ * multimodal manifest putting the tower, through a projector, in front of the SFT model. Small enough to run in
+ * milliseconds; shaped like the real things. Their weights are random: the outputs are gibberish, the plumbing is
+ * real.
  */
 public final class DemoModels {
 
     public static final String SFT = "demo-sft";
     public static final String ALIGNED = "demo-dpo";
+    public static final String VISION = "demo-clip";
+    public static final String MULTIMODAL = "demo-vlm";
     private static final int VOCAB = 384;
     private static final int HIDDEN = 64;
     private static final int INTERMEDIATE = 176;
@@ -49,8 +54,132 @@ public final class DemoModels {
             write(store, ALIGNED, aligned(sft));
             written.add(ALIGNED);
         }
+        if (!store.exists(VISION)) {
+            writeVisionTower(store);
+            written.add(VISION);
+        }
+        if (!store.exists(MULTIMODAL)) {
+            writeMultimodal(store);
+            written.add(MULTIMODAL);
+        }
         return written;
     }
+
+    // A tiny CLIP vision tower (32x32 images, 8x8 patches: 16 patch tokens) and a manifest putting it, through a
+    // linear projector stored beside the manifest, in front of the demo language model.
+    private static final int CLIP_HIDDEN = 64;
+    private static final int CLIP_INTERMEDIATE = 128;
+    private static final int CLIP_LAYERS = 2;
+    private static final int CLIP_PATCH = 8;
+    private static final int CLIP_IMAGE = 32;
+
+    private static void writeVisionTower(ModelStore store) {
+        SplittableRandom random = new SplittableRandom(20240503L);
+        List<Tensor> tensors = new ArrayList<>();
+        String p = "vision_model.";
+        int positions = (CLIP_IMAGE / CLIP_PATCH) * (CLIP_IMAGE / CLIP_PATCH) + 1;
+        tensors.add(bf16(p + "embeddings.class_embedding", gaussian(random, CLIP_HIDDEN, 0.5f), CLIP_HIDDEN));
+        tensors.add(bf16(p + "embeddings.patch_embedding.weight", gaussian(random,
+                CLIP_HIDDEN * 3 * CLIP_PATCH * CLIP_PATCH, 0.05f), CLIP_HIDDEN, 3, CLIP_PATCH, CLIP_PATCH));
+        tensors.add(bf16(p + "embeddings.position_embedding.weight", gaussian(random, positions * CLIP_HIDDEN, 0.5f),
+                positions, CLIP_HIDDEN));
+        addLayerNorm(tensors, random, p + "pre_layrnorm");
+        for (int i = 0; i < CLIP_LAYERS; i++) {
+            String l = p + "encoder.layers." + i + ".";
+            for (String projection : new String[] {"q_proj", "k_proj", "v_proj", "out_proj"}) {
+                tensors.add(bf16(l + "self_attn." + projection + ".weight", gaussian(random,
+                        CLIP_HIDDEN * CLIP_HIDDEN, 0.1f), CLIP_HIDDEN, CLIP_HIDDEN));
+                tensors.add(bf16(l + "self_attn." + projection + ".bias", gaussian(random, CLIP_HIDDEN, 0.05f),
+                        CLIP_HIDDEN));
+            }
+            addLayerNorm(tensors, random, l + "layer_norm1");
+            tensors.add(bf16(l + "mlp.fc1.weight", gaussian(random, CLIP_INTERMEDIATE * CLIP_HIDDEN, 0.1f),
+                    CLIP_INTERMEDIATE, CLIP_HIDDEN));
+            tensors.add(bf16(l + "mlp.fc1.bias", gaussian(random, CLIP_INTERMEDIATE, 0.05f), CLIP_INTERMEDIATE));
+            tensors.add(bf16(l + "mlp.fc2.weight", gaussian(random, CLIP_HIDDEN * CLIP_INTERMEDIATE, 0.1f),
+                    CLIP_HIDDEN, CLIP_INTERMEDIATE));
+            tensors.add(bf16(l + "mlp.fc2.bias", gaussian(random, CLIP_HIDDEN, 0.05f), CLIP_HIDDEN));
+            addLayerNorm(tensors, random, l + "layer_norm2");
+        }
+        addLayerNorm(tensors, random, p + "post_layernorm");
+        publish(store, VISION, staging -> {
+            SafetensorsWriter.write(staging.resolve("model.safetensors"), tensors);
+            Files.writeString(staging.resolve("config.json"), CLIP_CONFIG);
+            Files.writeString(staging.resolve("preprocessor_config.json"), CLIP_PREPROCESSOR);
+        });
+    }
+
+    private static void writeMultimodal(ModelStore store) {
+        SplittableRandom random = new SplittableRandom(20240504L);
+        publish(store, MULTIMODAL, staging -> {
+            SafetensorsWriter.write(staging.resolve("projector.safetensors"), List.of(
+                    Tensor.fromFloats("weight", DType.F32, new long[] {HIDDEN, CLIP_HIDDEN},
+                            gaussian(random, HIDDEN * CLIP_HIDDEN, 0.125f)),
+                    Tensor.fromFloats("bias", DType.F32, new long[] {HIDDEN}, gaussian(random, HIDDEN, 0.05f))));
+            new MultimodalManifest(SFT, VISION, "projector.safetensors", null, -2, true).write(staging);
+        });
+    }
+
+    private static void addLayerNorm(List<Tensor> tensors, SplittableRandom random, String name) {
+        float[] gain = new float[CLIP_HIDDEN];
+        for (int i = 0; i < CLIP_HIDDEN; i++) {
+            gain[i] = 1f + 0.2f * (float) random.nextGaussian();
+        }
+        tensors.add(bf16(name + ".weight", gain, CLIP_HIDDEN));
+        tensors.add(bf16(name + ".bias", gaussian(random, CLIP_HIDDEN, 0.05f), CLIP_HIDDEN));
+    }
+
+    private static Tensor bf16(String name, float[] values, long... shape) {
+        return Tensor.fromFloats(name, DType.BF16, shape, values);
+    }
+
+    private interface StagedWrite {
+        void into(Path staging) throws IOException;
+    }
+
+    private static void publish(ModelStore store, String name, StagedWrite write) {
+        Path staging = store.newStagingDir(name);
+        try {
+            write.into(staging);
+            ModelStore.fsyncTree(staging);
+            store.publish(staging, name, false);
+        } catch (IOException e) {
+            ModelStore.deleteTree(staging);
+            throw new UncheckedIOException("cannot write demo model " + name, e);
+        }
+    }
+
+    private static final String CLIP_CONFIG = """
+            {
+              "architectures": ["CLIPVisionModel"],
+              "model_type": "clip_vision_model",
+              "hidden_act": "quick_gelu",
+              "hidden_size": %d,
+              "intermediate_size": %d,
+              "image_size": %d,
+              "patch_size": %d,
+              "num_channels": 3,
+              "num_attention_heads": 4,
+              "num_hidden_layers": %d,
+              "layer_norm_eps": 1e-05,
+              "projection_dim": 64,
+              "torch_dtype": "bfloat16"
+            }
+            """.formatted(CLIP_HIDDEN, CLIP_INTERMEDIATE, CLIP_IMAGE, CLIP_PATCH, CLIP_LAYERS);
+
+    private static final String CLIP_PREPROCESSOR = """
+            {
+              "crop_size": %d,
+              "do_center_crop": true,
+              "do_normalize": true,
+              "do_resize": true,
+              "feature_extractor_type": "CLIPFeatureExtractor",
+              "image_mean": [0.48145466, 0.4578275, 0.40821073],
+              "image_std": [0.26862954, 0.26130258, 0.27577711],
+              "resample": 3,
+              "size": %d
+            }
+            """.formatted(CLIP_IMAGE, CLIP_IMAGE);
 
     /** name -> values, in the order a LLaMA state dict lists them. */
     private static Map<String, float[]> sftWeights() {
@@ -126,11 +255,10 @@ public final class DemoModels {
     }
 
     private static void write(ModelStore store, String name, Map<String, float[]> weights) {
-        Path staging = store.newStagingDir(name);
-        try {
-            List<Tensor> tensors = new ArrayList<>();
-            weights.forEach((tensor, values) -> tensors.add(Tensor.fromFloats(tensor, DType.BF16, shapeOf(tensor),
-                    values)));
+        List<Tensor> tensors = new ArrayList<>();
+        weights.forEach((tensor, values) -> tensors.add(Tensor.fromFloats(tensor, DType.BF16, shapeOf(tensor),
+                values)));
+        publish(store, name, staging -> {
             SafetensorsWriter.write(staging.resolve("model.safetensors"), tensors);
             Files.writeString(staging.resolve("config.json"), CONFIG);
             Files.writeString(staging.resolve("generation_config.json"), GENERATION_CONFIG);
@@ -139,12 +267,7 @@ public final class DemoModels {
                     Files.copy(in, staging.resolve(file));
                 }
             }
-            ModelStore.fsyncTree(staging);
-            store.publish(staging, name, false);
-        } catch (IOException e) {
-            ModelStore.deleteTree(staging);
-            throw new UncheckedIOException("cannot write demo model " + name, e);
-        }
+        });
     }
 
     private static final String CONFIG = """

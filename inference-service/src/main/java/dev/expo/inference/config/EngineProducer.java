@@ -2,15 +2,45 @@ package dev.expo.inference.config;
 
 import dev.expo.checkpoint.catalog.ModelCatalog;
 import dev.expo.common.store.ModelStore;
+import dev.expo.inference.engine.InferenceEngine;
+import dev.expo.inference.engine.InferenceLimits;
+import dev.expo.inference.engine.ModelRegistry;
+import dev.expo.modeling.ModelOptions;
+import io.quarkus.runtime.StartupEvent;
+import jakarta.enterprise.event.Observes;
+import jakarta.enterprise.inject.Disposes;
 import jakarta.enterprise.inject.Produces;
 import jakarta.inject.Singleton;
+import org.jboss.logging.Logger;
 
 /** Builds the inference engine's plain-Java objects from configuration. */
 public class EngineProducer {
+
+    private static final Logger LOG = Logger.getLogger(EngineProducer.class);
 
     @Produces
     @Singleton
     ModelCatalog modelCatalog(ModelStore store) {
         return new ModelCatalog(store);
+    }
+
+    @Produces
+    @Singleton
+    InferenceEngine engine(ModelStore store, InferenceConfig config) {
+        ModelOptions options = ModelOptions.of(config.device());
+        LOG.infof("inference engine: %s %s, %d worker(s)", options.device(), options.computeType(), config.workers());
+        InferenceConfig.Limits limits = config.limits();
+        return new InferenceEngine(new ModelRegistry(store, options), new InferenceLimits(limits.maxImageBytes(),
+                limits.maxImagePixels(), limits.maxNewTokens(), config.samplingDefaults().maxNewTokens()),
+                config.workers());
+    }
+
+    void close(@Disposes InferenceEngine engine) {
+        engine.close();
+    }
+
+    /** Loading PyTorch's native library takes a few seconds: injecting the engine here does it at start-up. */
+    void onStart(@Observes StartupEvent event, InferenceEngine engine, ModelStore store) {
+        LOG.infof("ready; models of %s are loaded on first use", store.root());
     }
 }

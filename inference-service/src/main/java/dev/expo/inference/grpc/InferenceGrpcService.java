@@ -13,61 +13,130 @@ import dev.expo.api.v1.ModelKind;
 import dev.expo.api.v1.ScoreRequest;
 import dev.expo.api.v1.ScoreResponse;
 import dev.expo.api.v1.UnloadModelRequest;
-import dev.expo.checkpoint.catalog.ModelCatalog;
 import dev.expo.checkpoint.catalog.ModelDescription;
-import dev.expo.service.NotBuilt;
+import dev.expo.common.ExpoException;
+import dev.expo.inference.config.InferenceConfig;
+import dev.expo.inference.engine.GenerationListener;
+import dev.expo.inference.engine.InferenceEngine;
+import dev.expo.inference.engine.Outputs;
+import dev.expo.service.GrpcErrors;
 import dev.expo.service.Pages;
 import io.quarkus.grpc.GrpcService;
 import io.smallrye.common.annotation.Blocking;
 import io.smallrye.mutiny.Multi;
 import io.smallrye.mutiny.Uni;
+import io.smallrye.mutiny.infrastructure.Infrastructure;
+import io.smallrye.mutiny.subscription.MultiEmitter;
 import jakarta.inject.Inject;
 
 import java.util.List;
+import java.util.concurrent.atomic.AtomicReference;
 
 /** expo.v1.InferenceService: maps requests, calls the engine, maps answers. */
 @GrpcService
 public class InferenceGrpcService implements InferenceService {
 
     @Inject
-    ModelCatalog catalog;
+    InferenceEngine engine;
+
+    @Inject
+    InferenceConfig config;
+
+    @Override
+    public Multi<GenerateResponse> generate(GenerateRequest request) {
+        return Multi.createFrom().<GenerateResponse>emitter(emitter -> start(request, emitter))
+                .runSubscriptionOn(Infrastructure.getDefaultWorkerPool());
+    }
+
+    private void start(GenerateRequest request, MultiEmitter<? super GenerateResponse> emitter) {
+        AtomicReference<InferenceEngine.GenerationHandle> handle = new AtomicReference<>();
+        emitter.onTermination(() -> {
+            if (handle.get() != null) {
+                handle.get().cancel();   // a client that left (or whose deadline passed) stops its generation
+            }
+        });
+        try {
+            handle.set(engine.generate(InferenceProtoMapper.modelRef(request), InferenceProtoMapper.prompt(request),
+                    InferenceProtoMapper.sampling(request, config.samplingDefaults()), new GenerationListener() {
+                        @Override
+                        public void onDelta(String text, int[] tokenIds, List<Outputs.GeneratedLogprobs> logprobs) {
+                            if (!text.isEmpty() || tokenIds.length > 0) {
+                                emitter.emit(InferenceProtoMapper.delta(text, tokenIds, logprobs));
+                            }
+                        }
+
+                        @Override
+                        public void onFinished(Outputs.FinishReason reason, Outputs.Usage usage) {
+                            emitter.emit(InferenceProtoMapper.finished(reason, usage));
+                            emitter.complete();
+                        }
+
+                        @Override
+                        public void onError(RuntimeException failure) {
+                            emitter.fail(GrpcErrors.toStatusException(failure));
+                        }
+                    }));
+            if (emitter.isCancelled()) {
+                handle.get().cancel();
+            }
+        } catch (RuntimeException e) {
+            emitter.fail(GrpcErrors.toStatusException(e));
+        }
+    }
+
+    @Override
+    @Blocking
+    public Uni<ScoreResponse> score(ScoreRequest request) {
+        return Uni.createFrom().item(InferenceProtoMapper.toProto(engine.score(InferenceProtoMapper.modelRef(request),
+                InferenceProtoMapper.prompt(request), request.getTopLogprobs())));
+    }
+
+    @Override
+    @Blocking
+    public Uni<EmbedImageResponse> embedImage(EmbedImageRequest request) {
+        if (request.getModel().isEmpty()) {
+            throw ExpoException.invalidArgument("model", "", "a model name is required");
+        }
+        Outputs.Embedding embedding = engine.embedImage(request.getModel(), request.getImage().toByteArray(),
+                request.hasLayer() ? request.getLayer() : null, request.hasPooled() && request.getPooled());
+        EmbedImageResponse.Builder response = EmbedImageResponse.newBuilder();
+        for (long dim : embedding.shape()) {
+            response.addShape(dim);
+        }
+        for (float value : embedding.values()) {
+            response.addValues(value);
+        }
+        return Uni.createFrom().item(response.build());
+    }
 
     @Override
     @Blocking
     public Uni<ListModelsResponse> listModels(ListModelsRequest request) {
-        List<ModelDescription> models = catalog.list().stream()
+        List<ModelDescription> models = engine.registry().catalog().list().stream()
                 .filter(m -> request.getKind() == ModelKind.MODEL_KIND_UNSPECIFIED
                         || InferenceProtoMapper.toProto(m.kind()) == request.getKind())
                 .toList();
         Pages.Page<ModelDescription> page = Pages.page(models, ModelDescription::name, request.getPageSize(),
                 request.getPageToken());
         ListModelsResponse.Builder response = ListModelsResponse.newBuilder().setNextPageToken(page.nextPageToken());
-        page.items().forEach(m -> response.addModels(InferenceProtoMapper.toProto(m, false)));
+        page.items().forEach(m -> response.addModels(InferenceProtoMapper.toProto(m,
+                engine.registry().isLoaded(m.name()))));
         return Uni.createFrom().item(response.build());
     }
 
     @Override
-    public Multi<GenerateResponse> generate(GenerateRequest request) {
-        return Multi.createFrom().failure(NotBuilt.rpc("InferenceService.Generate"));
-    }
-
-    @Override
-    public Uni<ScoreResponse> score(ScoreRequest request) {
-        return Uni.createFrom().failure(NotBuilt.rpc("InferenceService.Score"));
-    }
-
-    @Override
-    public Uni<EmbedImageResponse> embedImage(EmbedImageRequest request) {
-        return Uni.createFrom().failure(NotBuilt.rpc("InferenceService.EmbedImage"));
-    }
-
-    @Override
+    @Blocking
     public Uni<ModelInfo> loadModel(LoadModelRequest request) {
-        return Uni.createFrom().failure(NotBuilt.rpc("InferenceService.LoadModel"));
+        engine.registry().get(request.getModel());
+        return Uni.createFrom().item(InferenceProtoMapper.toProto(engine.registry().catalog()
+                .describe(request.getModel()), true));
     }
 
     @Override
+    @Blocking
     public Uni<ModelInfo> unloadModel(UnloadModelRequest request) {
-        return Uni.createFrom().failure(NotBuilt.rpc("InferenceService.UnloadModel"));
+        ModelDescription description = engine.registry().catalog().describe(request.getModel());
+        engine.registry().unload(request.getModel());
+        return Uni.createFrom().item(InferenceProtoMapper.toProto(description, false));
     }
 }

@@ -1,11 +1,32 @@
 package dev.expo.inference.grpc;
 
+import dev.expo.api.v1.ChatMessages;
+import dev.expo.api.v1.GenerateRequest;
+import dev.expo.api.v1.GenerateResponse;
+import dev.expo.api.v1.GeneratedTokenLogprobs;
 import dev.expo.api.v1.ModelInfo;
 import dev.expo.api.v1.ModelKind;
+import dev.expo.api.v1.PositionScore;
+import dev.expo.api.v1.ScoreRequest;
+import dev.expo.api.v1.ScoreResponse;
+import dev.expo.api.v1.TokenLogprob;
+import dev.expo.api.v1.Usage;
 import dev.expo.checkpoint.catalog.ModelDescription;
+import dev.expo.common.ExpoException;
+import dev.expo.inference.config.InferenceConfig;
+import dev.expo.inference.engine.ModelRef;
+import dev.expo.inference.engine.Outputs;
+import dev.expo.inference.engine.Prompt;
+import dev.expo.modeling.sampling.SamplingParams;
+import dev.expo.modeling.tokenizer.ChatTemplate;
 import dev.expo.service.DtypeMapper;
 
-/** Engine records to and from the expo.v1 inference messages. */
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+
+/** expo.v1 inference messages to and from engine records. */
 final class InferenceProtoMapper {
 
     private InferenceProtoMapper() {
@@ -37,5 +58,121 @@ final class InferenceProtoMapper {
             case ADAPTER -> ModelKind.MODEL_KIND_ADAPTER;
             case UNKNOWN -> ModelKind.MODEL_KIND_UNSPECIFIED;
         };
+    }
+
+    static ModelRef modelRef(String model, String adapter, boolean hasScale, double scale) {
+        if (model.isEmpty()) {
+            throw ExpoException.invalidArgument("model", "", "a model name is required");
+        }
+        return new ModelRef(model, adapter.isEmpty() ? null : adapter, hasScale ? scale : null);
+    }
+
+    static ModelRef modelRef(GenerateRequest r) {
+        return modelRef(r.getModel(), r.getAdapter(), r.hasAdapterScale(), r.getAdapterScale());
+    }
+
+    static ModelRef modelRef(ScoreRequest r) {
+        return modelRef(r.getModel(), r.getAdapter(), r.hasAdapterScale(), r.getAdapterScale());
+    }
+
+    static Prompt prompt(GenerateRequest r) {
+        return prompt(r.getPromptCase().getNumber(), r.getText(), r.getChat(), r.getTokenIds().getIdsList(),
+                r.getImage().toByteArray());
+    }
+
+    static Prompt prompt(ScoreRequest r) {
+        return prompt(r.getPromptCase().getNumber(), r.getText(), r.getChat(), r.getTokenIds().getIdsList(),
+                r.getImage().toByteArray());
+    }
+
+    /** promptCase: 5 = text, 6 = chat, 7 = token ids (the same field numbers in both requests). */
+    private static Prompt prompt(int promptCase, String text, ChatMessages chat, List<Integer> ids, byte[] image) {
+        Prompt prompt = switch (promptCase) {
+            case 5 -> Prompt.ofText(text);
+            case 6 -> new Prompt(null, chat.getMessagesList().stream().map(m -> new ChatTemplate.Message(
+                    checkRole(m.getRole()), m.getContent())).toList(),
+                    !chat.hasAddGenerationPrompt() || chat.getAddGenerationPrompt(), null, null);
+            case 7 -> Prompt.ofIds(ids.stream().mapToLong(Integer::longValue).toArray());
+            default -> throw ExpoException.invalidArgument("prompt", "(unset)", "give text, chat messages or token "
+                    + "ids");
+        };
+        return prompt.withImage(image);
+    }
+
+    private static String checkRole(String role) {
+        if (!role.equals("system") && !role.equals("user") && !role.equals("assistant")) {
+            throw ExpoException.invalidArgument("chat.messages.role", role, "must be system, user or assistant");
+        }
+        return role;
+    }
+
+    /** The request's values, then the server's defaults, then the built-in ones. */
+    static SamplingParams sampling(GenerateRequest r, InferenceConfig.SamplingDefaults defaults) {
+        var s = r.getSampling();
+        return new SamplingParams(
+                s.hasTemperature() ? s.getTemperature() : defaults.temperature(),
+                s.hasTopP() ? s.getTopP() : defaults.topP(),
+                s.hasTopK() ? s.getTopK() : defaults.topK(),
+                s.hasRepetitionPenalty() ? s.getRepetitionPenalty() : defaults.repetitionPenalty(),
+                s.hasFrequencyPenalty() ? s.getFrequencyPenalty() : 0f,
+                s.hasPresencePenalty() ? s.getPresencePenalty() : 0f,
+                s.hasNoRepeatNgramSize() ? s.getNoRepeatNgramSize() : 0,
+                s.getStopList(), new HashSet<>(s.getStopTokenIdsList()),
+                s.hasMaxNewTokens() ? s.getMaxNewTokens() : defaults.maxNewTokens(),
+                s.hasSeed() ? s.getSeed() : null,
+                s.getIgnoreEos(), r.getLogprobs(), r.getTopLogprobs());
+    }
+
+    static GenerateResponse delta(String text, int[] ids, List<Outputs.GeneratedLogprobs> logprobs) {
+        GenerateResponse.Builder response = GenerateResponse.newBuilder().setText(text);
+        for (int id : ids) {
+            response.addTokenIds(id);
+        }
+        for (Outputs.GeneratedLogprobs lp : logprobs) {
+            response.addLogprobs(GeneratedTokenLogprobs.newBuilder().setTokenId(lp.tokenId()).setLogprob(lp.logprob())
+                    .addAllTop(top(lp.top())));
+        }
+        return response.build();
+    }
+
+    static GenerateResponse finished(Outputs.FinishReason reason, Outputs.Usage usage) {
+        return GenerateResponse.newBuilder()
+                .setFinishReason(switch (reason) {
+                    case STOP -> dev.expo.api.v1.FinishReason.FINISH_REASON_STOP;
+                    case LENGTH -> dev.expo.api.v1.FinishReason.FINISH_REASON_LENGTH;
+                    case CANCELLED -> dev.expo.api.v1.FinishReason.FINISH_REASON_CANCELLED;
+                })
+                .setUsage(Usage.newBuilder().setPromptTokens(usage.promptTokens())
+                        .setGeneratedTokens(usage.generatedTokens())
+                        .setTimeToFirstToken(duration(usage.timeToFirstToken()))
+                        .setTotalTime(duration(usage.totalTime())))
+                .build();
+    }
+
+    static ScoreResponse toProto(Outputs.ScoreResult result) {
+        ScoreResponse.Builder response = ScoreResponse.newBuilder();
+        for (long id : result.tokenIds()) {
+            response.addTokenIds((int) id);
+        }
+        for (Outputs.PositionScore position : result.positions()) {
+            PositionScore.Builder score = PositionScore.newBuilder().addAllTop(top(position.top()));
+            if (position.tokenId() != null) {
+                score.setTokenId(position.tokenId()).setLogprob(position.logprob());
+            }
+            response.addPositions(score);
+        }
+        return response.build();
+    }
+
+    private static List<TokenLogprob> top(List<Outputs.TokenLogprob> top) {
+        List<TokenLogprob> out = new ArrayList<>();
+        for (Outputs.TokenLogprob t : top) {
+            out.add(TokenLogprob.newBuilder().setTokenId(t.tokenId()).setLogprob(t.logprob()).build());
+        }
+        return out;
+    }
+
+    private static com.google.protobuf.Duration duration(Duration d) {
+        return com.google.protobuf.Duration.newBuilder().setSeconds(d.getSeconds()).setNanos(d.getNano()).build();
     }
 }

@@ -1,0 +1,50 @@
+package dev.expo.inference.config;
+
+import io.smallrye.config.ConfigMapping;
+import io.smallrye.config.WithDefault;
+
+/** {@code inference.*}: where models run, how many requests at once, limits, and sampling defaults. */
+@ConfigMapping(prefix = "inference")
+public interface InferenceConfig {
+
+    /** cpu, gpu (FP16 on the first GPU), gpu-fp32, or auto (a GPU when DJL sees one). */
+    @WithDefault("cpu")
+    String device();
+
+    /** Threads running model work (each request runs on one; PyTorch adds its own intra-op threads). */
+    @WithDefault("1")
+    int workers();
+
+    Limits limits();
+
+    SamplingDefaults samplingDefaults();
+
+    interface Limits {
+        @WithDefault("20971520")
+        int maxImageBytes();
+
+        @WithDefault("40000000")
+        long maxImagePixels();
+
+        @WithDefault("4096")
+        int maxNewTokens();
+    }
+
+    /** Used for every sampling field a request leaves unset. */
+    interface SamplingDefaults {
+        @WithDefault("1.0")
+        float temperature();
+
+        @WithDefault("1.0")
+        float topP();
+
+        @WithDefault("0")
+        int topK();
+
+        @WithDefault("1.0")
+        float repetitionPenalty();
+
+        @WithDefault("256")
+        int maxNewTokens();
+    }
+}

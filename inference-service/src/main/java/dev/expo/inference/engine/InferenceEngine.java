@@ -1,0 +1,373 @@
+package dev.expo.inference.engine;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import dev.expo.common.ExpoException;
+import dev.expo.modeling.NdArrays;
+import dev.expo.modeling.clip.ClipVisionModel;
+import dev.expo.modeling.clip.ImageDecoder;
+import dev.expo.modeling.clip.RgbImage;
+import dev.expo.modeling.llama.KvCache;
+import dev.expo.modeling.llama.LlamaModel;
+import dev.expo.modeling.lora.LoraAdapter;
+import dev.expo.modeling.lora.LoraApplication;
+import dev.expo.modeling.multimodal.MultimodalModel;
+import dev.expo.modeling.sampling.LogitsProcessors;
+import dev.expo.modeling.sampling.SamplingParams;
+import dev.expo.modeling.sampling.TokenSampler;
+import dev.expo.modeling.tokenizer.StreamingDetokenizer;
+import dev.expo.modeling.tokenizer.TextTokenizer;
+
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CancellationException;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.atomic.AtomicBoolean;
+
+/**
+ * Scoring, image embeddings and streamed generation over the registry's models. All model work runs on the engine's
+ * own threads (never a caller's event loop); requests are checked (model kinds, lengths, images, sampling values)
+ * before any of it starts.
+ */
+public final class InferenceEngine implements AutoCloseable {
+
+    private final ModelRegistry registry;
+    private final InferenceLimits limits;
+    private final ExecutorService workers;
+    private final Set<String> checkedAdapters = java.util.concurrent.ConcurrentHashMap.newKeySet();
+
+    public InferenceEngine(ModelRegistry registry, InferenceLimits limits, int workers) {
+        this.registry = registry;
+        this.limits = limits;
+        this.workers = Executors.newFixedThreadPool(workers, r -> {
+            Thread thread = new Thread(r, "inference");
+            thread.setDaemon(true);
+            return thread;
+        });
+    }
+
+    public ModelRegistry registry() {
+        return registry;
+    }
+
+    public InferenceLimits limits() {
+        return limits;
+    }
+
+    /** A request resolved against a loaded model: input ids, the image, the adapters, the tokenizer. */
+    private record Resolved(LlamaModel model, MultimodalModel multimodal, TextTokenizer tokenizer, Set<Integer> eos,
+                            long[] ids, RgbImage image, List<LoraApplication> adapters) {
+
+        int imageTokens() {
+            return image == null ? 0 : multimodal.imageTokens();
+        }
+
+        NDArray inputs(NDManager scope) {
+            return multimodal == null ? model.embed(scope, new long[][] {ids}) : multimodal.inputs(scope, image, ids);
+        }
+    }
+
+    private Resolved resolve(ModelRef ref, Prompt prompt) {
+        LoadedModel loaded = registry.get(ref.model());
+        LlamaModel model;
+        MultimodalModel multimodal = null;
+        TextTokenizer tokenizer;
+        Set<Integer> eos;
+        List<LoraApplication> adapters = new ArrayList<>();
+        switch (loaded) {
+            case LoadedModel.Language language -> {
+                model = language.model();
+                tokenizer = language.tokenizer();
+                eos = language.eosTokenIds();
+            }
+            case LoadedModel.Multimodal mm -> {
+                multimodal = mm.model();
+                model = multimodal.languageModel();
+                tokenizer = mm.tokenizer();
+                eos = mm.eosTokenIds();
+                if (multimodal.adapter() != null) {
+                    double scale = ref.adapter() == null && ref.adapterScale() != null ? ref.adapterScale() : 1.0;
+                    adapters.add(new LoraApplication(multimodal.adapter(), new float[] {(float) scale}));
+                }
+            }
+            default -> throw ExpoException.invalidArgument("model", ref.model(), "is not a language model or a "
+                    + "multimodal model");
+        }
+        if (ref.adapter() != null) {
+            LoraAdapter adapter = registry.adapter(ref.adapter()).adapter();
+            if (checkedAdapters.add(ref.adapter() + "\u0000" + ref.model())) {
+                try {
+                    model.checkAdapter(adapter, ref.adapter());
+                } catch (RuntimeException e) {
+                    checkedAdapters.remove(ref.adapter() + "\u0000" + ref.model());
+                    throw e;
+                }
+            }
+            double scale = ref.adapterScale() == null ? 1.0 : ref.adapterScale();
+            adapters.add(new LoraApplication(adapter, new float[] {(float) scale}));
+        } else if (ref.adapterScale() != null && adapters.isEmpty()) {
+            throw ExpoException.invalidArgument("adapter_scale", ref.adapterScale(), "needs an adapter (or a "
+                    + "multimodal model with one)");
+        }
+        if (ref.adapterScale() != null && !Double.isFinite(ref.adapterScale())) {
+            throw ExpoException.invalidArgument("adapter_scale", ref.adapterScale(), "must be finite");
+        }
+        RgbImage image = null;
+        if (prompt.image() != null) {
+            if (multimodal == null) {
+                throw ExpoException.invalidArgument("image", prompt.image().length + " bytes", "model \""
+                        + ref.model() + "\" is a language model; images need a multimodal model");
+            }
+            if (prompt.image().length > limits.maxImageBytes()) {
+                throw ExpoException.invalidArgument("image", prompt.image().length + " bytes", "larger than the "
+                        + "limit of " + limits.maxImageBytes() + " bytes");
+            }
+            image = ImageDecoder.decode(prompt.image(), limits.maxImagePixels());
+        }
+        long[] ids;
+        if (prompt.text() != null) {
+            ids = tokenizer.encode(prompt.text(), true);
+        } else if (prompt.chat() != null) {
+            ids = tokenizer.encodeChat(prompt.chat(), prompt.addGenerationPrompt());
+        } else {
+            ids = prompt.tokenIds().clone();
+            for (long id : ids) {
+                if (id < 0 || id >= model.config().vocabSize()) {
+                    throw ExpoException.invalidArgument("token_ids", id, "must be in [0, " + model.config().vocabSize()
+                            + ") for model \"" + ref.model() + "\"");
+                }
+            }
+        }
+        if (ids.length == 0) {
+            throw ExpoException.invalidArgument("prompt", "\"\"", "the prompt encodes to no tokens");
+        }
+        return new Resolved(model, multimodal, tokenizer, eos, ids, image, adapters);
+    }
+
+    private void checkContext(Resolved r, int extra, String what) {
+        int positions = r.imageTokens() + r.ids().length + extra;
+        int context = r.model().config().maxPositions();
+        if (positions > context) {
+            throw ExpoException.invalidArgument("prompt", (r.imageTokens() + r.ids().length) + " positions"
+                    + (extra > 0 ? " + " + extra + " new tokens" : ""), what + " exceeds the model's context of "
+                    + context + " positions");
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------------- Score
+
+    /** Log-probabilities of every next input token (the text part), with the top alternatives. */
+    public Outputs.ScoreResult score(ModelRef ref, Prompt prompt, int topLogprobs) {
+        if (topLogprobs < 0 || topLogprobs > SamplingParams.MAX_TOP_LOGPROBS) {
+            throw ExpoException.invalidArgument("top_logprobs", topLogprobs, "must be between 0 and "
+                    + SamplingParams.MAX_TOP_LOGPROBS);
+        }
+        return call(() -> {
+            Resolved r = resolve(ref, prompt);
+            checkContext(r, 0, "the prompt");
+            int total = r.imageTokens() + r.ids().length;
+            try (NDManager scope = r.model().manager().newSubManager(); KvCache cache = r.model().newCache(1, total)) {
+                NDArray hidden = r.model().forward(scope, r.inputs(scope), new int[] {0}, new int[] {total}, cache,
+                        r.adapters(), false).hidden();
+                if (r.imageTokens() > 0) {
+                    hidden = hidden.get(":, " + r.imageTokens() + ":, :");
+                }
+                float[] logits = NdArrays.toFloats(r.model().logits(hidden));
+                int vocab = r.model().config().vocabSize();
+                List<Outputs.PositionScore> positions = new ArrayList<>();
+                for (int i = 0; i < r.ids().length; i++) {
+                    float[] logprobs = LogitsProcessors.logSoftmax(Arrays.copyOfRange(logits, i * vocab,
+                            (i + 1) * vocab));
+                    boolean last = i == r.ids().length - 1;
+                    Integer next = last ? null : (int) r.ids()[i + 1];
+                    positions.add(new Outputs.PositionScore(next, last ? null : logprobs[next], top(logprobs,
+                            topLogprobs)));
+                }
+                return new Outputs.ScoreResult(r.ids(), positions);
+            }
+        });
+    }
+
+    private static List<Outputs.TokenLogprob> top(float[] logprobs, int k) {
+        List<Outputs.TokenLogprob> top = new ArrayList<>();
+        for (int[] index : LogitsProcessors.topIndices(logprobs, k)) {
+            top.add(new Outputs.TokenLogprob(index[0], logprobs[index[0]]));
+        }
+        return top;
+    }
+
+    // ------------------------------------------------------------------------------------------------- Embed
+
+    /**
+     * Vision-tower features of one image: transformers' hidden_states[layer] ({@code [tokens, hidden]}, class token
+     * first), or the pooled output ({@code [hidden]}).
+     */
+    public Outputs.Embedding embedImage(String model, byte[] image, Integer layer, boolean pooled) {
+        if (image == null || image.length == 0) {
+            throw ExpoException.invalidArgument("image", "(empty)", "PNG or JPEG bytes are required");
+        }
+        if (image.length > limits.maxImageBytes()) {
+            throw ExpoException.invalidArgument("image", image.length + " bytes", "larger than the limit of "
+                    + limits.maxImageBytes() + " bytes");
+        }
+        return call(() -> {
+            ClipVisionModel tower = switch (registry.get(model)) {
+                case LoadedModel.Vision vision -> vision.tower();
+                case LoadedModel.Multimodal mm -> mm.model().visionTower();
+                default -> throw ExpoException.invalidArgument("model", model, "is not a vision tower or a "
+                        + "multimodal model");
+            };
+            RgbImage rgb = ImageDecoder.decode(image, limits.maxImagePixels());
+            try (NDManager scope = NDManager.newBaseManager()) {
+                ClipVisionModel.Output output = tower.forward(scope, List.of(tower.processor().process(rgb)));
+                NDArray result = pooled ? output.pooled().get(0)
+                        : output.hiddenState(layer == null ? -1 : layer).get(0);
+                return new Outputs.Embedding(result.getShape().getShape(), NdArrays.toFloats(result));
+            }
+        });
+    }
+
+    // ---------------------------------------------------------------------------------------------- Generate
+
+    /** A running generation; cancelling stops it within one decode step. */
+    public interface GenerationHandle {
+        void cancel();
+    }
+
+    /**
+     * Starts a generation; the listener gets the deltas and then the end. Bad requests fail here, before anything is
+     * queued; failures while generating reach {@link GenerationListener#onError}.
+     */
+    public GenerationHandle generate(ModelRef ref, Prompt prompt, SamplingParams params,
+                                     GenerationListener listener) {
+        if (params.maxNewTokens() > limits.maxNewTokens()) {
+            throw ExpoException.invalidArgument("max_new_tokens", params.maxNewTokens(), "must be at most "
+                    + limits.maxNewTokens());
+        }
+        Resolved r = call(() -> {
+            Resolved resolved = resolve(ref, prompt);
+            checkContext(resolved, 0, "the prompt");
+            return resolved;
+        });
+        AtomicBoolean cancelled = new AtomicBoolean();
+        long start = System.nanoTime();
+        Future<?> task = workers.submit(() -> {
+            try {
+                runGeneration(r, params, listener, cancelled, start);
+            } catch (RuntimeException e) {
+                listener.onError(e);
+            }
+        });
+        return () -> {
+            cancelled.set(true);
+            task.cancel(false);
+        };
+    }
+
+    private void runGeneration(Resolved r, SamplingParams params, GenerationListener listener,
+                               AtomicBoolean cancelled, long start) {
+        LlamaModel model = r.model();
+        int promptPositions = r.imageTokens() + r.ids().length;
+        int room = model.config().maxPositions() - promptPositions;
+        int maxNew = Math.min(params.maxNewTokens(), room);
+        int[] context = new int[r.ids().length + maxNew];
+        for (int i = 0; i < r.ids().length; i++) {
+            context[i] = (int) r.ids()[i];
+        }
+        int length = r.ids().length;
+        TokenSampler sampler = new TokenSampler(params);
+        StreamingDetokenizer detokenizer = new StreamingDetokenizer(r.tokenizer(), true);
+        StopStrings stops = new StopStrings(params.stop());
+        Set<Integer> stopIds = new HashSet<>(params.stopTokenIds());
+        if (!params.ignoreEos()) {
+            stopIds.addAll(r.eos());
+        }
+        Duration ttft = null;
+        Outputs.FinishReason reason = null;
+        int generated = 0;
+        try (KvCache cache = model.newCache(1, promptPositions + Math.min(maxNew, 64))) {
+            NDManager scope = model.manager().newSubManager();
+            try {
+                NDArray hidden = model.forward(scope, r.inputs(scope), new int[] {0}, new int[] {promptPositions},
+                        cache, r.adapters(), false).hidden();
+                float[] logits = NdArrays.toFloats(model.logits(hidden.get(":, -1, :")));
+                while (true) {
+                    scope.close();
+                    scope = model.manager().newSubManager();
+                    if (cancelled.get()) {
+                        reason = Outputs.FinishReason.CANCELLED;
+                        break;
+                    }
+                    List<Outputs.GeneratedLogprobs> logprobs = List.of();
+                    float[] processed = logits.clone();
+                    LogitsProcessors.apply(processed, params, context, length, r.ids().length);
+                    int token = sampler.pick(processed);
+                    if (params.logprobs() || params.topLogprobs() > 0) {
+                        float[] ls = LogitsProcessors.logSoftmax(logits);
+                        logprobs = List.of(new Outputs.GeneratedLogprobs(token, ls[token], top(ls,
+                                params.topLogprobs())));
+                    }
+                    context[length++] = token;
+                    generated++;
+                    if (ttft == null) {
+                        ttft = Duration.ofNanos(System.nanoTime() - start);
+                    }
+                    if (stopIds.contains(token)) {
+                        listener.onDelta(stops.flush(), new int[] {token}, logprobs);
+                        reason = Outputs.FinishReason.STOP;
+                        break;
+                    }
+                    StopStrings.Step step = stops.add(detokenizer.add(token));
+                    listener.onDelta(step.emit(), new int[] {token}, logprobs);
+                    if (step.stopped()) {
+                        reason = Outputs.FinishReason.STOP;
+                        break;
+                    }
+                    if (generated >= maxNew) {
+                        listener.onDelta(stops.add(detokenizer.flush()).emit() + stops.flush(), new int[0], List.of());
+                        reason = Outputs.FinishReason.LENGTH;
+                        break;
+                    }
+                    hidden = model.forward(scope, model.embed(scope, new long[][] {{token}}), new int[] {0},
+                            new int[] {1}, cache, r.adapters(), false).hidden();
+                    logits = NdArrays.toFloats(model.logits(hidden.get(":, -1, :")));
+                }
+            } finally {
+                scope.close();
+            }
+        }
+        listener.onFinished(reason, new Outputs.Usage(promptPositions, generated,
+                ttft == null ? Duration.ZERO : ttft, Duration.ofNanos(System.nanoTime() - start)));
+    }
+
+    /** Runs model work on the engine's threads and waits, unwrapping its failure. */
+    private <T> T call(Callable<T> work) {
+        Future<T> future = workers.submit(work);
+        try {
+            return future.get();
+        } catch (InterruptedException e) {
+            future.cancel(true);
+            Thread.currentThread().interrupt();
+            throw new CancellationException("interrupted");
+        } catch (ExecutionException e) {
+            if (e.getCause() instanceof RuntimeException runtime) {
+                throw runtime;
+            }
+            throw new IllegalStateException(e.getCause());
+        }
+    }
+
+    @Override
+    public void close() {
+        workers.shutdownNow();
+        registry.close();
+    }
+}

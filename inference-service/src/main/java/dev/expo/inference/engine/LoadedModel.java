@@ -1,0 +1,31 @@
+package dev.expo.inference.engine;
+
+import dev.expo.modeling.clip.ClipVisionModel;
+import dev.expo.modeling.llama.LlamaModel;
+import dev.expo.modeling.lora.LoraAdapter;
+import dev.expo.modeling.multimodal.MultimodalModel;
+import dev.expo.modeling.tokenizer.TextTokenizer;
+
+import java.util.Set;
+
+/** A model of the store, loaded: one record per kind. */
+public sealed interface LoadedModel {
+
+    String name();
+
+    /** A causal language model with its tokenizer and the token ids that end a generation. */
+    record Language(String name, LlamaModel model, TextTokenizer tokenizer, Set<Integer> eosTokenIds)
+            implements LoadedModel {
+    }
+
+    record Vision(String name, ClipVisionModel tower) implements LoadedModel {
+    }
+
+    /** A manifest's parts put together; the language part's tokenizer and end-of-sequence ids. */
+    record Multimodal(String name, MultimodalModel model, TextTokenizer tokenizer, Set<Integer> eosTokenIds)
+            implements LoadedModel {
+    }
+
+    record Adapter(String name, LoraAdapter adapter) implements LoadedModel {
+    }
+}

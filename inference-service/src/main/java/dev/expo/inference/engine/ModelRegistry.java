@@ -1,0 +1,249 @@
+package dev.expo.inference.engine;
+
+import ai.djl.ndarray.NDManager;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.expo.checkpoint.catalog.ModelCatalog;
+import dev.expo.checkpoint.catalog.ModelDescription;
+import dev.expo.checkpoint.catalog.ModelKind;
+import dev.expo.common.ExpoException;
+import dev.expo.common.store.ModelStore;
+import dev.expo.modeling.ModelOptions;
+import dev.expo.modeling.clip.ClipVisionModel;
+import dev.expo.modeling.llama.LlamaConfig;
+import dev.expo.modeling.llama.LlamaModel;
+import dev.expo.modeling.lora.LoraAdapter;
+import dev.expo.modeling.multimodal.MultimodalManifest;
+import dev.expo.modeling.multimodal.MultimodalModel;
+import dev.expo.modeling.multimodal.Projector;
+import dev.expo.modeling.tokenizer.TextTokenizer;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * The models in memory, loaded from the store on first use and kept until unloaded. A multimodal manifest's parts
+ * are loaded (and shared) as models of their own: one copy of a language model serves it alone, inside every
+ * manifest, and under every adapter.
+ */
+public final class ModelRegistry implements AutoCloseable {
+
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    private final ModelStore store;
+    private final ModelCatalog catalog;
+    private final NDManager manager;
+    private final ModelOptions options;
+    private final Map<String, LoadedModel> loaded = new LinkedHashMap<>();
+    /** Projectors are not models of the store's own (they may live inside a manifest folder): keyed by path. */
+    private final Map<Path, Projector> projectors = new LinkedHashMap<>();
+
+    public ModelRegistry(ModelStore store, ModelOptions options) {
+        this.store = store;
+        this.catalog = new ModelCatalog(store);
+        this.options = options;
+        this.manager = NDManager.newBaseManager(options.device());
+    }
+
+    public ModelCatalog catalog() {
+        return catalog;
+    }
+
+    public synchronized boolean isLoaded(String name) {
+        return loaded.containsKey(name);
+    }
+
+    public synchronized List<String> loadedNames() {
+        return new ArrayList<>(loaded.keySet());
+    }
+
+    /** The model, loading it if needed; NOT_FOUND if the store has none of that name. */
+    public synchronized LoadedModel get(String name) {
+        LoadedModel model = loaded.get(name);
+        if (model != null) {
+            return model;
+        }
+        ModelDescription description = catalog.describe(name);
+        Path dir = store.existing("model", name);
+        model = switch (description.kind()) {
+            case LANGUAGE_MODEL -> loadLanguage(name, dir);
+            case VISION_TOWER -> new LoadedModel.Vision(name, ClipVisionModel.load(dir, manager, options));
+            case MULTIMODAL -> loadMultimodal(name, dir);
+            case ADAPTER -> new LoadedModel.Adapter(name, LoraAdapter.load(dir, manager, options));
+            case PROJECTOR, UNKNOWN -> throw ExpoException.failedPrecondition("model \"" + name + "\" is a "
+                    + description.kind().name().toLowerCase() + " (" + description.architecture()
+                    + "), which this service cannot serve on its own");
+        };
+        loaded.put(name, model);
+        return model;
+    }
+
+    public LoadedModel.Language language(String field, String name) {
+        LoadedModel model = get(name);
+        if (model instanceof LoadedModel.Language language) {
+            return language;
+        }
+        throw ExpoException.invalidArgument(field, name, "is a " + kind(model) + ", not a language model");
+    }
+
+    public LoadedModel.Adapter adapter(String name) {
+        LoadedModel model = get(name);
+        if (model instanceof LoadedModel.Adapter adapter) {
+            return adapter;
+        }
+        throw ExpoException.invalidArgument("adapter", name, "is a " + kind(model) + ", not a LoRA adapter");
+    }
+
+    /** Unloads a model; models that other loaded models use (a manifest's parts) stay until those go. */
+    public synchronized boolean unload(String name) {
+        LoadedModel model = loaded.get(name);
+        if (model == null) {
+            return false;
+        }
+        for (LoadedModel other : loaded.values()) {
+            if (other != model && other instanceof LoadedModel.Multimodal mm && uses(mm, model)) {
+                throw ExpoException.failedPrecondition("model \"" + name + "\" is part of the loaded multimodal "
+                        + "model \"" + mm.name() + "\"; unload that first");
+            }
+        }
+        loaded.remove(name);
+        switch (model) {
+            case LoadedModel.Language language -> {
+                language.model().close();
+                language.tokenizer().close();
+            }
+            case LoadedModel.Vision vision -> vision.tower().close();
+            case LoadedModel.Adapter adapter -> adapter.adapter().close();
+            case LoadedModel.Multimodal multimodal -> {
+                // Parts are models of their own (or the projector, owned here and kept for reuse).
+            }
+        }
+        return true;
+    }
+
+    private static boolean uses(LoadedModel.Multimodal mm, LoadedModel part) {
+        return switch (part) {
+            case LoadedModel.Language l -> mm.model().languageModel() == l.model();
+            case LoadedModel.Vision v -> mm.model().visionTower() == v.tower();
+            case LoadedModel.Adapter a -> mm.model().adapter() == a.adapter();
+            case LoadedModel.Multimodal m -> false;
+        };
+    }
+
+    private LoadedModel.Language loadLanguage(String name, Path dir) {
+        LlamaModel model = LlamaModel.load(dir, manager, options);
+        try {
+            TextTokenizer tokenizer = TextTokenizer.load(dir);
+            return new LoadedModel.Language(name, model, tokenizer, eosIds(dir, model.config(), tokenizer));
+        } catch (RuntimeException e) {
+            model.close();
+            throw e;
+        }
+    }
+
+    private LoadedModel.Multimodal loadMultimodal(String name, Path dir) {
+        MultimodalManifest manifest = MultimodalManifest.read(dir);
+        LoadedModel.Language language = language("language_model", partName(dir, manifest.languageModel()));
+        LoadedModel vision = get(partName(dir, manifest.visionTower()));
+        if (!(vision instanceof LoadedModel.Vision tower)) {
+            throw ExpoException.failedPrecondition(dir + ": vision_tower \"" + manifest.visionTower() + "\" is a "
+                    + kind(vision) + ", not a vision tower");
+        }
+        Path projectorPath = MultimodalManifest.local(dir, manifest.projector());
+        if (projectorPath == null) {
+            projectorPath = store.existing("projector", manifest.projector());
+        }
+        Projector projector = projectors.computeIfAbsent(projectorPath, p -> Projector.load(p, manager, options));
+        LoraAdapter adapter = null;
+        if (manifest.adapter() != null) {
+            Path local = MultimodalManifest.local(dir, manifest.adapter());
+            if (local != null) {
+                String key = name + "/" + manifest.adapter();
+                LoadedModel cached = loaded.get(key);
+                adapter = cached instanceof LoadedModel.Adapter a ? a.adapter()
+                        : ((LoadedModel.Adapter) put(new LoadedModel.Adapter(key, LoraAdapter.load(local, manager,
+                                options)))).adapter();
+            } else {
+                adapter = adapter(manifest.adapter()).adapter();
+            }
+        }
+        MultimodalModel model = new MultimodalModel(language.model(), tower.tower(), projector, adapter,
+                manifest.visionLayer(), manifest.dropClassToken());
+        return new LoadedModel.Multimodal(name, model, language.tokenizer(), language.eosTokenIds());
+    }
+
+    private LoadedModel put(LoadedModel model) {
+        loaded.put(model.name(), model);
+        return model;
+    }
+
+    /** A manifest's part names a model of the store (a folder inside the manifest is not a store model). */
+    private String partName(Path manifestDir, String reference) {
+        ModelStore.checkName("manifest part", reference);
+        if (!store.exists(reference)) {
+            throw ExpoException.failedPrecondition(manifestDir + " refers to \"" + reference + "\", which is not in "
+                    + "the model store");
+        }
+        return reference;
+    }
+
+    /** End of sequence: config.json's, generation_config.json's and the tokenizer's eos ids, together. */
+    private static Set<Integer> eosIds(Path dir, LlamaConfig config, TextTokenizer tokenizer) {
+        Set<Integer> ids = new LinkedHashSet<>(config.eosTokenIds());
+        Path generation = dir.resolve("generation_config.json");
+        if (Files.isRegularFile(generation)) {
+            try {
+                JsonNode eos = JSON.readTree(Files.readString(generation)).get("eos_token_id");
+                if (eos != null && eos.isArray()) {
+                    eos.forEach(n -> ids.add(n.asInt()));
+                } else if (eos != null && eos.canConvertToInt()) {
+                    ids.add(eos.asInt());
+                }
+            } catch (IOException e) {
+                // A broken generation config adds nothing.
+            }
+        }
+        if (tokenizer.eosTokenId() >= 0) {
+            ids.add(tokenizer.eosTokenId());
+        }
+        return Set.copyOf(ids);
+    }
+
+    private static String kind(LoadedModel model) {
+        return switch (model) {
+            case LoadedModel.Language l -> "language model";
+            case LoadedModel.Vision v -> "vision tower";
+            case LoadedModel.Multimodal m -> "multimodal model";
+            case LoadedModel.Adapter a -> "LoRA adapter";
+        };
+    }
+
+    public ModelKind kindOf(String name) {
+        return catalog.describe(name).kind();
+    }
+
+    @Override
+    public synchronized void close() {
+        for (String name : new ArrayList<>(loaded.keySet()).reversed()) {
+            try {
+                LoadedModel model = loaded.get(name);
+                if (model instanceof LoadedModel.Multimodal) {
+                    loaded.remove(name);
+                } else {
+                    unload(name);
+                }
+            } catch (RuntimeException e) {
+                // Closing anyway.
+            }
+        }
+        projectors.values().forEach(Projector::close);
+        manager.close();
+    }
+}

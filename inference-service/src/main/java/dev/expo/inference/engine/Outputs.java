@@ -1,0 +1,38 @@
+package dev.expo.inference.engine;
+
+import java.time.Duration;
+import java.util.List;
+
+/** What the engine answers. */
+public final class Outputs {
+
+    private Outputs() {
+    }
+
+    /** A token id and its log-probability. */
+    public record TokenLogprob(int tokenId, float logprob) {
+    }
+
+    /** One scored position: the next input id (null at the end), its logprob, and the top alternatives. */
+    public record PositionScore(Integer tokenId, Float logprob, List<TokenLogprob> top) {
+    }
+
+    public record ScoreResult(long[] tokenIds, List<PositionScore> positions) {
+    }
+
+    public record Embedding(long[] shape, float[] values) {
+    }
+
+    /** A generated token's logprob under the model's distribution, with the alternatives. */
+    public record GeneratedLogprobs(int tokenId, float logprob, List<TokenLogprob> top) {
+    }
+
+    public enum FinishReason { STOP, LENGTH, CANCELLED }
+
+    public record Usage(int promptTokens, int generatedTokens, Duration timeToFirstToken, Duration totalTime) {
+    }
+
+    /** The whole of a finished generation (what the stream added up to). */
+    public record Generation(String text, int[] tokenIds, FinishReason finishReason, Usage usage) {
+    }
+}
