@@ -68,6 +68,9 @@ public final class Stack implements AutoCloseable {
         if (service.equals("extrapolation-service")) {
             command.addAll(EXTRAPOLATION_SETTINGS);
         }
+        if (service.equals("inference-service")) {
+            command.addAll(List.of("-Dai.djl.pytorch.num_threads=2", "-Dai.djl.pytorch.num_interop_threads=1"));
+        }
         command.addAll(List.of("-jar", jar.toString()));
         return new ProcessBuilder(command).redirectErrorStream(true)
                 .redirectOutput(logs.resolve(service + ".log").toFile()).start();
@@ -125,10 +128,17 @@ public final class Stack implements AutoCloseable {
         return ports.get(service);
     }
 
-    /** Copies a fixture model folder into the store. */
-    void addModel(String name, String fixture) {
-        Path from = root.resolve("testdata/fixtures").resolve(fixture);
+    Path fixture(String relative) {
+        return root.resolve("testdata/fixtures").resolve(relative);
+    }
+
+    /** Copies a fixture model folder (its files, not its sub-folders) into the store, once. */
+    synchronized void addModel(String name, String fixture) {
+        Path from = fixture(fixture);
         Path to = store.resolve(name);
+        if (Files.exists(to)) {
+            return;
+        }
         try {
             Files.createDirectories(to);
             try (var files = Files.list(from)) {
