@@ -4,6 +4,8 @@ import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import dev.expo.modeling.ModelOptions;
+import dev.expo.modeling.cpu.CpuDecoder;
+import dev.expo.modeling.cpu.CpuKvCache;
 import dev.expo.modeling.NdArrays;
 import dev.expo.modeling.llama.KvCache;
 import dev.expo.modeling.llama.LlamaModel;
@@ -47,23 +49,79 @@ public final class ModelBenchmark {
             System.out.println("Writing the synthetic 134M-parameter LLaMA to " + dir + " ...");
             SyntheticLlama.writeModel(new SyntheticLlama.Shape(32000, 768, 2048, 12, 12), 2_000_000_000L, dir);
         }
-        try (NDManager manager = NDManager.newBaseManager();
-             LlamaModel model = LlamaModel.load(dir, manager, ModelOptions.cpu())) {
-            System.out.printf("Model runtime benchmark: %d cores, Java %s, DJL %s engine %s, torch threads %s%n",
-                    Runtime.getRuntime().availableProcessors(), Runtime.version(),
-                    Engine.getInstance().getEngineName(), Engine.getInstance().getVersion(),
-                    System.getProperty("ai.djl.pytorch.num_threads", "(default)"));
-            run(model, manager, 1, 16, 8);   // warm-up
-            System.out.println();
-            System.out.println("| batch | prompt | new tokens | prefill tokens/s | decode tokens/s (aggregate) | "
-                    + "decode steps/s |");
-            System.out.println("|---|---|---|---|---|---|");
+        System.out.printf("Model runtime benchmark: %d cores, Java %s, DJL %s engine %s, torch threads %s%n",
+                Runtime.getRuntime().availableProcessors(), Runtime.version(),
+                Engine.getInstance().getEngineName(), Engine.getInstance().getVersion(),
+                System.getProperty("ai.djl.pytorch.num_threads", "(default)"));
+        List<String> rows = new java.util.ArrayList<>();
+        try (CpuDecoder decoder = CpuDecoder.load(dir)) {
+            runCpu(decoder, 1, 16, 8);   // warm-up (JIT)
+            runCpu(decoder, 8, 16, 8);
             for (int batch : batches) {
-                double[] r = run(model, manager, batch, promptLength, newTokens);
-                System.out.printf(Locale.ROOT, "| %d | %d | %d | %.0f | %.1f | %.1f |%n", batch, promptLength,
-                        newTokens, r[0], r[1], r[1] / batch);
+                double[] r = runCpu(decoder, batch, promptLength, newTokens);
+                rows.add(String.format(Locale.ROOT, "| CPU decoder (Java, BF16 weights) | %d | %d | %d | %.0f | %.1f "
+                        + "| %.1f |", batch, promptLength, newTokens, r[0], r[1], r[1] / batch));
             }
         }
+        try (NDManager manager = NDManager.newBaseManager();
+             LlamaModel model = LlamaModel.load(dir, manager, ModelOptions.cpu())) {
+            run(model, manager, 1, 16, 8);   // warm-up
+            for (int batch : batches) {
+                double[] r = run(model, manager, batch, promptLength, newTokens);
+                rows.add(String.format(Locale.ROOT, "| DJL decoder (PyTorch, FP32) | %d | %d | %d | %.0f | %.1f | "
+                        + "%.1f |", batch, promptLength, newTokens, r[0], r[1], r[1] / batch));
+            }
+        }
+        System.out.println();
+        System.out.println("| path | batch | prompt | new tokens | prefill tokens/s | decode tokens/s (aggregate) | "
+                + "decode steps/s |");
+        System.out.println("|---|---|---|---|---|---|---|");
+        rows.forEach(System.out::println);
+    }
+
+    /** The CPU decoder: the batch's prompts prefilled together, then one row per sequence per step. */
+    private static double[] runCpu(CpuDecoder decoder, int batch, int promptLength, int newTokens) {
+        SplittableRandom random = new SplittableRandom(batch);
+        CpuKvCache cache = decoder.newCache(batch);
+        float[][] inputs = new float[batch * promptLength][];
+        int[] slots = new int[batch * promptLength];
+        for (int b = 0; b < batch; b++) {
+            for (int t = 0; t < promptLength; t++) {
+                int token = t == 0 ? 1 : 3 + random.nextInt(31_000);
+                inputs[b * promptLength + t] = decoder.embed(token);
+                slots[b * promptLength + t] = b;
+            }
+        }
+        long start = System.nanoTime();
+        float[][] hidden = decoder.forward(inputs, slots, cache, List.of());
+        float[][] last = new float[batch][];
+        for (int b = 0; b < batch; b++) {
+            last[b] = hidden[b * promptLength + promptLength - 1];
+        }
+        int[] next = argmax(decoder.logits(last));
+        double prefill = (double) batch * promptLength / ((System.nanoTime() - start) / 1e9);
+        int[] decodeSlots = new int[batch];
+        for (int b = 0; b < batch; b++) {
+            decodeSlots[b] = b;
+        }
+        start = System.nanoTime();
+        for (int step = 1; step < newTokens; step++) {
+            float[][] step_inputs = new float[batch][];
+            for (int b = 0; b < batch; b++) {
+                step_inputs[b] = decoder.embed(next[b]);
+            }
+            next = argmax(decoder.logits(decoder.forward(step_inputs, decodeSlots, cache, List.of())));
+        }
+        double decode = (double) batch * (newTokens - 1) / ((System.nanoTime() - start) / 1e9);
+        return new double[] {prefill, decode};
+    }
+
+    private static int[] argmax(float[][] logits) {
+        int[] out = new int[logits.length];
+        for (int b = 0; b < logits.length; b++) {
+            out[b] = TokenSampler.argmax(logits[b]);
+        }
+        return out;
     }
 
     /** Prefill then greedy decode; returns {prefill tokens/s, decode tokens/s}. */

@@ -1,0 +1,291 @@
+package dev.expo.modeling.cpu;
+
+import dev.expo.checkpoint.Checkpoint;
+import dev.expo.checkpoint.HfConfig;
+import dev.expo.checkpoint.Tensor;
+import dev.expo.common.ExpoException;
+import dev.expo.modeling.llama.LlamaConfig;
+
+import java.lang.foreign.Arena;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * The LLaMA / Mistral decoder for generation on the CPU, in Java: the same computation as
+ * {@link dev.expo.modeling.llama.LlamaModel} (which it is tested against, with transformers' goldens), with the
+ * matrix products done by {@link Kernels} straight from BF16 weights. Per generated token the work is a few
+ * matrix-vector products per layer, where a call into PyTorch per small operation would cost more than the
+ * arithmetic; streaming BF16 weights moves half the bytes of FP32.
+ *
+ * <p>Rows are positions: a forward call takes any mix of rows from any cache slots (a prompt's positions, or one
+ * new token from each of several sequences), each at its slot's next position.
+ */
+public final class CpuDecoder implements AutoCloseable {
+
+    /** One layer: q/k/v and gate/up stacked as in the checkpoint's row order. */
+    private record Layer(float[] inputLayernorm, Matrix qkvProj, Matrix oProj, float[] postAttentionLayernorm,
+                         Matrix gateUpProj, Matrix downProj) {
+    }
+
+    private final LlamaConfig config;
+    private final Arena arena;
+    private final Matrix embedTokens;
+    private final List<Layer> layers;
+    private final float[] norm;
+    private final Matrix lmHead;
+    private final float[] ropeCos;   // [maxPositions][headDim / 2]
+    private final float[] ropeSin;
+
+    private CpuDecoder(LlamaConfig config, Arena arena, Matrix embedTokens, List<Layer> layers, float[] norm,
+                       Matrix lmHead) {
+        this.config = config;
+        this.arena = arena;
+        this.embedTokens = embedTokens;
+        this.layers = layers;
+        this.norm = norm;
+        this.lmHead = lmHead;
+        int half = config.headDim() / 2;
+        this.ropeCos = new float[config.maxPositions() * half];
+        this.ropeSin = new float[config.maxPositions() * half];
+        // inv_freq = 1 / theta^(2i/d) and freq = position * inv_freq, each rounded to float32 as transformers does.
+        for (int i = 0; i < half; i++) {
+            float exponent = (float) (2 * i) / config.headDim();
+            float invFreq = 1f / (float) Math.pow((float) config.ropeTheta(), exponent);
+            for (int p = 0; p < config.maxPositions(); p++) {
+                float freq = (float) p * invFreq;
+                ropeCos[p * half + i] = (float) Math.cos(freq);
+                ropeSin[p * half + i] = (float) Math.sin(freq);
+            }
+        }
+    }
+
+    public static CpuDecoder load(Path dir) {
+        LlamaConfig config = LlamaConfig.from(HfConfig.read(dir));
+        if (config.headDim() % 2 != 0 || config.hiddenSize() % 8 != 0 || config.intermediateSize() % 8 != 0
+                || config.headDim() * config.numHeads() % 8 != 0) {
+            throw ExpoException.failedPrecondition("the CPU decoder needs sizes that are multiples of 8");
+        }
+        Arena arena = Arena.ofShared();
+        try (Checkpoint weights = Checkpoint.open(dir)) {
+            Matrix embed = Matrix.stack(arena, tensor(weights, "model.embed_tokens.weight"));
+            List<Layer> layers = new ArrayList<>();
+            for (int i = 0; i < config.numLayers(); i++) {
+                String p = "model.layers." + i + ".";
+                layers.add(new Layer(
+                        tensor(weights, p + "input_layernorm.weight").toFloats(),
+                        Matrix.stack(arena, tensor(weights, p + "self_attn.q_proj.weight"),
+                                tensor(weights, p + "self_attn.k_proj.weight"),
+                                tensor(weights, p + "self_attn.v_proj.weight")),
+                        Matrix.stack(arena, tensor(weights, p + "self_attn.o_proj.weight")),
+                        tensor(weights, p + "post_attention_layernorm.weight").toFloats(),
+                        Matrix.stack(arena, tensor(weights, p + "mlp.gate_proj.weight"),
+                                tensor(weights, p + "mlp.up_proj.weight")),
+                        Matrix.stack(arena, tensor(weights, p + "mlp.down_proj.weight"))));
+            }
+            float[] norm = tensor(weights, "model.norm.weight").toFloats();
+            Matrix head = weights.contains("lm_head.weight")
+                    ? Matrix.stack(arena, tensor(weights, "lm_head.weight")) : embed;
+            return new CpuDecoder(config, arena, embed, layers, norm, head);
+        } catch (RuntimeException e) {
+            arena.close();
+            throw e;
+        }
+    }
+
+    private static Tensor tensor(Checkpoint weights, String name) {
+        if (!weights.contains(name)) {
+            throw ExpoException.invalidArgument(weights.directory() + " has no tensor " + name);
+        }
+        return weights.tensor(name);
+    }
+
+    public LlamaConfig config() {
+        return config;
+    }
+
+    public CpuKvCache newCache(int slots) {
+        return new CpuKvCache(config.numLayers(), config.numKvHeads(), config.headDim(), config.maxPositions(),
+                slots);
+    }
+
+    /** The input embedding of a token. */
+    public float[] embed(int token) {
+        if (token < 0 || token >= config.vocabSize()) {
+            throw ExpoException.invalidArgument("token_ids", token, "must be in [0, " + config.vocabSize() + ")");
+        }
+        float[] row = new float[config.hiddenSize()];
+        embedTokens.row(token, row);
+        return row;
+    }
+
+    /**
+     * Runs rows through the decoder and appends their keys and values; returns the final-norm hidden states.
+     *
+     * @param inputs the rows' input embeddings
+     * @param slots  each row's cache slot; rows of one slot must be in position order
+     * @param lora   adapters with per-row scales (may be empty)
+     */
+    public float[][] forward(float[][] inputs, int[] slots, CpuKvCache cache, List<CpuLora> lora) {
+        int rows = inputs.length;
+        int hidden = config.hiddenSize();
+        int heads = config.numHeads();
+        int kvHeads = config.numKvHeads();
+        int headDim = config.headDim();
+        int qSize = heads * headDim;
+        int kvSize = kvHeads * headDim;
+        int inter = config.intermediateSize();
+        int[] positions = new int[rows];
+        int[] added = new int[cache.slots()];
+        for (int r = 0; r < rows; r++) {
+            positions[r] = cache.length(slots[r]) + added[slots[r]]++;
+        }
+        for (int s = 0; s < added.length; s++) {
+            if (added[s] > 0) {
+                cache.reserve(s, cache.length(s) + added[s]);
+            }
+        }
+        float[][] x = new float[rows][];
+        for (int r = 0; r < rows; r++) {
+            x[r] = inputs[r].clone();
+        }
+        float[][] h = new float[rows][hidden];
+        float[][] qkv = new float[rows][qSize + 2 * kvSize];
+        float[][] attention = new float[rows][qSize];
+        float[][] projected = new float[rows][hidden];
+        float[][] gateUp = new float[rows][2 * inter];
+        float[][] act = new float[rows][inter];
+        float[] scores = new float[cache.maxCapacity()];
+        for (int i = 0; i < layers.size(); i++) {
+            Layer layer = layers.get(i);
+            String prefix = "model.layers." + i + ".";
+            // Attention block
+            for (int r = 0; r < rows; r++) {
+                rmsNorm(x[r], layer.inputLayernorm(), h[r]);
+            }
+            Kernels.matmul(layer.qkvProj(), h, qkv, rows);
+            CpuLora.apply(lora, prefix + "self_attn.q_proj", h, qkv, 0, rows);
+            CpuLora.apply(lora, prefix + "self_attn.k_proj", h, qkv, qSize, rows);
+            CpuLora.apply(lora, prefix + "self_attn.v_proj", h, qkv, qSize + kvSize, rows);
+            for (int r = 0; r < rows; r++) {
+                rope(qkv[r], 0, heads, positions[r]);
+                rope(qkv[r], qSize, kvHeads, positions[r]);
+                float[] keys = cache.keys(i, slots[r]);
+                float[] values = cache.values(i, slots[r]);
+                for (int kv = 0; kv < kvHeads; kv++) {
+                    int at = cache.offset(slots[r], kv, positions[r]);
+                    System.arraycopy(qkv[r], qSize + kv * headDim, keys, at, headDim);
+                    System.arraycopy(qkv[r], qSize + kvSize + kv * headDim, values, at, headDim);
+                }
+            }
+            for (int r = 0; r < rows; r++) {
+                attend(qkv[r], cache, i, slots[r], positions[r], attention[r], scores);
+            }
+            Kernels.matmul(layer.oProj(), attention, projected, rows);
+            CpuLora.apply(lora, prefix + "self_attn.o_proj", attention, projected, 0, rows);
+            for (int r = 0; r < rows; r++) {
+                add(x[r], projected[r]);
+            }
+            // MLP block
+            for (int r = 0; r < rows; r++) {
+                rmsNorm(x[r], layer.postAttentionLayernorm(), h[r]);
+            }
+            Kernels.matmul(layer.gateUpProj(), h, gateUp, rows);
+            CpuLora.apply(lora, prefix + "mlp.gate_proj", h, gateUp, 0, rows);
+            CpuLora.apply(lora, prefix + "mlp.up_proj", h, gateUp, inter, rows);
+            for (int r = 0; r < rows; r++) {
+                for (int j = 0; j < inter; j++) {
+                    float g = gateUp[r][j];
+                    act[r][j] = g / (1f + (float) Math.exp(-g)) * gateUp[r][inter + j];   // silu(gate) * up
+                }
+            }
+            Kernels.matmul(layer.downProj(), act, projected, rows);
+            CpuLora.apply(lora, prefix + "mlp.down_proj", act, projected, 0, rows);
+            for (int r = 0; r < rows; r++) {
+                add(x[r], projected[r]);
+            }
+        }
+        for (int s = 0; s < added.length; s++) {
+            cache.advance(s, added[s]);
+        }
+        float[][] out = new float[rows][hidden];
+        for (int r = 0; r < rows; r++) {
+            rmsNorm(x[r], norm, out[r]);
+        }
+        return out;
+    }
+
+    /** lm_head over final hidden states: {@code [rows][vocab]}. */
+    public float[][] logits(float[][] hidden) {
+        float[][] logits = new float[hidden.length][config.vocabSize()];
+        Kernels.matmul(lmHead, hidden, logits, hidden.length);
+        return logits;
+    }
+
+    /** x * 1/sqrt(mean(x^2) + eps), then times the gain (as transformers' LlamaRMSNorm, in float32). */
+    private void rmsNorm(float[] x, float[] gain, float[] out) {
+        float sum = Kernels.dot(x, 0, x, 0, x.length);
+        float inverse = 1f / (float) Math.sqrt(sum / x.length + (float) config.rmsNormEps());
+        for (int i = 0; i < x.length; i++) {
+            out[i] = gain[i] * (x[i] * inverse);
+        }
+    }
+
+    /** Rotate-half RoPE in place on {@code count} heads starting at {@code offset}. */
+    private void rope(float[] v, int offset, int count, int position) {
+        int half = config.headDim() / 2;
+        int table = position * half;
+        for (int head = 0; head < count; head++) {
+            int base = offset + head * config.headDim();
+            for (int i = 0; i < half; i++) {
+                float a = v[base + i];
+                float b = v[base + half + i];
+                float cos = ropeCos[table + i];
+                float sin = ropeSin[table + i];
+                v[base + i] = a * cos - b * sin;
+                v[base + half + i] = b * cos + a * sin;
+            }
+        }
+    }
+
+    /** Softmax attention of one row's query heads over its slot's cached positions (sliding window applied). */
+    private void attend(float[] qkv, CpuKvCache cache, int layer, int slot, int position, float[] out,
+                        float[] scores) {
+        int headDim = config.headDim();
+        int group = config.groupSize();
+        int first = config.slidingWindow() > 0 ? Math.max(0, position - config.slidingWindow() + 1) : 0;
+        float scale = (float) (1.0 / Math.sqrt(headDim));
+        float[] keys = cache.keys(layer, slot);
+        float[] values = cache.values(layer, slot);
+        java.util.Arrays.fill(out, 0f);
+        for (int head = 0; head < config.numHeads(); head++) {
+            int kv = head / group;
+            int q = head * headDim;
+            float max = Float.NEGATIVE_INFINITY;
+            for (int j = first; j <= position; j++) {
+                float score = Kernels.dot(qkv, q, keys, cache.offset(slot, kv, j), headDim) * scale;
+                scores[j] = score;
+                max = Math.max(max, score);
+            }
+            float sum = 0f;
+            for (int j = first; j <= position; j++) {
+                scores[j] = (float) Math.exp(scores[j] - max);
+                sum += scores[j];
+            }
+            for (int j = first; j <= position; j++) {
+                Kernels.axpy(scores[j] / sum, values, cache.offset(slot, kv, j), out, q, headDim);
+            }
+        }
+    }
+
+    private static void add(float[] x, float[] y) {
+        for (int i = 0; i < x.length; i++) {
+            x[i] += y[i];
+        }
+    }
+
+    @Override
+    public void close() {
+        arena.close();
+    }
+}

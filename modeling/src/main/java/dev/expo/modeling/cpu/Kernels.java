@@ -1,0 +1,186 @@
+package dev.expo.modeling.cpu;
+
+import dev.expo.checkpoint.DType;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteOrder;
+import java.util.concurrent.ForkJoinPool;
+import java.util.concurrent.RecursiveAction;
+
+/**
+ * The decode path's matrix products, in Java with the Vector API: {@code out[b] = W x[b]} for a handful of rows at
+ * once, each weight row read once for all of them (the step is bound by streaming the weights, and BF16 halves that),
+ * split across cores by output rows.
+ */
+public final class Kernels {
+
+    private static final VectorSpecies<Float> F = FloatVector.SPECIES_256;
+    private static final VectorSpecies<Integer> I = IntVector.SPECIES_256;
+    private static final VectorSpecies<Short> S = ShortVector.SPECIES_128;
+    private static final int LANES = F.length();
+    private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
+    /** Below this much work a product runs on the calling thread alone. */
+    private static final long PARALLEL_THRESHOLD = 1 << 16;
+
+    private Kernels() {
+    }
+
+    /**
+     * {@code out[b][j] = sum_k w[j][k] * x[b][k]} for b in [0, batch), j in [0, rows). The columns must be a multiple
+     * of 8.
+     */
+    public static void matmul(Matrix w, float[][] x, float[][] out, int batch) {
+        int cols = w.cols();
+        if (cols % LANES != 0) {
+            throw new IllegalArgumentException("columns must be a multiple of " + LANES + ": " + cols);
+        }
+        long work = (long) w.rows() * cols * batch;
+        int parallelism = work < PARALLEL_THRESHOLD ? 1 : ForkJoinPool.getCommonPoolParallelism() + 1;
+        if (parallelism <= 1) {
+            rows(w, x, out, batch, 0, w.rows());
+            return;
+        }
+        ForkJoinPool.commonPool().invoke(new Split(w, x, out, batch, 0, w.rows(),
+                Math.max(64, w.rows() / (parallelism * 4))));
+    }
+
+    private static final class Split extends RecursiveAction {
+        private final Matrix w;
+        private final float[][] x;
+        private final float[][] out;
+        private final int batch;
+        private final int from;
+        private final int to;
+        private final int grain;
+
+        Split(Matrix w, float[][] x, float[][] out, int batch, int from, int to, int grain) {
+            this.w = w;
+            this.x = x;
+            this.out = out;
+            this.batch = batch;
+            this.from = from;
+            this.to = to;
+            this.grain = grain;
+        }
+
+        @Override
+        protected void compute() {
+            if (to - from <= grain) {
+                rows(w, x, out, batch, from, to);
+                return;
+            }
+            int middle = (from + to) >>> 1;
+            invokeAll(new Split(w, x, out, batch, from, middle, grain), new Split(w, x, out, batch, middle, to, grain));
+        }
+    }
+
+    private static void rows(Matrix w, float[][] x, float[][] out, int batch, int from, int to) {
+        for (int b0 = 0; b0 < batch; b0 += 4) {
+            int block = Math.min(4, batch - b0);
+            if (w.dtype() == DType.BF16) {
+                rowsBf16(w.data(), w.cols(), x, out, b0, block, from, to);
+            } else {
+                rowsF32(w.data(), w.cols(), x, out, b0, block, from, to);
+            }
+        }
+    }
+
+    /** Up to four input rows at a time: four accumulators per weight vector loaded. */
+    private static void rowsBf16(MemorySegment w, int cols, float[][] x, float[][] out, int b0, int block, int from,
+                                 int to) {
+        float[] x0 = x[b0];
+        float[] x1 = block > 1 ? x[b0 + 1] : x0;
+        float[] x2 = block > 2 ? x[b0 + 2] : x0;
+        float[] x3 = block > 3 ? x[b0 + 3] : x0;
+        for (int j = from; j < to; j++) {
+            long rowOffset = (long) j * cols * 2;
+            FloatVector a0 = FloatVector.zero(F);
+            FloatVector a1 = FloatVector.zero(F);
+            FloatVector a2 = FloatVector.zero(F);
+            FloatVector a3 = FloatVector.zero(F);
+            for (int k = 0; k < cols; k += LANES) {
+                ShortVector bits = ShortVector.fromMemorySegment(S, w, rowOffset + 2L * k, LE);
+                FloatVector wv = ((IntVector) bits.convertShape(VectorOperators.S2I, I, 0))
+                        .lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+                a0 = wv.fma(FloatVector.fromArray(F, x0, k), a0);
+                a1 = wv.fma(FloatVector.fromArray(F, x1, k), a1);
+                a2 = wv.fma(FloatVector.fromArray(F, x2, k), a2);
+                a3 = wv.fma(FloatVector.fromArray(F, x3, k), a3);
+            }
+            out[b0][j] = a0.reduceLanes(VectorOperators.ADD);
+            if (block > 1) {
+                out[b0 + 1][j] = a1.reduceLanes(VectorOperators.ADD);
+            }
+            if (block > 2) {
+                out[b0 + 2][j] = a2.reduceLanes(VectorOperators.ADD);
+            }
+            if (block > 3) {
+                out[b0 + 3][j] = a3.reduceLanes(VectorOperators.ADD);
+            }
+        }
+    }
+
+    private static void rowsF32(MemorySegment w, int cols, float[][] x, float[][] out, int b0, int block, int from,
+                                int to) {
+        float[] x0 = x[b0];
+        float[] x1 = block > 1 ? x[b0 + 1] : x0;
+        float[] x2 = block > 2 ? x[b0 + 2] : x0;
+        float[] x3 = block > 3 ? x[b0 + 3] : x0;
+        for (int j = from; j < to; j++) {
+            long rowOffset = (long) j * cols * 4;
+            FloatVector a0 = FloatVector.zero(F);
+            FloatVector a1 = FloatVector.zero(F);
+            FloatVector a2 = FloatVector.zero(F);
+            FloatVector a3 = FloatVector.zero(F);
+            for (int k = 0; k < cols; k += LANES) {
+                FloatVector wv = FloatVector.fromMemorySegment(F, w, rowOffset + 4L * k, LE);
+                a0 = wv.fma(FloatVector.fromArray(F, x0, k), a0);
+                a1 = wv.fma(FloatVector.fromArray(F, x1, k), a1);
+                a2 = wv.fma(FloatVector.fromArray(F, x2, k), a2);
+                a3 = wv.fma(FloatVector.fromArray(F, x3, k), a3);
+            }
+            out[b0][j] = a0.reduceLanes(VectorOperators.ADD);
+            if (block > 1) {
+                out[b0 + 1][j] = a1.reduceLanes(VectorOperators.ADD);
+            }
+            if (block > 2) {
+                out[b0 + 2][j] = a2.reduceLanes(VectorOperators.ADD);
+            }
+            if (block > 3) {
+                out[b0 + 3][j] = a3.reduceLanes(VectorOperators.ADD);
+            }
+        }
+    }
+
+    /** Dot product of two float arrays over [0, n) starting at the given offsets. */
+    public static float dot(float[] a, int aOffset, float[] b, int bOffset, int n) {
+        FloatVector acc = FloatVector.zero(F);
+        int k = 0;
+        for (; k + LANES <= n; k += LANES) {
+            acc = FloatVector.fromArray(F, a, aOffset + k).fma(FloatVector.fromArray(F, b, bOffset + k), acc);
+        }
+        float sum = acc.reduceLanes(VectorOperators.ADD);
+        for (; k < n; k++) {
+            sum += a[aOffset + k] * b[bOffset + k];
+        }
+        return sum;
+    }
+
+    /** {@code acc[accOffset..] += scale * v[vOffset..]} over n elements. */
+    public static void axpy(float scale, float[] v, int vOffset, float[] acc, int accOffset, int n) {
+        FloatVector s = FloatVector.broadcast(F, scale);
+        int k = 0;
+        for (; k + LANES <= n; k += LANES) {
+            FloatVector.fromArray(F, v, vOffset + k).fma(s, FloatVector.fromArray(F, acc, accOffset + k))
+                    .intoArray(acc, accOffset + k);
+        }
+        for (; k < n; k++) {
+            acc[accOffset + k] += scale * v[vOffset + k];
+        }
+    }
+}
