@@ -3,12 +3,11 @@ package dev.expo.inference.engine;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import dev.expo.common.ExpoException;
+import dev.expo.modeling.Decoder;
 import dev.expo.modeling.NdArrays;
 import dev.expo.modeling.clip.ClipVisionModel;
 import dev.expo.modeling.clip.ImageDecoder;
 import dev.expo.modeling.clip.RgbImage;
-import dev.expo.modeling.llama.KvCache;
-import dev.expo.modeling.llama.LlamaModel;
 import dev.expo.modeling.lora.LoraAdapter;
 import dev.expo.modeling.lora.LoraApplication;
 import dev.expo.modeling.multimodal.MultimodalModel;
@@ -63,34 +62,41 @@ public final class InferenceEngine implements AutoCloseable {
     }
 
     /** A request resolved against a loaded model: input ids, the image, the adapters, the tokenizer. */
-    private record Resolved(LlamaModel model, MultimodalModel multimodal, TextTokenizer tokenizer, Set<Integer> eos,
+    private record Resolved(Decoder model, MultimodalModel multimodal, TextTokenizer tokenizer, Set<Integer> eos,
                             long[] ids, RgbImage image, List<LoraApplication> adapters) {
 
         int imageTokens() {
             return image == null ? 0 : multimodal.imageTokens();
         }
 
-        NDArray inputs(NDManager scope) {
-            return multimodal == null ? model.embed(scope, new long[][] {ids}) : multimodal.inputs(scope, image, ids);
+        /** Input rows: the image tokens (if any), then the text's token embeddings. */
+        float[][] inputs() {
+            float[][] image = this.image == null ? new float[0][] : multimodal.imageRows(this.image);
+            float[][] rows = new float[image.length + ids.length][];
+            System.arraycopy(image, 0, rows, 0, image.length);
+            for (int i = 0; i < ids.length; i++) {
+                rows[image.length + i] = model.embed((int) ids[i]);
+            }
+            return rows;
         }
     }
 
     private Resolved resolve(ModelRef ref, Prompt prompt) {
         LoadedModel loaded = registry.get(ref.model());
-        LlamaModel model;
+        Decoder model;
         MultimodalModel multimodal = null;
         TextTokenizer tokenizer;
         Set<Integer> eos;
         List<LoraApplication> adapters = new ArrayList<>();
         switch (loaded) {
             case LoadedModel.Language language -> {
-                model = language.model();
+                model = language.decoder();
                 tokenizer = language.tokenizer();
                 eos = language.eosTokenIds();
             }
             case LoadedModel.Multimodal mm -> {
                 multimodal = mm.model();
-                model = multimodal.languageModel();
+                model = mm.decoder();
                 tokenizer = mm.tokenizer();
                 eos = mm.eosTokenIds();
                 if (multimodal.adapter() != null) {
@@ -105,7 +111,7 @@ public final class InferenceEngine implements AutoCloseable {
             LoraAdapter adapter = registry.adapter(ref.adapter()).adapter();
             if (checkedAdapters.add(ref.adapter() + "\u0000" + ref.model())) {
                 try {
-                    model.checkAdapter(adapter, ref.adapter());
+                    adapter.checkFits(model.config(), ref.adapter());
                 } catch (RuntimeException e) {
                     checkedAdapters.remove(ref.adapter() + "\u0000" + ref.model());
                     throw e;
@@ -173,26 +179,23 @@ public final class InferenceEngine implements AutoCloseable {
         return call(() -> {
             Resolved r = resolve(ref, prompt);
             checkContext(r, 0, "the prompt");
-            int total = r.imageTokens() + r.ids().length;
-            try (NDManager scope = r.model().manager().newSubManager(); KvCache cache = r.model().newCache(1, total)) {
-                NDArray hidden = r.model().forward(scope, r.inputs(scope), new int[] {0}, new int[] {total}, cache,
-                        r.adapters(), false).hidden();
-                if (r.imageTokens() > 0) {
-                    hidden = hidden.get(":, " + r.imageTokens() + ":, :");
-                }
-                float[] logits = NdArrays.toFloats(r.model().logits(hidden));
-                int vocab = r.model().config().vocabSize();
-                List<Outputs.PositionScore> positions = new ArrayList<>();
-                for (int i = 0; i < r.ids().length; i++) {
-                    float[] logprobs = LogitsProcessors.logSoftmax(Arrays.copyOfRange(logits, i * vocab,
-                            (i + 1) * vocab));
-                    boolean last = i == r.ids().length - 1;
-                    Integer next = last ? null : (int) r.ids()[i + 1];
-                    positions.add(new Outputs.PositionScore(next, last ? null : logprobs[next], top(logprobs,
-                            topLogprobs)));
-                }
-                return new Outputs.ScoreResult(r.ids(), positions);
+            float[][] inputs = r.inputs();
+            boolean[] wanted = new boolean[inputs.length];
+            for (int i = r.imageTokens(); i < inputs.length; i++) {
+                wanted[i] = true;
             }
+            Decoder.Cache cache = r.model().newCache(1);
+            float[][] logits = r.model().logits(inputs, new int[inputs.length], cache, rows(r.adapters(), inputs.length),
+                    wanted);
+            List<Outputs.PositionScore> positions = new ArrayList<>();
+            for (int i = 0; i < r.ids().length; i++) {
+                float[] logprobs = LogitsProcessors.logSoftmax(logits[r.imageTokens() + i]);
+                boolean last = i == r.ids().length - 1;
+                Integer next = last ? null : (int) r.ids()[i + 1];
+                positions.add(new Outputs.PositionScore(next, last ? null : logprobs[next], top(logprobs,
+                        topLogprobs)));
+            }
+            return new Outputs.ScoreResult(r.ids(), positions);
         });
     }
 
@@ -274,8 +277,9 @@ public final class InferenceEngine implements AutoCloseable {
 
     private void runGeneration(Resolved r, SamplingParams params, GenerationListener listener,
                                AtomicBoolean cancelled, long start) {
-        LlamaModel model = r.model();
-        int promptPositions = r.imageTokens() + r.ids().length;
+        Decoder model = r.model();
+        float[][] prompt = r.inputs();
+        int promptPositions = prompt.length;
         int room = model.config().maxPositions() - promptPositions;
         int maxNew = Math.min(params.maxNewTokens(), room);
         int[] context = new int[r.ids().length + maxNew];
@@ -291,61 +295,63 @@ public final class InferenceEngine implements AutoCloseable {
             stopIds.addAll(r.eos());
         }
         Duration ttft = null;
-        Outputs.FinishReason reason = null;
+        Outputs.FinishReason reason;
         int generated = 0;
-        try (KvCache cache = model.newCache(1, promptPositions + Math.min(maxNew, 64))) {
-            NDManager scope = model.manager().newSubManager();
-            try {
-                NDArray hidden = model.forward(scope, r.inputs(scope), new int[] {0}, new int[] {promptPositions},
-                        cache, r.adapters(), false).hidden();
-                float[] logits = NdArrays.toFloats(model.logits(hidden.get(":, -1, :")));
-                while (true) {
-                    scope.close();
-                    scope = model.manager().newSubManager();
-                    if (cancelled.get()) {
-                        reason = Outputs.FinishReason.CANCELLED;
-                        break;
-                    }
-                    List<Outputs.GeneratedLogprobs> logprobs = List.of();
-                    float[] processed = logits.clone();
-                    LogitsProcessors.apply(processed, params, context, length, r.ids().length);
-                    int token = sampler.pick(processed);
-                    if (params.logprobs() || params.topLogprobs() > 0) {
-                        float[] ls = LogitsProcessors.logSoftmax(logits);
-                        logprobs = List.of(new Outputs.GeneratedLogprobs(token, ls[token], top(ls,
-                                params.topLogprobs())));
-                    }
-                    context[length++] = token;
-                    generated++;
-                    if (ttft == null) {
-                        ttft = Duration.ofNanos(System.nanoTime() - start);
-                    }
-                    if (stopIds.contains(token)) {
-                        listener.onDelta(stops.flush(), new int[] {token}, logprobs);
-                        reason = Outputs.FinishReason.STOP;
-                        break;
-                    }
-                    StopStrings.Step step = stops.add(detokenizer.add(token));
-                    listener.onDelta(step.emit(), new int[] {token}, logprobs);
-                    if (step.stopped()) {
-                        reason = Outputs.FinishReason.STOP;
-                        break;
-                    }
-                    if (generated >= maxNew) {
-                        listener.onDelta(stops.add(detokenizer.flush()).emit() + stops.flush(), new int[0], List.of());
-                        reason = Outputs.FinishReason.LENGTH;
-                        break;
-                    }
-                    hidden = model.forward(scope, model.embed(scope, new long[][] {{token}}), new int[] {0},
-                            new int[] {1}, cache, r.adapters(), false).hidden();
-                    logits = NdArrays.toFloats(model.logits(hidden.get(":, -1, :")));
-                }
-            } finally {
-                scope.close();
+        Decoder.Cache cache = model.newCache(1);
+        boolean[] lastOnly = new boolean[promptPositions];
+        lastOnly[promptPositions - 1] = true;
+        float[] logits = model.logits(prompt, new int[promptPositions], cache,
+                rows(r.adapters(), promptPositions), lastOnly)[promptPositions - 1];
+        while (true) {
+            if (cancelled.get()) {
+                reason = Outputs.FinishReason.CANCELLED;
+                break;
             }
+            List<Outputs.GeneratedLogprobs> logprobs = List.of();
+            float[] processed = logits.clone();
+            LogitsProcessors.apply(processed, params, context, length, r.ids().length);
+            int token = sampler.pick(processed);
+            if (params.logprobs() || params.topLogprobs() > 0) {
+                float[] ls = LogitsProcessors.logSoftmax(logits);
+                logprobs = List.of(new Outputs.GeneratedLogprobs(token, ls[token], top(ls, params.topLogprobs())));
+            }
+            context[length++] = token;
+            generated++;
+            if (ttft == null) {
+                ttft = Duration.ofNanos(System.nanoTime() - start);
+            }
+            if (stopIds.contains(token)) {
+                listener.onDelta(stops.flush(), new int[] {token}, logprobs);
+                reason = Outputs.FinishReason.STOP;
+                break;
+            }
+            StopStrings.Step step = stops.add(detokenizer.add(token));
+            listener.onDelta(step.emit(), new int[] {token}, logprobs);
+            if (step.stopped()) {
+                reason = Outputs.FinishReason.STOP;
+                break;
+            }
+            if (generated >= maxNew) {
+                listener.onDelta(stops.add(detokenizer.flush()).emit() + stops.flush(), new int[0], List.of());
+                reason = Outputs.FinishReason.LENGTH;
+                break;
+            }
+            logits = model.logits(new float[][] {model.embed(token)}, new int[1], cache, r.adapters(),
+                    new boolean[] {true})[0];
         }
         listener.onFinished(reason, new Outputs.Usage(promptPositions, generated,
                 ttft == null ? Duration.ZERO : ttft, Duration.ofNanos(System.nanoTime() - start)));
+    }
+
+    /** A request's adapters (one scale each) for a call of {@code count} rows, all of this request. */
+    private static List<LoraApplication> rows(List<LoraApplication> adapters, int count) {
+        List<LoraApplication> out = new ArrayList<>();
+        for (LoraApplication adapter : adapters) {
+            float[] scales = new float[count];
+            Arrays.fill(scales, adapter.rowScales()[0]);
+            out.add(new LoraApplication(adapter.adapter(), scales));
+        }
+        return out;
     }
 
     /** Runs model work on the engine's threads and waits, unwrapping its failure. */

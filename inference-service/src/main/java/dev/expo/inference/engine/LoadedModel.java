@@ -1,7 +1,7 @@
 package dev.expo.inference.engine;
 
+import dev.expo.modeling.Decoder;
 import dev.expo.modeling.clip.ClipVisionModel;
-import dev.expo.modeling.llama.LlamaModel;
 import dev.expo.modeling.lora.LoraAdapter;
 import dev.expo.modeling.multimodal.MultimodalModel;
 import dev.expo.modeling.tokenizer.TextTokenizer;
@@ -14,7 +14,7 @@ public sealed interface LoadedModel {
     String name();
 
     /** A causal language model with its tokenizer and the token ids that end a generation. */
-    record Language(String name, LlamaModel model, TextTokenizer tokenizer, Set<Integer> eosTokenIds)
+    record Language(String name, Decoder decoder, TextTokenizer tokenizer, Set<Integer> eosTokenIds)
             implements LoadedModel {
     }
 
@@ -22,7 +22,8 @@ public sealed interface LoadedModel {
     }
 
     /** A manifest's parts put together; the language part's tokenizer and end-of-sequence ids. */
-    record Multimodal(String name, MultimodalModel model, TextTokenizer tokenizer, Set<Integer> eosTokenIds)
+    record Multimodal(String name, MultimodalModel model, Decoder decoder, TextTokenizer tokenizer,
+                      Set<Integer> eosTokenIds)
             implements LoadedModel {
     }
 

@@ -8,7 +8,10 @@ import dev.expo.checkpoint.catalog.ModelDescription;
 import dev.expo.checkpoint.catalog.ModelKind;
 import dev.expo.common.ExpoException;
 import dev.expo.common.store.ModelStore;
+import dev.expo.modeling.Decoder;
+import dev.expo.modeling.DjlDecoder;
 import dev.expo.modeling.ModelOptions;
+import dev.expo.modeling.cpu.CpuDecoder;
 import dev.expo.modeling.clip.ClipVisionModel;
 import dev.expo.modeling.llama.LlamaConfig;
 import dev.expo.modeling.llama.LlamaModel;
@@ -116,7 +119,7 @@ public final class ModelRegistry implements AutoCloseable {
         loaded.remove(name);
         switch (model) {
             case LoadedModel.Language language -> {
-                language.model().close();
+                language.decoder().close();
                 language.tokenizer().close();
             }
             case LoadedModel.Vision vision -> vision.tower().close();
@@ -130,20 +133,22 @@ public final class ModelRegistry implements AutoCloseable {
 
     private static boolean uses(LoadedModel.Multimodal mm, LoadedModel part) {
         return switch (part) {
-            case LoadedModel.Language l -> mm.model().languageModel() == l.model();
+            case LoadedModel.Language l -> mm.decoder() == l.decoder();
             case LoadedModel.Vision v -> mm.model().visionTower() == v.tower();
             case LoadedModel.Adapter a -> mm.model().adapter() == a.adapter();
             case LoadedModel.Multimodal m -> false;
         };
     }
 
+    /** On a CPU the Java decoder (BF16 weights, no per-op native calls); on a GPU the DJL one. */
     private LoadedModel.Language loadLanguage(String name, Path dir) {
-        LlamaModel model = LlamaModel.load(dir, manager, options);
+        Decoder decoder = options.device().isGpu() ? new DjlDecoder(LlamaModel.load(dir, manager, options))
+                : CpuDecoder.load(dir);
         try {
             TextTokenizer tokenizer = TextTokenizer.load(dir);
-            return new LoadedModel.Language(name, model, tokenizer, eosIds(dir, model.config(), tokenizer));
+            return new LoadedModel.Language(name, decoder, tokenizer, eosIds(dir, decoder.config(), tokenizer));
         } catch (RuntimeException e) {
-            model.close();
+            decoder.close();
             throw e;
         }
     }
@@ -174,9 +179,13 @@ public final class ModelRegistry implements AutoCloseable {
                 adapter = adapter(manifest.adapter()).adapter();
             }
         }
-        MultimodalModel model = new MultimodalModel(language.model(), tower.tower(), projector, adapter,
-                manifest.visionLayer(), manifest.dropClassToken());
-        return new LoadedModel.Multimodal(name, model, language.tokenizer(), language.eosTokenIds());
+        if (adapter != null) {
+            adapter.checkFits(language.decoder().config(), manifest.adapter());
+        }
+        MultimodalModel model = new MultimodalModel(tower.tower(), projector, adapter, manifest.visionLayer(),
+                manifest.dropClassToken(), language.decoder().config().hiddenSize());
+        return new LoadedModel.Multimodal(name, model, language.decoder(), language.tokenizer(),
+                language.eosTokenIds());
     }
 
     private LoadedModel put(LoadedModel model) {

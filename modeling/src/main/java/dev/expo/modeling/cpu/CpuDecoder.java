@@ -21,7 +21,7 @@ import java.util.List;
  * <p>Rows are positions: a forward call takes any mix of rows from any cache slots (a prompt's positions, or one
  * new token from each of several sequences), each at its slot's next position.
  */
-public final class CpuDecoder implements AutoCloseable {
+public final class CpuDecoder implements dev.expo.modeling.Decoder {
 
     /** One layer: q/k/v and gate/up stacked as in the checkpoint's row order. */
     private record Layer(float[] inputLayernorm, Matrix qkvProj, Matrix oProj, float[] postAttentionLayernorm,
@@ -104,12 +104,14 @@ public final class CpuDecoder implements AutoCloseable {
         return config;
     }
 
+    @Override
     public CpuKvCache newCache(int slots) {
         return new CpuKvCache(config.numLayers(), config.numKvHeads(), config.headDim(), config.maxPositions(),
                 slots);
     }
 
     /** The input embedding of a token. */
+    @Override
     public float[] embed(int token) {
         if (token < 0 || token >= config.vocabSize()) {
             throw ExpoException.invalidArgument("token_ids", token, "must be in [0, " + config.vocabSize() + ")");
@@ -211,6 +213,40 @@ public final class CpuDecoder implements AutoCloseable {
         float[][] out = new float[rows][hidden];
         for (int r = 0; r < rows; r++) {
             rmsNorm(x[r], norm, out[r]);
+        }
+        return out;
+    }
+
+    /** Adapters as the CPU path holds them, converted once per adapter. */
+    private final java.util.Map<dev.expo.modeling.lora.LoraAdapter, CpuLora> cpuAdapters =
+            java.util.Collections.synchronizedMap(new java.util.IdentityHashMap<>());
+
+    @Override
+    public float[][] logits(float[][] inputs, int[] slots, Cache cache,
+                            List<dev.expo.modeling.lora.LoraApplication> adapters, boolean[] wanted) {
+        List<CpuLora> lora = new ArrayList<>();
+        for (dev.expo.modeling.lora.LoraApplication application : adapters) {
+            lora.add(cpuAdapters.computeIfAbsent(application.adapter(), CpuLora::of).scaled(application.rowScales()));
+        }
+        float[][] hidden = forward(inputs, slots, (CpuKvCache) cache, lora);
+        int count = 0;
+        for (boolean w : wanted) {
+            count += w ? 1 : 0;
+        }
+        float[][] selected = new float[count][];
+        int next = 0;
+        for (int r = 0; r < hidden.length; r++) {
+            if (wanted[r]) {
+                selected[next++] = hidden[r];
+            }
+        }
+        float[][] computed = logits(selected);
+        float[][] out = new float[hidden.length][];
+        next = 0;
+        for (int r = 0; r < hidden.length; r++) {
+            if (wanted[r]) {
+                out[r] = computed[next++];
+            }
         }
         return out;
     }

@@ -6,7 +6,7 @@ import java.util.Arrays;
  * The CPU decoder's keys and values, per layer and sequence slot: {@code [kvHeads][capacity][headDim]} float arrays
  * that grow (doubling, up to the context) as the slot's sequence does. A slot is reused by resetting its length.
  */
-public final class CpuKvCache {
+public final class CpuKvCache implements dev.expo.modeling.Decoder.Cache {
 
     private final int layers;
     private final int kvHeads;
@@ -28,10 +28,12 @@ public final class CpuKvCache {
         this.lengths = new int[slots];
     }
 
+    @Override
     public int slots() {
         return lengths.length;
     }
 
+    @Override
     public int length(int slot) {
         return lengths[slot];
     }
@@ -41,6 +43,7 @@ public final class CpuKvCache {
     }
 
     /** Empties a slot (and lets its memory go). */
+    @Override
     public void reset(int slot) {
         lengths[slot] = 0;
         capacity[slot] = 0;

@@ -282,35 +282,6 @@ public final class LlamaModel implements AutoCloseable {
         }
     }
 
-    /**
-     * Checks that an adapter fits this model: every module it adapts exists here with the adapter's input and output
-     * sizes. FAILED_PRECONDITION naming the first mismatch otherwise (an adapter trained on another base).
-     */
-    public void checkAdapter(LoraAdapter adapter, String adapterName) {
-        for (String path : adapter.modulePaths()) {
-            Slice slice;
-            try {
-                slice = slice(path);
-            } catch (ExpoException e) {
-                throw ExpoException.failedPrecondition("adapter \"" + adapterName + "\" adapts " + path
-                        + ", which this model does not have (trained on another base model?)");
-            }
-            long out;
-            long in;
-            try (NDManager scope = manager.newSubManager()) {
-                ai.djl.ndarray.types.Shape shape = slice.weight().get(scope, slice.rows()).getShape();
-                out = shape.get(0);
-                in = shape.get(1);
-            }
-            LoraAdapter.Module lora = adapter.module(path);
-            if (lora.a().getShape().get(1) != in || lora.b().getShape().get(0) != out) {
-                throw ExpoException.failedPrecondition("adapter \"" + adapterName + "\" has " + path + " for "
-                        + lora.a().getShape().get(1) + " -> " + lora.b().getShape().get(0) + " but the model's is "
-                        + in + " -> " + out + " (trained on another base model?)");
-            }
-        }
-    }
-
     /** A checkpoint weight by its Hugging Face name, read from the (possibly fused, possibly merged) arrays. */
     public float[] weight(String name) {
         if (!name.endsWith(".weight")) {

@@ -98,6 +98,41 @@ public final class LoraAdapter implements AutoCloseable {
         return new ArrayList<>(modules.keySet());
     }
 
+    private static final Pattern MODULE = Pattern.compile("model\\.layers\\.(\\d+)\\.(self_attn|mlp)\\.(\\w+)");
+
+    /**
+     * Checks that this adapter fits a decoder of that configuration: every module it adapts exists there with the
+     * adapter's input and output sizes. FAILED_PRECONDITION naming the first mismatch otherwise (an adapter trained
+     * on another base model).
+     */
+    public void checkFits(dev.expo.modeling.llama.LlamaConfig model, String adapterName) {
+        int q = model.numHeads() * model.headDim();
+        int kv = model.numKvHeads() * model.headDim();
+        for (Map.Entry<String, Module> entry : modules.entrySet()) {
+            Matcher m = MODULE.matcher(entry.getKey());
+            int[] inOut = !m.matches() || Integer.parseInt(m.group(1)) >= model.numLayers() ? null
+                    : switch (m.group(3)) {
+                        case "q_proj" -> new int[] {model.hiddenSize(), q};
+                        case "k_proj", "v_proj" -> new int[] {model.hiddenSize(), kv};
+                        case "o_proj" -> new int[] {q, model.hiddenSize()};
+                        case "gate_proj", "up_proj" -> new int[] {model.hiddenSize(), model.intermediateSize()};
+                        case "down_proj" -> new int[] {model.intermediateSize(), model.hiddenSize()};
+                        default -> null;
+                    };
+            if (inOut == null) {
+                throw ExpoException.failedPrecondition("adapter \"" + adapterName + "\" adapts " + entry.getKey()
+                        + ", which the model does not have (trained on another base model?)");
+            }
+            long in = entry.getValue().a().getShape().get(1);
+            long out = entry.getValue().b().getShape().get(0);
+            if (in != inOut[0] || out != inOut[1]) {
+                throw ExpoException.failedPrecondition("adapter \"" + adapterName + "\" has " + entry.getKey()
+                        + " for " + in + " -> " + out + " but the model's is " + inOut[0] + " -> " + inOut[1]
+                        + " (trained on another base model?)");
+            }
+        }
+    }
+
     /**
      * Writes the adapter in PEFT's format (adapter_config.json and adapter_model.safetensors with PEFT's key names),
      * float32, so PEFT's {@code PeftModel.from_pretrained} loads it.

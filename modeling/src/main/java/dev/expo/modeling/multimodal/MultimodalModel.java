@@ -3,32 +3,30 @@ package dev.expo.modeling.multimodal;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import dev.expo.common.ExpoException;
+import dev.expo.modeling.NdArrays;
 import dev.expo.modeling.clip.ClipImageProcessor;
 import dev.expo.modeling.clip.ClipVisionModel;
 import dev.expo.modeling.clip.RgbImage;
-import dev.expo.modeling.llama.LlamaModel;
 import dev.expo.modeling.lora.LoraAdapter;
 
 import java.util.List;
 
 /**
- * A language model that reads images: the vision tower's features of a chosen layer (class token dropped), through
- * the projector, become a prefix of the text embeddings — image tokens first, then the text from its BOS, with
- * positions counting the image tokens like any others (the seed's fusion, as the DDPO fixtures spell it out).
+ * What makes a language model read images: the vision tower's features of a chosen layer (class token dropped),
+ * through the projector, become a prefix of the text embeddings — image tokens first, then the text from its BOS,
+ * with positions counting the image tokens like any others (the seed's fusion, as the DDPO fixtures spell it out).
  * The parts are shared, not owned: the registry that loaded them closes them.
  *
  * @param adapter null = none
  */
-public record MultimodalModel(LlamaModel languageModel, ClipVisionModel visionTower, Projector projector,
-                              LoraAdapter adapter, int visionLayer, boolean dropClassToken) {
+public record MultimodalModel(ClipVisionModel visionTower, Projector projector, LoraAdapter adapter, int visionLayer,
+                              boolean dropClassToken, int languageHiddenSize) {
 
     public MultimodalModel {
-        if (projector.inputSize() != visionTower.config().hiddenSize()
-                || projector.outputSize() != languageModel.config().hiddenSize()) {
+        if (projector.inputSize() != visionTower.config().hiddenSize() || projector.outputSize() != languageHiddenSize) {
             throw ExpoException.failedPrecondition("the projector maps " + projector.inputSize() + " -> "
                     + projector.outputSize() + " but the vision tower has hidden size "
-                    + visionTower.config().hiddenSize() + " and the language model " + languageModel.config()
-                    .hiddenSize());
+                    + visionTower.config().hiddenSize() + " and the language model " + languageHiddenSize);
         }
     }
 
@@ -42,10 +40,16 @@ public record MultimodalModel(LlamaModel languageModel, ClipVisionModel visionTo
         return projector.apply(features);
     }
 
-    /** Image tokens then text embeddings, {@code [1, P + T, hidden]}. */
-    public NDArray inputs(NDManager scope, RgbImage image, long[] textIds) {
-        NDArray text = languageModel.embed(scope, new long[][] {textIds});
-        return image == null ? text : imagePrefix(scope, image).concat(text, 1);
+    /** The image tokens as rows of input embeddings, for a {@link dev.expo.modeling.Decoder}. */
+    public float[][] imageRows(RgbImage image) {
+        try (NDManager scope = NDManager.newBaseManager()) {
+            float[] flat = NdArrays.toFloats(imagePrefix(scope, image));
+            float[][] rows = new float[flat.length / languageHiddenSize][languageHiddenSize];
+            for (int r = 0; r < rows.length; r++) {
+                System.arraycopy(flat, r * languageHiddenSize, rows[r], 0, languageHiddenSize);
+            }
+            return rows;
+        }
     }
 
     public int imageTokens() {

@@ -37,7 +37,7 @@ class MultimodalParityTest {
                      ModelOptions.cpu());
              LoraAdapter adapter = LoraAdapter.load(Goldens.path("ddpo-multimodal/adapter"), manager,
                      ModelOptions.cpu())) {
-            MultimodalModel model = new MultimodalModel(llm, clip, projector, adapter, -2, true);
+            MultimodalModel model = new MultimodalModel(clip, projector, adapter, -2, true, llm.config().hiddenSize());
             float[] features = Goldens.floats(step, "image_features");
             float[] tokens = Goldens.floats(step, "image_tokens");
             float[] textLogits = Goldens.floats(step, "policy_text_logits");
@@ -59,7 +59,7 @@ class MultimodalParityTest {
                     for (int i = 0; i < ids.length; i++) {
                         ids[i] = ex.get("chosen_input_ids").get(i).asLong();
                     }
-                    NDArray inputs = model.inputs(scope, image, ids);
+                    NDArray inputs = prefix.concat(llm.embed(scope, new long[][] {ids}), 1);
                     int total = model.imageTokens() + ids.length;
                     NDArray hidden = llm.forward(scope, inputs, new int[] {0}, new int[] {total}, cache,
                             List.of(new LoraApplication(adapter, new float[] {1f})), false).hidden();
