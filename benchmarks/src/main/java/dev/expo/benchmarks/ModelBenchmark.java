@@ -20,7 +20,8 @@ import java.util.SplittableRandom;
 /**
  * The model runtime's benchmark of docs/benchmarks.md: a 134M-parameter LLaMA with random weights (hidden 768,
  * intermediate 2048, 12 layers, 12 heads, vocab 32000, BF16 on disk), a 128-token prompt and 128 new tokens
- * (greedy), batch 1 and batch 8: prefill tokens/s and decode tokens/s.
+ * (greedy), batch 1 and batch 8: prefill tokens/s and decode tokens/s, for both decoders (the better of two runs
+ * each, after a warm-up).
  *
  * <p>{@code ModelBenchmark [--work DIR] [--prompt 128] [--new 128] [--batches 1,8]}
  */
@@ -58,7 +59,9 @@ public final class ModelBenchmark {
             runCpu(decoder, 1, 16, 8);   // warm-up (JIT)
             runCpu(decoder, 8, 16, 8);
             for (int batch : batches) {
-                double[] r = runCpu(decoder, batch, promptLength, newTokens);
+                double[] first = runCpu(decoder, batch, promptLength, newTokens);
+                double[] second = runCpu(decoder, batch, promptLength, newTokens);
+                double[] r = {Math.max(first[0], second[0]), Math.max(first[1], second[1])};   // the better of two
                 rows.add(String.format(Locale.ROOT, "| CPU decoder (Java, BF16 weights) | %d | %d | %d | %.0f | %.1f "
                         + "| %.1f |", batch, promptLength, newTokens, r[0], r[1], r[1] / batch));
             }
@@ -67,7 +70,9 @@ public final class ModelBenchmark {
              LlamaModel model = LlamaModel.load(dir, manager, ModelOptions.cpu())) {
             run(model, manager, 1, 16, 8);   // warm-up
             for (int batch : batches) {
-                double[] r = run(model, manager, batch, promptLength, newTokens);
+                double[] first = run(model, manager, batch, promptLength, newTokens);
+                double[] second = run(model, manager, batch, promptLength, newTokens);
+                double[] r = {Math.max(first[0], second[0]), Math.max(first[1], second[1])};
                 rows.add(String.format(Locale.ROOT, "| DJL decoder (PyTorch, FP32) | %d | %d | %d | %.0f | %.1f | "
                         + "%.1f |", batch, promptLength, newTokens, r[0], r[1], r[1] / batch));
             }

@@ -79,13 +79,21 @@ public final class Kernels {
         }
     }
 
+    /**
+     * A tile of weight rows at a time, for every block of four inputs: with many inputs (a prompt) the tile is read
+     * from memory once and from cache for the other blocks.
+     */
     private static void rows(Matrix w, float[][] x, float[][] out, int batch, int from, int to) {
-        for (int b0 = 0; b0 < batch; b0 += 4) {
-            int block = Math.min(4, batch - b0);
-            if (w.dtype() == DType.BF16) {
-                rowsBf16(w.data(), w.cols(), x, out, b0, block, from, to);
-            } else {
-                rowsF32(w.data(), w.cols(), x, out, b0, block, from, to);
+        int tile = Math.max(8, (48 << 10) / (w.cols() * w.dtype().byteSize()));
+        for (int j0 = from; j0 < to; j0 += tile) {
+            int j1 = Math.min(to, j0 + tile);
+            for (int b0 = 0; b0 < batch; b0 += 4) {
+                int block = Math.min(4, batch - b0);
+                if (w.dtype() == DType.BF16) {
+                    rowsBf16(w.data(), w.cols(), x, out, b0, block, j0, j1);
+                } else {
+                    rowsF32(w.data(), w.cols(), x, out, b0, block, j0, j1);
+                }
             }
         }
     }
