@@ -26,13 +26,14 @@ public class EngineProducer {
 
     @Produces
     @Singleton
-    InferenceEngine engine(ModelStore store, InferenceConfig config) {
+    InferenceEngine engine(ModelStore store, InferenceConfig config, MicrometerInferenceMetrics metrics) {
         ModelOptions options = ModelOptions.of(config.device());
         LOG.infof("inference engine: %s %s, %d worker(s)", options.device(), options.computeType(), config.workers());
         InferenceConfig.Limits limits = config.limits();
         return new InferenceEngine(new ModelRegistry(store, options), new InferenceLimits(limits.maxImageBytes(),
                 limits.maxImagePixels(), limits.maxNewTokens(), config.samplingDefaults().maxNewTokens()),
-                config.workers());
+                config.workers(), new InferenceEngine.Batching(config.batching().maxBatchSize(),
+                config.batching().maxQueued()), metrics);
     }
 
     void close(@Disposes InferenceEngine engine) {

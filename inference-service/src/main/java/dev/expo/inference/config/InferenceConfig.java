@@ -17,6 +17,19 @@ public interface InferenceConfig {
 
     Limits limits();
 
+    Batching batching();
+
+    /** Continuous batching, per model. */
+    interface Batching {
+        /** Sequences decoded together (KV cache slots). */
+        @WithDefault("16")
+        int maxBatchSize();
+
+        /** Requests waiting for a slot; beyond, RESOURCE_EXHAUSTED. */
+        @WithDefault("64")
+        int maxQueued();
+    }
+
     SamplingDefaults samplingDefaults();
 
     interface Limits {

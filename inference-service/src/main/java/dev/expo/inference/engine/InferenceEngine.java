@@ -17,11 +17,11 @@ import dev.expo.modeling.sampling.TokenSampler;
 import dev.expo.modeling.tokenizer.StreamingDetokenizer;
 import dev.expo.modeling.tokenizer.TextTokenizer;
 
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashSet;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CancellationException;
@@ -29,7 +29,6 @@ import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
-import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * Scoring, image embeddings and streamed generation over the registry's models. All model work runs on the engine's
@@ -38,14 +37,33 @@ import java.util.concurrent.atomic.AtomicBoolean;
  */
 public final class InferenceEngine implements AutoCloseable {
 
+    /** How generations are batched: at most maxBatch sequences per decode step, maxQueued waiting per model. */
+    public record Batching(int maxBatch, int maxQueued) {
+        public Batching {
+            if (maxBatch < 1 || maxQueued < 0) {
+                throw new IllegalArgumentException("invalid batching settings");
+            }
+        }
+    }
+
     private final ModelRegistry registry;
     private final InferenceLimits limits;
+    private final Batching batching;
+    private final InferenceMetrics metrics;
     private final ExecutorService workers;
     private final Set<String> checkedAdapters = java.util.concurrent.ConcurrentHashMap.newKeySet();
+    private final Map<Decoder, BatchScheduler> schedulers = new java.util.IdentityHashMap<>();
 
     public InferenceEngine(ModelRegistry registry, InferenceLimits limits, int workers) {
+        this(registry, limits, workers, new Batching(16, 64), InferenceMetrics.NONE);
+    }
+
+    public InferenceEngine(ModelRegistry registry, InferenceLimits limits, int workers, Batching batching,
+                           InferenceMetrics metrics) {
         this.registry = registry;
         this.limits = limits;
+        this.batching = batching;
+        this.metrics = metrics;
         this.workers = Executors.newFixedThreadPool(workers, r -> {
             Thread thread = new Thread(r, "inference");
             thread.setDaemon(true);
@@ -62,8 +80,8 @@ public final class InferenceEngine implements AutoCloseable {
     }
 
     /** A request resolved against a loaded model: input ids, the image, the adapters, the tokenizer. */
-    private record Resolved(Decoder model, MultimodalModel multimodal, TextTokenizer tokenizer, Set<Integer> eos,
-                            long[] ids, RgbImage image, List<LoraApplication> adapters) {
+    private record Resolved(String modelName, Decoder model, MultimodalModel multimodal, TextTokenizer tokenizer,
+                            Set<Integer> eos, long[] ids, RgbImage image, List<LoraApplication> adapters) {
 
         int imageTokens() {
             return image == null ? 0 : multimodal.imageTokens();
@@ -155,7 +173,7 @@ public final class InferenceEngine implements AutoCloseable {
         if (ids.length == 0) {
             throw ExpoException.invalidArgument("prompt", "\"\"", "the prompt encodes to no tokens");
         }
-        return new Resolved(model, multimodal, tokenizer, eos, ids, image, adapters);
+        return new Resolved(ref.model(), model, multimodal, tokenizer, eos, ids, image, adapters);
     }
 
     private void checkContext(Resolved r, int extra, String what) {
@@ -246,8 +264,9 @@ public final class InferenceEngine implements AutoCloseable {
     }
 
     /**
-     * Starts a generation; the listener gets the deltas and then the end. Bad requests fail here, before anything is
-     * queued; failures while generating reach {@link GenerationListener#onError}.
+     * Queues a generation in its model's batch; the listener gets the deltas and then the end. Bad requests fail
+     * here, before anything is queued (RESOURCE_EXHAUSTED when the model's queue is full); failures while generating
+     * reach {@link GenerationListener#onError}.
      */
     public GenerationHandle generate(ModelRef ref, Prompt prompt, SamplingParams params,
                                      GenerationListener listener) {
@@ -255,92 +274,72 @@ public final class InferenceEngine implements AutoCloseable {
             throw ExpoException.invalidArgument("max_new_tokens", params.maxNewTokens(), "must be at most "
                     + limits.maxNewTokens());
         }
-        Resolved r = call(() -> {
-            Resolved resolved = resolve(ref, prompt);
-            checkContext(resolved, 0, "the prompt");
-            return resolved;
-        });
-        AtomicBoolean cancelled = new AtomicBoolean();
         long start = System.nanoTime();
-        Future<?> task = workers.submit(() -> {
-            try {
-                runGeneration(r, params, listener, cancelled, start);
-            } catch (RuntimeException e) {
-                listener.onError(e);
-            }
+        Sequence sequence = call(() -> {
+            Resolved r = resolve(ref, prompt);
+            checkContext(r, 0, "the prompt");
+            float[][] rows = r.inputs();
+            return new Sequence(ref.model(), rows, r.ids(), r.model().config().maxPositions(), r.tokenizer(),
+                    r.eos(), BatchScheduler.adapterMap(r.adapters()), params, listener, metrics, start);
         });
-        return () -> {
-            cancelled.set(true);
-            task.cancel(false);
+        scheduler(ref.model()).submit(sequence);
+        return () -> sequence.cancelled.set(true);
+    }
+
+    private static Decoder decoderOf(LoadedModel loaded) {
+        return switch (loaded) {
+            case LoadedModel.Language l -> l.decoder();
+            case LoadedModel.Multimodal m -> m.decoder();
+            default -> null;
         };
     }
 
-    private void runGeneration(Resolved r, SamplingParams params, GenerationListener listener,
-                               AtomicBoolean cancelled, long start) {
-        Decoder model = r.model();
-        float[][] prompt = r.inputs();
-        int promptPositions = prompt.length;
-        int room = model.config().maxPositions() - promptPositions;
-        int maxNew = Math.min(params.maxNewTokens(), room);
-        int[] context = new int[r.ids().length + maxNew];
-        for (int i = 0; i < r.ids().length; i++) {
-            context[i] = (int) r.ids()[i];
+    /** The batch of the model's decoder (a multimodal model shares its language model's). */
+    private BatchScheduler scheduler(String model) {
+        Decoder decoder = decoderOf(registry.get(model));
+        if (decoder == null) {
+            throw ExpoException.invalidArgument("model", model, "cannot generate");
         }
-        int length = r.ids().length;
-        TokenSampler sampler = new TokenSampler(params);
-        StreamingDetokenizer detokenizer = new StreamingDetokenizer(r.tokenizer(), true);
-        StopStrings stops = new StopStrings(params.stop());
-        Set<Integer> stopIds = new HashSet<>(params.stopTokenIds());
-        if (!params.ignoreEos()) {
-            stopIds.addAll(r.eos());
+        synchronized (schedulers) {
+            return schedulers.computeIfAbsent(decoder, d -> new BatchScheduler(model, d, batching.maxBatch(),
+                    batching.maxQueued(), metrics));
         }
-        Duration ttft = null;
-        Outputs.FinishReason reason;
-        int generated = 0;
-        Decoder.Cache cache = model.newCache(1);
-        boolean[] lastOnly = new boolean[promptPositions];
-        lastOnly[promptPositions - 1] = true;
-        float[] logits = model.logits(prompt, new int[promptPositions], cache,
-                rows(r.adapters(), promptPositions), lastOnly)[promptPositions - 1];
-        while (true) {
-            if (cancelled.get()) {
-                reason = Outputs.FinishReason.CANCELLED;
-                break;
-            }
-            List<Outputs.GeneratedLogprobs> logprobs = List.of();
-            float[] processed = logits.clone();
-            LogitsProcessors.apply(processed, params, context, length, r.ids().length);
-            int token = sampler.pick(processed);
-            if (params.logprobs() || params.topLogprobs() > 0) {
-                float[] ls = LogitsProcessors.logSoftmax(logits);
-                logprobs = List.of(new Outputs.GeneratedLogprobs(token, ls[token], top(ls, params.topLogprobs())));
-            }
-            context[length++] = token;
-            generated++;
-            if (ttft == null) {
-                ttft = Duration.ofNanos(System.nanoTime() - start);
-            }
-            if (stopIds.contains(token)) {
-                listener.onDelta(stops.flush(), new int[] {token}, logprobs);
-                reason = Outputs.FinishReason.STOP;
-                break;
-            }
-            StopStrings.Step step = stops.add(detokenizer.add(token));
-            listener.onDelta(step.emit(), new int[] {token}, logprobs);
-            if (step.stopped()) {
-                reason = Outputs.FinishReason.STOP;
-                break;
-            }
-            if (generated >= maxNew) {
-                listener.onDelta(stops.add(detokenizer.flush()).emit() + stops.flush(), new int[0], List.of());
-                reason = Outputs.FinishReason.LENGTH;
-                break;
-            }
-            logits = model.logits(new float[][] {model.embed(token)}, new int[1], cache, r.adapters(),
-                    new boolean[] {true})[0];
+    }
+
+    /** Running and waiting generations and free slots of a model's batch. */
+    public record BatchState(int running, int waiting, int freeSlots) {
+    }
+
+    public BatchState batchState(String model) {
+        if (!registry.isLoaded(model)) {
+            return new BatchState(0, 0, batching.maxBatch());
         }
-        listener.onFinished(reason, new Outputs.Usage(promptPositions, generated,
-                ttft == null ? Duration.ZERO : ttft, Duration.ofNanos(System.nanoTime() - start)));
+        Decoder decoder = decoderOf(registry.get(model));
+        BatchScheduler scheduler;
+        synchronized (schedulers) {
+            scheduler = decoder == null ? null : schedulers.get(decoder);
+        }
+        return scheduler == null ? new BatchState(0, 0, batching.maxBatch())
+                : new BatchState(scheduler.runningCount(), scheduler.waitingCount(), scheduler.freeSlots());
+    }
+
+    /** Unloads a model unless it is generating (FAILED_PRECONDITION then). */
+    public boolean unload(String model) {
+        synchronized (schedulers) {
+            if (registry.isLoaded(model) && registry.get(model) instanceof LoadedModel.Language language) {
+                BatchScheduler scheduler = schedulers.get(language.decoder());
+                if (scheduler != null) {
+                    if (!scheduler.idle()) {
+                        throw ExpoException.failedPrecondition("model \"" + model + "\" is generating ("
+                                + scheduler.runningCount() + " running, " + scheduler.waitingCount() + " waiting); "
+                                + "unload it when they are done");
+                    }
+                    scheduler.close();
+                    schedulers.remove(language.decoder());
+                }
+            }
+            return registry.unload(model);
+        }
     }
 
     /** A request's adapters (one scale each) for a call of {@code count} rows, all of this request. */
@@ -373,6 +372,10 @@ public final class InferenceEngine implements AutoCloseable {
 
     @Override
     public void close() {
+        synchronized (schedulers) {
+            schedulers.values().forEach(BatchScheduler::close);
+            schedulers.clear();
+        }
         workers.shutdownNow();
         registry.close();
     }

@@ -136,7 +136,7 @@ public class InferenceGrpcService implements InferenceService {
     @Blocking
     public Uni<ModelInfo> unloadModel(UnloadModelRequest request) {
         ModelDescription description = engine.registry().catalog().describe(request.getModel());
-        engine.registry().unload(request.getModel());
+        engine.unload(request.getModel());
         return Uni.createFrom().item(InferenceProtoMapper.toProto(description, false));
     }
 }

@@ -1,0 +1,269 @@
+package dev.expo.inference.engine;
+
+import dev.expo.common.ExpoException;
+import dev.expo.modeling.Decoder;
+import dev.expo.modeling.lora.LoraAdapter;
+import dev.expo.modeling.lora.LoraApplication;
+import org.jboss.logging.Logger;
+
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * Continuous batching for one decoder: every iteration admits waiting sequences into free cache slots (their prompts
+ * prefilled together), then runs one decode step for every running sequence at once; a sequence leaves the batch the
+ * step it finishes, or the step after it is cancelled, and its slot is freed. Per-request sampling and adapters live
+ * in the sequences: one decode step serves rows with different adapters and scales.
+ */
+final class BatchScheduler implements AutoCloseable {
+
+    private static final Logger LOG = Logger.getLogger(BatchScheduler.class);
+
+    private final String name;
+    private final Decoder decoder;
+    private final Decoder.Cache cache;
+    private final int maxQueued;
+    private final InferenceMetrics metrics;
+    private final ArrayDeque<Sequence> waiting = new ArrayDeque<>();
+    private final Sequence[] running;
+    private final Thread loop;
+    private volatile boolean closed;
+
+    BatchScheduler(String name, Decoder decoder, int maxBatch, int maxQueued, InferenceMetrics metrics) {
+        this.name = name;
+        this.decoder = decoder;
+        this.cache = decoder.newCache(maxBatch);
+        this.maxQueued = maxQueued;
+        this.metrics = metrics;
+        this.running = new Sequence[maxBatch];
+        this.loop = Thread.ofPlatform().daemon().name("scheduler-" + name).start(this::run);
+    }
+
+    /** Queues a sequence; RESOURCE_EXHAUSTED when the queue is full. */
+    synchronized void submit(Sequence sequence) {
+        if (closed) {
+            throw new ExpoException(ExpoException.Kind.UNAVAILABLE, "model \"" + name + "\" is being unloaded");
+        }
+        if (waiting.size() >= maxQueued) {
+            throw ExpoException.resourceExhausted("model \"" + name + "\" has " + waiting.size() + " requests waiting "
+                    + "and " + runningCount() + " running (limit " + maxQueued + " waiting); retry later");
+        }
+        waiting.add(sequence);
+        notifyAll();
+    }
+
+    synchronized int runningCount() {
+        int count = 0;
+        for (Sequence sequence : running) {
+            count += sequence == null ? 0 : 1;
+        }
+        return count;
+    }
+
+    synchronized int waitingCount() {
+        return waiting.size();
+    }
+
+    /** Slots holding no sequence (every slot frees its cache when its sequence leaves). */
+    synchronized int freeSlots() {
+        return running.length - runningCount();
+    }
+
+    synchronized boolean idle() {
+        return waiting.isEmpty() && runningCount() == 0;
+    }
+
+    private void run() {
+        while (!closed) {
+            try {
+                List<Sequence> admitted = admit();
+                if (admitted == null) {
+                    continue;
+                }
+                prefill(admitted);
+                decode();
+                synchronized (this) {
+                    metrics.batch(name, runningCount(), waiting.size());
+                }
+            } catch (InterruptedException e) {
+                return;
+            } catch (RuntimeException | Error e) {
+                LOG.error("scheduler of " + name + " failed an iteration", e);
+                failAll(e instanceof RuntimeException runtime ? runtime
+                        : new IllegalStateException(e.getMessage(), e));
+            }
+        }
+    }
+
+    /** Waits for work; moves waiting sequences into free slots. Null when there is nothing to do yet. */
+    private synchronized List<Sequence> admit() throws InterruptedException {
+        while (!closed && waiting.isEmpty() && runningCount() == 0) {
+            wait();
+        }
+        if (closed) {
+            return null;
+        }
+        List<Sequence> admitted = new ArrayList<>();
+        for (int slot = 0; slot < running.length && !waiting.isEmpty(); slot++) {
+            if (running[slot] != null) {
+                continue;
+            }
+            Sequence sequence = waiting.poll();
+            if (sequence.cancelled.get()) {
+                sequence.finish(Outputs.FinishReason.CANCELLED);
+                slot--;
+                continue;
+            }
+            sequence.slot = slot;
+            running[slot] = sequence;
+            admitted.add(sequence);
+        }
+        return admitted;
+    }
+
+    /** The new sequences' prompts in one call; each samples its first token from its last position. */
+    private void prefill(List<Sequence> admitted) {
+        if (admitted.isEmpty()) {
+            return;
+        }
+        List<float[]> rows = new ArrayList<>();
+        List<Integer> slots = new ArrayList<>();
+        List<Sequence> owners = new ArrayList<>();
+        for (Sequence sequence : admitted) {
+            cache.reset(sequence.slot);
+            for (float[] row : sequence.takePrompt()) {
+                rows.add(row);
+                slots.add(sequence.slot);
+                owners.add(sequence);
+            }
+        }
+        boolean[] wanted = new boolean[rows.size()];
+        for (int r = 0; r < rows.size(); r++) {
+            wanted[r] = r + 1 == rows.size() || owners.get(r + 1) != owners.get(r);
+        }
+        float[][] logits = decoder.logits(rows.toArray(float[][]::new), slots.stream().mapToInt(i -> i).toArray(),
+                cache, adapters(owners), wanted);
+        for (int r = 0; r < rows.size(); r++) {
+            if (wanted[r] && owners.get(r).step(logits[r])) {
+                release(owners.get(r));
+            }
+        }
+    }
+
+    /** One token for every running sequence. */
+    private void decode() {
+        List<Sequence> batch = new ArrayList<>();
+        synchronized (this) {
+            for (Sequence sequence : running) {
+                if (sequence != null) {
+                    batch.add(sequence);
+                }
+            }
+        }
+        List<Sequence> active = new ArrayList<>();
+        for (Sequence sequence : batch) {
+            if (sequence.cancelled.get()) {
+                sequence.finish(Outputs.FinishReason.CANCELLED);
+                release(sequence);
+            } else {
+                active.add(sequence);
+            }
+        }
+        if (active.isEmpty()) {
+            return;
+        }
+        float[][] rows = new float[active.size()][];
+        int[] slots = new int[active.size()];
+        boolean[] wanted = new boolean[active.size()];
+        for (int i = 0; i < active.size(); i++) {
+            rows[i] = decoder.embed(active.get(i).lastToken());
+            slots[i] = active.get(i).slot;
+            wanted[i] = true;
+        }
+        float[][] logits = decoder.logits(rows, slots, cache, adapters(active), wanted);
+        for (int i = 0; i < active.size(); i++) {
+            if (active.get(i).step(logits[i])) {
+                release(active.get(i));
+            }
+        }
+    }
+
+    /** Every adapter used by the rows, each with its scale on its rows and 0 on the others. */
+    private static List<LoraApplication> adapters(List<Sequence> rowOwners) {
+        Set<LoraAdapter> used = new LinkedHashSet<>();
+        for (Sequence sequence : rowOwners) {
+            used.addAll(sequence.adapters.keySet());
+        }
+        List<LoraApplication> applications = new ArrayList<>();
+        for (LoraAdapter adapter : used) {
+            float[] scales = new float[rowOwners.size()];
+            for (int r = 0; r < scales.length; r++) {
+                Float scale = rowOwners.get(r).adapters.get(adapter);
+                scales[r] = scale == null ? 0f : scale;
+            }
+            applications.add(new LoraApplication(adapter, scales));
+        }
+        return applications;
+    }
+
+    private synchronized void release(Sequence sequence) {
+        if (sequence.slot >= 0 && running[sequence.slot] == sequence) {
+            running[sequence.slot] = null;
+            cache.reset(sequence.slot);
+        }
+        notifyAll();
+    }
+
+    private void failAll(RuntimeException failure) {
+        List<Sequence> victims = new ArrayList<>();
+        synchronized (this) {
+            for (int slot = 0; slot < running.length; slot++) {
+                if (running[slot] != null) {
+                    victims.add(running[slot]);
+                    running[slot] = null;
+                    cache.reset(slot);
+                }
+            }
+        }
+        victims.forEach(v -> v.fail(failure));
+    }
+
+    @Override
+    public void close() {
+        List<Sequence> pending;
+        synchronized (this) {
+            closed = true;
+            pending = new ArrayList<>(waiting);
+            waiting.clear();
+            notifyAll();
+        }
+        loop.interrupt();
+        try {
+            loop.join(5000);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        pending.forEach(s -> s.finish(Outputs.FinishReason.CANCELLED));
+        failAll(new ExpoException(ExpoException.Kind.UNAVAILABLE, "model \"" + name + "\" was unloaded"));
+    }
+
+    @Override
+    public String toString() {
+        return "BatchScheduler[" + name + ", running=" + runningCount() + ", waiting=" + waitingCount() + ", slots="
+                + Arrays.toString(running) + "]";
+    }
+
+    static Map<LoraAdapter, Float> adapterMap(List<LoraApplication> applications) {
+        Map<LoraAdapter, Float> map = new LinkedHashMap<>();
+        for (LoraApplication application : applications) {
+            map.put(application.adapter(), application.rowScales()[0]);
+        }
+        return map;
+    }
+}

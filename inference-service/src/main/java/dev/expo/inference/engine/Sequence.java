@@ -1,0 +1,160 @@
+package dev.expo.inference.engine;
+
+import dev.expo.modeling.lora.LoraAdapter;
+import dev.expo.modeling.sampling.LogitsProcessors;
+import dev.expo.modeling.sampling.SamplingParams;
+import dev.expo.modeling.sampling.TokenSampler;
+import dev.expo.modeling.tokenizer.StreamingDetokenizer;
+import dev.expo.modeling.tokenizer.TextTokenizer;
+
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.atomic.AtomicBoolean;
+
+/**
+ * One generation request inside the scheduler: its prompt rows (until prefilled), its own sampler, detokenizer and
+ * stop strings, its adapters with their scales, and what it has produced. Each call to {@link #step} takes the
+ * logits of its next position and reports whether it has finished.
+ */
+final class Sequence {
+
+    final String model;
+    final SamplingParams params;
+    final Map<LoraAdapter, Float> adapters;
+    final AtomicBoolean cancelled = new AtomicBoolean();
+    private final GenerationListener listener;
+    private final InferenceMetrics metrics;
+    private final long start;
+    private final int promptIds;
+    private final int promptPositions;
+    private final int maxNew;
+    private final int[] context;
+    private final TokenSampler sampler;
+    private final StreamingDetokenizer detokenizer;
+    private final StopStrings stops;
+    private final Set<Integer> stopIds;
+    private float[][] prompt;
+    private int length;
+    private int generated;
+    private int lastToken = -1;
+    private long lastTokenTime;
+    private Duration timeToFirstToken;
+    private boolean finished;
+    int slot = -1;
+
+    Sequence(String model, float[][] prompt, long[] ids, int context, TextTokenizer tokenizer, Set<Integer> eos,
+             Map<LoraAdapter, Float> adapters, SamplingParams params, GenerationListener listener,
+             InferenceMetrics metrics, long start) {
+        this.model = model;
+        this.prompt = prompt;
+        this.promptIds = ids.length;
+        this.promptPositions = prompt.length;
+        this.params = params;
+        this.adapters = adapters;
+        this.listener = listener;
+        this.metrics = metrics;
+        this.start = start;
+        this.maxNew = Math.min(params.maxNewTokens(), context - prompt.length);
+        this.context = new int[ids.length + Math.max(0, maxNew)];
+        for (int i = 0; i < ids.length; i++) {
+            this.context[i] = (int) ids[i];
+        }
+        this.length = ids.length;
+        this.sampler = new TokenSampler(params);
+        this.detokenizer = new StreamingDetokenizer(tokenizer, true);
+        this.stops = new StopStrings(params.stop());
+        this.stopIds = new HashSet<>(params.stopTokenIds());
+        if (!params.ignoreEos()) {
+            stopIds.addAll(eos);
+        }
+    }
+
+    /** The prompt's input rows, handed over once for the prefill (then dropped). */
+    float[][] takePrompt() {
+        float[][] rows = prompt;
+        prompt = null;
+        return rows;
+    }
+
+    int promptPositions() {
+        return promptPositions;
+    }
+
+    int lastToken() {
+        return lastToken;
+    }
+
+    boolean finished() {
+        return finished;
+    }
+
+    /** Samples the next token from the logits of the last position, streams it; true when the sequence is done. */
+    boolean step(float[] logits) {
+        if (cancelled.get()) {
+            finish(Outputs.FinishReason.CANCELLED);
+            return true;
+        }
+        float[] processed = logits.clone();
+        LogitsProcessors.apply(processed, params, context, length, promptIds);
+        int token = sampler.pick(processed);
+        List<Outputs.GeneratedLogprobs> logprobs = List.of();
+        if (params.logprobs() || params.topLogprobs() > 0) {
+            float[] ls = LogitsProcessors.logSoftmax(logits);
+            List<Outputs.TokenLogprob> top = new ArrayList<>();
+            for (int[] index : LogitsProcessors.topIndices(ls, params.topLogprobs())) {
+                top.add(new Outputs.TokenLogprob(index[0], ls[index[0]]));
+            }
+            logprobs = List.of(new Outputs.GeneratedLogprobs(token, ls[token], top));
+        }
+        context[length++] = token;
+        generated++;
+        lastToken = token;
+        long now = System.nanoTime();
+        if (timeToFirstToken == null) {
+            timeToFirstToken = Duration.ofNanos(now - start);
+            metrics.firstToken(model, timeToFirstToken);
+        } else {
+            metrics.token(model, Duration.ofNanos(now - lastTokenTime));
+        }
+        lastTokenTime = now;
+        if (stopIds.contains(token)) {
+            listener.onDelta(stops.flush(), new int[] {token}, logprobs);
+            finish(Outputs.FinishReason.STOP);
+            return true;
+        }
+        StopStrings.Step step = stops.add(detokenizer.add(token));
+        listener.onDelta(step.emit(), new int[] {token}, logprobs);
+        if (step.stopped()) {
+            finish(Outputs.FinishReason.STOP);
+            return true;
+        }
+        if (generated >= maxNew) {
+            listener.onDelta(stops.add(detokenizer.flush()).emit() + stops.flush(), new int[0], List.of());
+            finish(Outputs.FinishReason.LENGTH);
+            return true;
+        }
+        return false;
+    }
+
+    void finish(Outputs.FinishReason reason) {
+        if (finished) {
+            return;
+        }
+        finished = true;
+        metrics.finished(model, reason, generated);
+        listener.onFinished(reason, new Outputs.Usage(promptPositions, generated,
+                timeToFirstToken == null ? Duration.ZERO : timeToFirstToken,
+                Duration.ofNanos(System.nanoTime() - start)));
+    }
+
+    void fail(RuntimeException failure) {
+        if (!finished) {
+            finished = true;
+            listener.onError(failure);
+        }
+    }
+}

@@ -1,0 +1,227 @@
+package dev.expo.inference.engine;
+
+import dev.expo.common.ExpoException;
+import dev.expo.common.store.ModelStore;
+import dev.expo.modeling.ModelOptions;
+import dev.expo.modeling.sampling.SamplingParams;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
+import java.util.SplittableRandom;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.stream.Stream;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+/**
+ * Continuous batching: what a request gets does not depend on what it was batched with (greedy, sampled with a seed,
+ * with or without adapters, with an image), cancelled streams free their slots, and a full queue says so.
+ */
+class BatchingTest {
+
+    static Path root;
+    static InferenceEngine engine;
+    static final AtomicInteger largestBatch = new AtomicInteger();
+
+    @BeforeAll
+    static void start() throws IOException {
+        root = Files.createTempDirectory("expo-batching");
+        Path fixtures = Path.of(System.getProperty("expo.testdata", "../testdata/fixtures"));
+        for (String model : List.of("tiny-llama-sft", "tiny-llama-lora", "tiny-clip-vision")) {
+            copy(fixtures.resolve(model), root.resolve(model));
+        }
+        Path vlm = Files.createDirectories(root.resolve("tiny-vlm"));
+        Files.copy(fixtures.resolve("ddpo-multimodal/projector.safetensors"), vlm.resolve("projector.safetensors"));
+        Files.writeString(vlm.resolve("expo-model.json"), """
+                {"language_model": "tiny-llama-sft", "vision_tower": "tiny-clip-vision",
+                 "projector": "projector.safetensors"}
+                """);
+        InferenceMetrics metrics = new InferenceMetrics() {
+            @Override
+            public void firstToken(String model, Duration ttft) {
+            }
+
+            @Override
+            public void token(String model, Duration latency) {
+            }
+
+            @Override
+            public void finished(String model, Outputs.FinishReason reason, int tokens) {
+            }
+
+            @Override
+            public void batch(String model, int running, int waiting) {
+                largestBatch.accumulateAndGet(running, Math::max);
+            }
+        };
+        engine = new InferenceEngine(new ModelRegistry(new ModelStore(root), ModelOptions.cpu()),
+                InferenceLimits.defaults(), 1, new InferenceEngine.Batching(16, 64), metrics);
+    }
+
+    @AfterAll
+    static void stop() {
+        engine.close();
+        ModelStore.deleteTree(root);
+    }
+
+    static void copy(Path from, Path to) throws IOException {
+        try (Stream<Path> walk = Files.walk(from)) {
+            for (Path source : walk.toList()) {
+                Path target = to.resolve(from.relativize(source).toString());
+                if (Files.isDirectory(source)) {
+                    Files.createDirectories(target);
+                } else {
+                    Files.copy(source, target, StandardCopyOption.REPLACE_EXISTING);
+                }
+            }
+        }
+    }
+
+    /** Collects a generation. */
+    static final class Collector implements GenerationListener {
+        final List<Integer> tokens = new ArrayList<>();
+        final StringBuilder text = new StringBuilder();
+        final CompletableFuture<Outputs.FinishReason> done = new CompletableFuture<>();
+
+        @Override
+        public synchronized void onDelta(String delta, int[] ids, List<Outputs.GeneratedLogprobs> logprobs) {
+            text.append(delta);
+            for (int id : ids) {
+                tokens.add(id);
+            }
+        }
+
+        @Override
+        public void onFinished(Outputs.FinishReason reason, Outputs.Usage usage) {
+            done.complete(reason);
+        }
+
+        @Override
+        public void onError(RuntimeException failure) {
+            done.completeExceptionally(failure);
+        }
+
+        List<Integer> await() throws Exception {
+            done.get(60, TimeUnit.SECONDS);
+            return tokens;
+        }
+    }
+
+    private record Request(ModelRef ref, Prompt prompt, SamplingParams params) {
+    }
+
+    private static SamplingParams params(float temperature, Long seed, int tokens) {
+        return new SamplingParams(temperature, 0.9f, 40, 1.1f, 0f, 0f, 0, List.of(), Set.of(), tokens, seed, true,
+                false, 0);
+    }
+
+    private static List<Request> mixedRequests(int count) throws IOException {
+        byte[] png = Files.readAllBytes(Path.of(System.getProperty("expo.testdata", "../testdata/fixtures"))
+                .resolve("images/img0_48x40.png"));
+        SplittableRandom random = new SplittableRandom(11);
+        List<Request> requests = new ArrayList<>();
+        for (int i = 0; i < count; i++) {
+            long[] ids = new long[3 + random.nextInt(30)];
+            ids[0] = 1;
+            for (int t = 1; t < ids.length; t++) {
+                ids[t] = 3 + random.nextInt(380);
+            }
+            ModelRef ref = switch (i % 4) {
+                case 0 -> ModelRef.of("tiny-llama-sft");
+                case 1 -> new ModelRef("tiny-llama-sft", "tiny-llama-lora", null);
+                case 2 -> new ModelRef("tiny-llama-sft", "tiny-llama-lora", 2.5);
+                default -> ModelRef.of("tiny-vlm");
+            };
+            Prompt prompt = Prompt.ofIds(ids).withImage(i % 4 == 3 ? png : null);
+            SamplingParams params = i % 2 == 0 ? params(0f, null, 12) : params(0.8f, 1000L + i, 12);
+            requests.add(new Request(ref, prompt, params));
+        }
+        return requests;
+    }
+
+    @Test
+    void sixteenConcurrentStreamsGetExactlyWhatTheyGetAlone() throws Exception {
+        List<Request> requests = mixedRequests(16);
+        List<List<Integer>> alone = new ArrayList<>();
+        for (Request request : requests) {
+            Collector collector = new Collector();
+            engine.generate(request.ref(), request.prompt(), request.params(), collector);
+            alone.add(collector.await());
+        }
+        largestBatch.set(0);
+        List<Collector> together = new ArrayList<>();
+        for (Request request : requests) {
+            Collector collector = new Collector();
+            engine.generate(request.ref(), request.prompt(), request.params(), collector);
+            together.add(collector);
+        }
+        for (int i = 0; i < requests.size(); i++) {
+            assertThat(together.get(i).await()).as("request " + i).isEqualTo(alone.get(i));
+        }
+        assertThat(largestBatch.get()).as("requests really shared decode steps").isGreaterThan(4);
+    }
+
+    @Test
+    void cancelledStreamsFreeTheirSlots() throws Exception {
+        List<Collector> collectors = new ArrayList<>();
+        List<InferenceEngine.GenerationHandle> handles = new ArrayList<>();
+        for (int i = 0; i < 24; i++) {
+            Collector collector = new Collector();
+            handles.add(engine.generate(ModelRef.of("tiny-llama-sft"), Prompt.ofIds(new long[] {1, 5 + i}),
+                    params(1f, (long) i, 200), collector));
+            collectors.add(collector);
+        }
+        Thread.sleep(50);
+        handles.forEach(InferenceEngine.GenerationHandle::cancel);
+        for (Collector collector : collectors) {
+            assertThat(collector.done.get(30, TimeUnit.SECONDS)).isEqualTo(Outputs.FinishReason.CANCELLED);
+        }
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+        InferenceEngine.BatchState state;
+        do {
+            state = engine.batchState("tiny-llama-sft");
+            Thread.sleep(10);
+        } while ((state.running() > 0 || state.waiting() > 0) && System.nanoTime() < deadline);
+        assertThat(state).isEqualTo(new InferenceEngine.BatchState(0, 0, 16));
+    }
+
+    @Test
+    void aFullQueueIsResourceExhausted() throws Exception {
+        Path small = Files.createTempDirectory("expo-small-queue");
+        copy(root.resolve("tiny-llama-sft"), small.resolve("tiny-llama-sft"));
+        try (InferenceEngine tiny = new InferenceEngine(new ModelRegistry(new ModelStore(small), ModelOptions.cpu()),
+                InferenceLimits.defaults(), 1, new InferenceEngine.Batching(2, 2), InferenceMetrics.NONE)) {
+            List<InferenceEngine.GenerationHandle> handles = new ArrayList<>();
+            List<Collector> collectors = new ArrayList<>();
+            for (int i = 0; i < 4; i++) {
+                Collector collector = new Collector();
+                handles.add(tiny.generate(ModelRef.of("tiny-llama-sft"), Prompt.ofIds(new long[] {1, 7}),
+                        params(1f, 1L, 250), collector));
+                collectors.add(collector);
+                Thread.sleep(20);
+            }
+            assertThatThrownBy(() -> tiny.generate(ModelRef.of("tiny-llama-sft"), Prompt.ofIds(new long[] {1, 7}),
+                    params(1f, 1L, 5), new Collector()))
+                    .isInstanceOfSatisfying(ExpoException.class,
+                            e -> assertThat(e.kind()).isEqualTo(ExpoException.Kind.RESOURCE_EXHAUSTED));
+            handles.forEach(InferenceEngine.GenerationHandle::cancel);
+            for (Collector collector : collectors) {
+                collector.done.get(30, TimeUnit.SECONDS);
+            }
+        } finally {
+            ModelStore.deleteTree(small);
+        }
+    }
+}
