@@ -30,7 +30,7 @@ public class EngineProducer {
         ModelOptions options = ModelOptions.of(config.device());
         LOG.infof("inference engine: %s %s, %d worker(s)", options.device(), options.computeType(), config.workers());
         InferenceConfig.Limits limits = config.limits();
-        return new InferenceEngine(new ModelRegistry(store, options), new InferenceLimits(limits.maxImageBytes(),
+        return new InferenceEngine(new ModelRegistry(store, options, config.memoryBudgetBytes()), new InferenceLimits(limits.maxImageBytes(),
                 limits.maxImagePixels(), limits.maxNewTokens(), config.samplingDefaults().maxNewTokens()),
                 config.workers(), new InferenceEngine.Batching(config.batching().maxBatchSize(),
                 config.batching().maxQueued()), metrics);

@@ -32,6 +32,10 @@ public interface InferenceConfig {
 
     SamplingDefaults samplingDefaults();
 
+    /** The most the loaded models' weights may take, in bytes; past it the least recently used idle ones go. */
+    @WithDefault("17179869184")
+    long memoryBudgetBytes();
+
     interface Limits {
         @WithDefault("20971520")
         int maxImageBytes();

@@ -75,6 +75,21 @@ final class BatchScheduler implements AutoCloseable {
         return running.length - runningCount();
     }
 
+    /** Whether a waiting or running sequence applies this adapter. */
+    synchronized boolean uses(LoraAdapter adapter) {
+        for (Sequence sequence : waiting) {
+            if (sequence.adapters.containsKey(adapter)) {
+                return true;
+            }
+        }
+        for (Sequence sequence : running) {
+            if (sequence != null && sequence.adapters.containsKey(adapter)) {
+                return true;
+            }
+        }
+        return false;
+    }
+
     synchronized boolean idle() {
         return waiting.isEmpty() && runningCount() == 0;
     }
@@ -150,8 +165,8 @@ final class BatchScheduler implements AutoCloseable {
         float[][] logits = decoder.logits(rows.toArray(float[][]::new), slots.stream().mapToInt(i -> i).toArray(),
                 cache, adapters(owners), wanted);
         for (int r = 0; r < rows.size(); r++) {
-            if (wanted[r] && owners.get(r).step(logits[r])) {
-                release(owners.get(r));
+            if (wanted[r]) {
+                end(owners.get(r), owners.get(r).step(logits[r]));
             }
         }
     }
@@ -169,8 +184,7 @@ final class BatchScheduler implements AutoCloseable {
         List<Sequence> active = new ArrayList<>();
         for (Sequence sequence : batch) {
             if (sequence.cancelled.get()) {
-                sequence.finish(Outputs.FinishReason.CANCELLED);
-                release(sequence);
+                end(sequence, Outputs.FinishReason.CANCELLED);
             } else {
                 active.add(sequence);
             }
@@ -188,9 +202,7 @@ final class BatchScheduler implements AutoCloseable {
         }
         float[][] logits = decoder.logits(rows, slots, cache, adapters(active), wanted);
         for (int i = 0; i < active.size(); i++) {
-            if (active.get(i).step(logits[i])) {
-                release(active.get(i));
-            }
+            end(active.get(i), active.get(i).step(logits[i]));
         }
     }
 
@@ -210,6 +222,14 @@ final class BatchScheduler implements AutoCloseable {
             applications.add(new LoraApplication(adapter, scales));
         }
         return applications;
+    }
+
+    /** A sequence that is done (a null reason: not done) leaves its slot, then its client hears the end. */
+    private void end(Sequence sequence, Outputs.FinishReason reason) {
+        if (reason != null) {
+            release(sequence);
+            sequence.finish(reason);
+        }
     }
 
     private synchronized void release(Sequence sequence) {

@@ -64,6 +64,8 @@ public final class InferenceEngine implements AutoCloseable {
         this.limits = limits;
         this.batching = batching;
         this.metrics = metrics;
+        registry.setInUse(this::inUse);
+        registry.setOnUnload(this::closeScheduler);
         this.workers = Executors.newFixedThreadPool(workers, r -> {
             Thread thread = new Thread(r, "inference");
             thread.setDaemon(true);
@@ -194,7 +196,7 @@ public final class InferenceEngine implements AutoCloseable {
             throw ExpoException.invalidArgument("top_logprobs", topLogprobs, "must be between 0 and "
                     + SamplingParams.MAX_TOP_LOGPROBS);
         }
-        return call(() -> {
+        return call(() -> registry.pinned(() -> {
             Resolved r = resolve(ref, prompt);
             checkContext(r, 0, "the prompt");
             float[][] inputs = r.inputs();
@@ -214,7 +216,7 @@ public final class InferenceEngine implements AutoCloseable {
                         topLogprobs)));
             }
             return new Outputs.ScoreResult(r.ids(), positions);
-        });
+        }));
     }
 
     private static List<Outputs.TokenLogprob> top(float[] logprobs, int k) {
@@ -239,7 +241,7 @@ public final class InferenceEngine implements AutoCloseable {
             throw ExpoException.invalidArgument("image", image.length + " bytes", "larger than the limit of "
                     + limits.maxImageBytes() + " bytes");
         }
-        return call(() -> {
+        return call(() -> registry.pinned(() -> {
             ClipVisionModel tower = switch (registry.get(model)) {
                 case LoadedModel.Vision vision -> vision.tower();
                 case LoadedModel.Multimodal mm -> mm.model().visionTower();
@@ -253,7 +255,7 @@ public final class InferenceEngine implements AutoCloseable {
                         : output.hiddenState(layer == null ? -1 : layer).get(0);
                 return new Outputs.Embedding(result.getShape().getShape(), NdArrays.toFloats(result));
             }
-        });
+        }));
     }
 
     // ---------------------------------------------------------------------------------------------- Generate
@@ -275,14 +277,16 @@ public final class InferenceEngine implements AutoCloseable {
                     + limits.maxNewTokens());
         }
         long start = System.nanoTime();
-        Sequence sequence = call(() -> {
+        // Queued while its models are pinned: once queued, the busy batch keeps them from eviction.
+        Sequence sequence = call(() -> registry.pinned(() -> {
             Resolved r = resolve(ref, prompt);
             checkContext(r, 0, "the prompt");
             float[][] rows = r.inputs();
-            return new Sequence(ref.model(), rows, r.ids(), r.model().config().maxPositions(), r.tokenizer(),
-                    r.eos(), BatchScheduler.adapterMap(r.adapters()), params, listener, metrics, start);
-        });
-        scheduler(ref.model()).submit(sequence);
+            Sequence queued = new Sequence(ref.model(), rows, r.ids(), r.model().config().maxPositions(),
+                    r.tokenizer(), r.eos(), BatchScheduler.adapterMap(r.adapters()), params, listener, metrics, start);
+            scheduler(ref.model()).submit(queued);
+            return queued;
+        }));
         return () -> sequence.cancelled.set(true);
     }
 
@@ -306,6 +310,22 @@ public final class InferenceEngine implements AutoCloseable {
         }
     }
 
+    /**
+     * Busy models are never evicted: a decoder with generations, an adapter a generation applies. Called under the
+     * registry's lock, so nothing may call the registry while holding {@code schedulers}.
+     */
+    private boolean inUse(LoadedModel model) {
+        synchronized (schedulers) {
+            return switch (model) {
+                case LoadedModel.Language l -> schedulers.containsKey(l.decoder()) && !schedulers.get(l.decoder()).idle();
+                case LoadedModel.Multimodal m -> schedulers.containsKey(m.decoder())
+                        && !schedulers.get(m.decoder()).idle();
+                case LoadedModel.Adapter a -> schedulers.values().stream().anyMatch(s -> s.uses(a.adapter()));
+                case LoadedModel.Vision v -> false;
+            };
+        }
+    }
+
     /** Running and waiting generations and free slots of a model's batch. */
     public record BatchState(int running, int waiting, int freeSlots) {
     }
@@ -323,22 +343,21 @@ public final class InferenceEngine implements AutoCloseable {
                 : new BatchState(scheduler.runningCount(), scheduler.waitingCount(), scheduler.freeSlots());
     }
 
-    /** Unloads a model unless it is generating (FAILED_PRECONDITION then). */
+    /** Unloads a model unless it is generating or part of a loaded multimodal model (FAILED_PRECONDITION then). */
     public boolean unload(String model) {
-        synchronized (schedulers) {
-            if (registry.isLoaded(model) && registry.get(model) instanceof LoadedModel.Language language) {
-                BatchScheduler scheduler = schedulers.get(language.decoder());
-                if (scheduler != null) {
-                    if (!scheduler.idle()) {
-                        throw ExpoException.failedPrecondition("model \"" + model + "\" is generating ("
-                                + scheduler.runningCount() + " running, " + scheduler.waitingCount() + " waiting); "
-                                + "unload it when they are done");
-                    }
-                    scheduler.close();
-                    schedulers.remove(language.decoder());
-                }
+        return registry.unload(model);
+    }
+
+    /** A language model left memory: its batch (idle, or it could not have been unloaded) goes with it. */
+    private void closeScheduler(LoadedModel model) {
+        if (model instanceof LoadedModel.Language language) {
+            BatchScheduler scheduler;
+            synchronized (schedulers) {
+                scheduler = schedulers.remove(language.decoder());
             }
-            return registry.unload(model);
+            if (scheduler != null) {
+                scheduler.close();
+            }
         }
     }
 

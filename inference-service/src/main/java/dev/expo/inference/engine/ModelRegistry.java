@@ -3,6 +3,7 @@ package dev.expo.inference.engine;
 import ai.djl.ndarray.NDManager;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.expo.checkpoint.DType;
 import dev.expo.checkpoint.catalog.ModelCatalog;
 import dev.expo.checkpoint.catalog.ModelDescription;
 import dev.expo.checkpoint.catalog.ModelKind;
@@ -25,11 +26,15 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.function.Consumer;
+import java.util.function.Predicate;
+import java.util.function.Supplier;
 
 /**
  * The models in memory, loaded from the store on first use and kept until unloaded. A multimodal manifest's parts
@@ -45,14 +50,69 @@ public final class ModelRegistry implements AutoCloseable {
     private final NDManager manager;
     private final ModelOptions options;
     private final Map<String, LoadedModel> loaded = new LinkedHashMap<>();
+    /** Estimated bytes each loaded model holds, and when it was last asked for (least recently used goes first). */
+    private final Map<String, Long> bytes = new LinkedHashMap<>();
+    private final Map<String, Long> lastUsed = new LinkedHashMap<>();
+    private final long budgetBytes;
+    private Predicate<LoadedModel> inUse = model -> false;
+    private Consumer<LoadedModel> onUnload = model -> { };
+    private long clock;
+    /** Models some thread is working with right now (see {@link #pinned}): never evicted meanwhile. */
+    private final Map<String, Integer> pins = new HashMap<>();
+    private final ThreadLocal<List<String>> pinScope = new ThreadLocal<>();
     /** Projectors are not models of the store's own (they may live inside a manifest folder): keyed by path. */
     private final Map<Path, Projector> projectors = new LinkedHashMap<>();
 
     public ModelRegistry(ModelStore store, ModelOptions options) {
+        this(store, options, Long.MAX_VALUE);
+    }
+
+    /**
+     * @param budgetBytes the most the loaded models' weights may take; loading past it first unloads the least
+     *                    recently used models that nothing is using
+     */
+    public ModelRegistry(ModelStore store, ModelOptions options, long budgetBytes) {
         this.store = store;
         this.catalog = new ModelCatalog(store);
         this.options = options;
+        this.budgetBytes = budgetBytes;
         this.manager = NDManager.newBaseManager(options.device());
+    }
+
+    /** Tells the registry which models are busy (running generations): those are never evicted. */
+    public synchronized void setInUse(Predicate<LoadedModel> inUse) {
+        this.inUse = inUse;
+    }
+
+    /** Told of every model that leaves memory, unloaded or evicted (after it has left). */
+    public synchronized void setOnUnload(Consumer<LoadedModel> onUnload) {
+        this.onUnload = onUnload;
+    }
+
+    /**
+     * Runs work during which every model it gets from this registry stays loaded: a request resolving its model, its
+     * adapter and a manifest's parts cannot see one of them evicted by another request's load halfway through.
+     */
+    public <T> T pinned(Supplier<T> work) {
+        if (pinScope.get() != null) {
+            return work.get();
+        }
+        List<String> scope = new ArrayList<>();
+        pinScope.set(scope);
+        try {
+            return work.get();
+        } finally {
+            pinScope.remove();
+            synchronized (this) {
+                for (String name : scope) {
+                    pins.computeIfPresent(name, (n, count) -> count == 1 ? null : count - 1);
+                }
+            }
+        }
+    }
+
+    public synchronized long loadedBytes() {
+        return bytes.values().stream().mapToLong(Long::longValue).sum();
     }
 
     public ModelCatalog catalog() {
@@ -68,13 +128,22 @@ public final class ModelRegistry implements AutoCloseable {
     }
 
     /** The model, loading it if needed; NOT_FOUND if the store has none of that name. */
-    public synchronized LoadedModel get(String name) {
+    public LoadedModel get(String name) {
+        return pinned(() -> load(name));
+    }
+
+    private synchronized LoadedModel load(String name) {
+        pinScope.get().add(name);
+        pins.merge(name, 1, Integer::sum);
+        lastUsed.put(name, ++clock);
         LoadedModel model = loaded.get(name);
         if (model != null) {
             return model;
         }
         ModelDescription description = catalog.describe(name);
         Path dir = store.existing("model", name);
+        long needed = estimate(description);
+        makeRoom(name, needed);
         model = switch (description.kind()) {
             case LANGUAGE_MODEL -> loadLanguage(name, dir);
             case VISION_TOWER -> new LoadedModel.Vision(name, ClipVisionModel.load(dir, manager, options));
@@ -85,7 +154,55 @@ public final class ModelRegistry implements AutoCloseable {
                     + "), which this service cannot serve on its own");
         };
         loaded.put(name, model);
+        bytes.put(name, needed);
+        lastUsed.put(name, ++clock);
         return model;
+    }
+
+    /**
+     * The memory a model takes once loaded: its weight files, twice for BF16/F16 weights held in FP32 (DJL); the
+     * CPU decoder keeps BF16 as it is; a manifest only its projector.
+     */
+    private long estimate(ModelDescription description) {
+        boolean widened = description.dtype() != null && description.dtype().byteSize() == 2;
+        return switch (description.kind()) {
+            // The CPU decoder keeps BF16 as stored and widens F16; DJL on a GPU holds FP16.
+            case LANGUAGE_MODEL -> !options.device().isGpu() && description.dtype() == DType.F16
+                    ? 2 * description.sizeBytes() : description.sizeBytes();
+            case VISION_TOWER, ADAPTER -> widened ? 2 * description.sizeBytes() : description.sizeBytes();
+            default -> description.sizeBytes();
+        };
+    }
+
+    /** Unloads least recently used models nothing is using until {@code needed} more bytes fit the budget. */
+    private void makeRoom(String name, long needed) {
+        while (loadedBytes() + needed > budgetBytes) {
+            String victim = null;
+            for (String candidate : loaded.keySet()) {
+                LoadedModel model = loaded.get(candidate);
+                if (pins.containsKey(candidate) || inUse.test(model) || isPartOfLoadedManifest(model)) {
+                    continue;
+                }
+                if (victim == null || lastUsed.getOrDefault(candidate, 0L) < lastUsed.getOrDefault(victim, 0L)) {
+                    victim = candidate;
+                }
+            }
+            if (victim == null) {
+                throw ExpoException.resourceExhausted("model \"" + name + "\" needs about " + (needed >> 20)
+                        + " MiB but " + (loadedBytes() >> 20) + " MiB of the " + (budgetBytes >> 20)
+                        + " MiB budget are models in use; retry when they are free");
+            }
+            remove(victim);
+        }
+    }
+
+    private boolean isPartOfLoadedManifest(LoadedModel part) {
+        for (LoadedModel other : loaded.values()) {
+            if (other != part && other instanceof LoadedModel.Multimodal mm && uses(mm, part)) {
+                return true;
+            }
+        }
+        return false;
     }
 
     public LoadedModel.Language language(String field, String name) {
@@ -104,7 +221,10 @@ public final class ModelRegistry implements AutoCloseable {
         throw ExpoException.invalidArgument("adapter", name, "is a " + kind(model) + ", not a LoRA adapter");
     }
 
-    /** Unloads a model; models that other loaded models use (a manifest's parts) stay until those go. */
+    /**
+     * Unloads a model; FAILED_PRECONDITION while it generates or is part of a loaded multimodal model (which goes
+     * first).
+     */
     public synchronized boolean unload(String name) {
         LoadedModel model = loaded.get(name);
         if (model == null) {
@@ -116,7 +236,18 @@ public final class ModelRegistry implements AutoCloseable {
                         + "model \"" + mm.name() + "\"; unload that first");
             }
         }
-        loaded.remove(name);
+        if (pins.containsKey(name) || inUse.test(model)) {
+            throw ExpoException.failedPrecondition("model \"" + name + "\" is in use by running requests; unload "
+                    + "it when they are done");
+        }
+        remove(name);
+        return true;
+    }
+
+    private void remove(String name) {
+        LoadedModel model = loaded.remove(name);
+        bytes.remove(name);
+        lastUsed.remove(name);
         switch (model) {
             case LoadedModel.Language language -> {
                 language.decoder().close();
@@ -128,7 +259,7 @@ public final class ModelRegistry implements AutoCloseable {
                 // Parts are models of their own (or the projector, owned here and kept for reuse).
             }
         }
-        return true;
+        onUnload.accept(model);
     }
 
     private static boolean uses(LoadedModel.Multimodal mm, LoadedModel part) {
@@ -246,7 +377,7 @@ public final class ModelRegistry implements AutoCloseable {
                 if (model instanceof LoadedModel.Multimodal) {
                     loaded.remove(name);
                 } else {
-                    unload(name);
+                    remove(name);
                 }
             } catch (RuntimeException e) {
                 // Closing anyway.

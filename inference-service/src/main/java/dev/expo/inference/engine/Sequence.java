@@ -92,11 +92,14 @@ final class Sequence {
         return finished;
     }
 
-    /** Samples the next token from the logits of the last position, streams it; true when the sequence is done. */
-    boolean step(float[] logits) {
+    /**
+     * Samples the next token from the logits of the last position and streams it; why the sequence is done, or null
+     * while it goes on. The scheduler frees the slot before {@link #finish} tells the client, so a client that has
+     * heard the end never sees its slot still taken.
+     */
+    Outputs.FinishReason step(float[] logits) {
         if (cancelled.get()) {
-            finish(Outputs.FinishReason.CANCELLED);
-            return true;
+            return Outputs.FinishReason.CANCELLED;
         }
         float[] processed = logits.clone();
         LogitsProcessors.apply(processed, params, context, length, promptIds);
@@ -123,21 +126,18 @@ final class Sequence {
         lastTokenTime = now;
         if (stopIds.contains(token)) {
             listener.onDelta(stops.flush(), new int[] {token}, logprobs);
-            finish(Outputs.FinishReason.STOP);
-            return true;
+            return Outputs.FinishReason.STOP;
         }
         StopStrings.Step step = stops.add(detokenizer.add(token));
         listener.onDelta(step.emit(), new int[] {token}, logprobs);
         if (step.stopped()) {
-            finish(Outputs.FinishReason.STOP);
-            return true;
+            return Outputs.FinishReason.STOP;
         }
         if (generated >= maxNew) {
             listener.onDelta(stops.add(detokenizer.flush()).emit() + stops.flush(), new int[0], List.of());
-            finish(Outputs.FinishReason.LENGTH);
-            return true;
+            return Outputs.FinishReason.LENGTH;
         }
-        return false;
+        return null;
     }
 
     void finish(Outputs.FinishReason reason) {
