@@ -157,7 +157,6 @@ public final class CpuDecoder implements dev.expo.modeling.Decoder {
         float[][] projected = new float[rows][hidden];
         float[][] gateUp = new float[rows][2 * inter];
         float[][] act = new float[rows][inter];
-        float[] scores = new float[cache.maxCapacity()];
         for (int i = 0; i < layers.size(); i++) {
             Layer layer = layers.get(i);
             String prefix = "model.layers." + i + ".";
@@ -169,20 +168,29 @@ public final class CpuDecoder implements dev.expo.modeling.Decoder {
             CpuLora.apply(lora, prefix + "self_attn.q_proj", h, qkv, 0, rows);
             CpuLora.apply(lora, prefix + "self_attn.k_proj", h, qkv, qSize, rows);
             CpuLora.apply(lora, prefix + "self_attn.v_proj", h, qkv, qSize + kvSize, rows);
-            for (int r = 0; r < rows; r++) {
-                rope(qkv[r], 0, heads, positions[r]);
-                rope(qkv[r], qSize, kvHeads, positions[r]);
-                float[] keys = cache.keys(i, slots[r]);
-                float[] values = cache.values(i, slots[r]);
-                for (int kv = 0; kv < kvHeads; kv++) {
-                    int at = cache.offset(slots[r], kv, positions[r]);
-                    System.arraycopy(qkv[r], qSize + kv * headDim, keys, at, headDim);
-                    System.arraycopy(qkv[r], qSize + kvSize + kv * headDim, values, at, headDim);
+            int layerIndex = i;
+            // Rotary embeddings and the cache first (a prompt's rows attend to each other's keys), then attention
+            // for every (row, head); both spread over the cores like the matrix products.
+            Kernels.parallelFor(rows, 4, (from, to) -> {
+                for (int r = from; r < to; r++) {
+                    rope(qkv[r], 0, heads, positions[r]);
+                    rope(qkv[r], qSize, kvHeads, positions[r]);
+                    float[] keys = cache.keys(layerIndex, slots[r]);
+                    float[] values = cache.values(layerIndex, slots[r]);
+                    for (int kv = 0; kv < kvHeads; kv++) {
+                        int at = cache.offset(slots[r], kv, positions[r]);
+                        System.arraycopy(qkv[r], qSize + kv * headDim, keys, at, headDim);
+                        System.arraycopy(qkv[r], qSize + kvSize + kv * headDim, values, at, headDim);
+                    }
                 }
-            }
-            for (int r = 0; r < rows; r++) {
-                attend(qkv[r], cache, i, slots[r], positions[r], attention[r], scores);
-            }
+            });
+            Kernels.parallelFor(rows * heads, Math.max(1, 512 / (positions[rows - 1] + 1)), (from, to) -> {
+                float[] scores = new float[cache.maxCapacity()];
+                for (int t = from; t < to; t++) {
+                    int r = t / heads;
+                    attend(qkv[r], cache, layerIndex, slots[r], positions[r], t % heads, attention[r], scores);
+                }
+            });
             Kernels.matmul(layer.oProj(), attention, projected, rows);
             CpuLora.apply(lora, prefix + "self_attn.o_proj", attention, projected, 0, rows);
             for (int r = 0; r < rows; r++) {
@@ -195,12 +203,17 @@ public final class CpuDecoder implements dev.expo.modeling.Decoder {
             Kernels.matmul(layer.gateUpProj(), h, gateUp, rows);
             CpuLora.apply(lora, prefix + "mlp.gate_proj", h, gateUp, 0, rows);
             CpuLora.apply(lora, prefix + "mlp.up_proj", h, gateUp, inter, rows);
-            for (int r = 0; r < rows; r++) {
-                for (int j = 0; j < inter; j++) {
-                    float g = gateUp[r][j];
-                    act[r][j] = g / (1f + (float) Math.exp(-g)) * gateUp[r][inter + j];   // silu(gate) * up
+            int chunks = Math.max(1, inter / 512);
+            Kernels.parallelFor(rows * chunks, 2, (from, to) -> {
+                for (int t = from; t < to; t++) {
+                    int r = t / chunks;
+                    int end = t % chunks == chunks - 1 ? inter : (t % chunks + 1) * (inter / chunks);
+                    for (int j = t % chunks * (inter / chunks); j < end; j++) {
+                        float g = gateUp[r][j];
+                        act[r][j] = g / (1f + (float) Math.exp(-g)) * gateUp[r][inter + j];   // silu(gate) * up
+                    }
                 }
-            }
+            });
             Kernels.matmul(layer.downProj(), act, projected, rows);
             CpuLora.apply(lora, prefix + "mlp.down_proj", act, projected, 0, rows);
             for (int r = 0; r < rows; r++) {
@@ -284,33 +297,30 @@ public final class CpuDecoder implements dev.expo.modeling.Decoder {
         }
     }
 
-    /** Softmax attention of one row's query heads over its slot's cached positions (sliding window applied). */
-    private void attend(float[] qkv, CpuKvCache cache, int layer, int slot, int position, float[] out,
+    /** Softmax attention of one query head of one row over its slot's cached positions (sliding window applied). */
+    private void attend(float[] qkv, CpuKvCache cache, int layer, int slot, int position, int head, float[] out,
                         float[] scores) {
         int headDim = config.headDim();
-        int group = config.groupSize();
         int first = config.slidingWindow() > 0 ? Math.max(0, position - config.slidingWindow() + 1) : 0;
         float scale = (float) (1.0 / Math.sqrt(headDim));
         float[] keys = cache.keys(layer, slot);
         float[] values = cache.values(layer, slot);
-        java.util.Arrays.fill(out, 0f);
-        for (int head = 0; head < config.numHeads(); head++) {
-            int kv = head / group;
-            int q = head * headDim;
-            float max = Float.NEGATIVE_INFINITY;
-            for (int j = first; j <= position; j++) {
-                float score = Kernels.dot(qkv, q, keys, cache.offset(slot, kv, j), headDim) * scale;
-                scores[j] = score;
-                max = Math.max(max, score);
-            }
-            float sum = 0f;
-            for (int j = first; j <= position; j++) {
-                scores[j] = (float) Math.exp(scores[j] - max);
-                sum += scores[j];
-            }
-            for (int j = first; j <= position; j++) {
-                Kernels.axpy(scores[j] / sum, values, cache.offset(slot, kv, j), out, q, headDim);
-            }
+        int kv = head / config.groupSize();
+        int q = head * headDim;
+        java.util.Arrays.fill(out, q, q + headDim, 0f);
+        float max = Float.NEGATIVE_INFINITY;
+        for (int j = first; j <= position; j++) {
+            float score = Kernels.dot(qkv, q, keys, cache.offset(slot, kv, j), headDim) * scale;
+            scores[j] = score;
+            max = Math.max(max, score);
+        }
+        float sum = 0f;
+        for (int j = first; j <= position; j++) {
+            scores[j] = (float) Math.exp(scores[j] - max);
+            sum += scores[j];
+        }
+        for (int j = first; j <= position; j++) {
+            Kernels.axpy(scores[j] / sum, values, cache.offset(slot, kv, j), out, q, headDim);
         }
     }
 
