@@ -9,8 +9,6 @@ import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;
-import java.util.concurrent.ForkJoinPool;
-import java.util.concurrent.RecursiveAction;
 
 /**
  * The decode path's matrix products, in Java with the Vector API: {@code out[b] = W x[b]} for a handful of rows at
@@ -40,43 +38,18 @@ public final class Kernels {
             throw new IllegalArgumentException("columns must be a multiple of " + LANES + ": " + cols);
         }
         long work = (long) w.rows() * cols * batch;
-        int parallelism = work < PARALLEL_THRESHOLD ? 1 : ForkJoinPool.getCommonPoolParallelism() + 1;
-        if (parallelism <= 1) {
+        if (work < PARALLEL_THRESHOLD) {
             rows(w, x, out, batch, 0, w.rows());
             return;
         }
-        ForkJoinPool.commonPool().invoke(new Split(w, x, out, batch, 0, w.rows(),
-                Math.max(64, w.rows() / (parallelism * 4))));
+        // Chunks of whole tiles, about four per thread: enough to even out a core that is busy elsewhere.
+        int tile = tileRows(w);
+        int chunk = Math.max(tile, (w.rows() / (ComputeTeam.SHARED.threads() * 4)) / tile * tile);
+        ComputeTeam.SHARED.run(w.rows(), chunk, (from, to) -> rows(w, x, out, batch, from, to));
     }
 
-    private static final class Split extends RecursiveAction {
-        private final Matrix w;
-        private final float[][] x;
-        private final float[][] out;
-        private final int batch;
-        private final int from;
-        private final int to;
-        private final int grain;
-
-        Split(Matrix w, float[][] x, float[][] out, int batch, int from, int to, int grain) {
-            this.w = w;
-            this.x = x;
-            this.out = out;
-            this.batch = batch;
-            this.from = from;
-            this.to = to;
-            this.grain = grain;
-        }
-
-        @Override
-        protected void compute() {
-            if (to - from <= grain) {
-                rows(w, x, out, batch, from, to);
-                return;
-            }
-            int middle = (from + to) >>> 1;
-            invokeAll(new Split(w, x, out, batch, from, middle, grain), new Split(w, x, out, batch, middle, to, grain));
-        }
+    private static int tileRows(Matrix w) {
+        return Math.max(8, (48 << 10) / (w.cols() * w.dtype().byteSize()));
     }
 
     /**
@@ -84,7 +57,7 @@ public final class Kernels {
      * from memory once and from cache for the other blocks.
      */
     private static void rows(Matrix w, float[][] x, float[][] out, int batch, int from, int to) {
-        int tile = Math.max(8, (48 << 10) / (w.cols() * w.dtype().byteSize()));
+        int tile = tileRows(w);
         for (int j0 = from; j0 < to; j0 += tile) {
             int j1 = Math.min(to, j0 + tile);
             int b0 = 0;
@@ -223,41 +196,12 @@ public final class Kernels {
     }
 
     /**
-     * Runs {@code body} over [0, count) split across the common pool and the calling thread, in pieces of at least
-     * {@code grain} indices; on the calling thread alone when there is only one piece. The pieces must be
-     * independent.
+     * Runs {@code body} over [0, count) split across the {@link ComputeTeam}, in pieces of at least {@code grain}
+     * indices; on the calling thread alone when there is only one piece. The pieces must be independent.
      */
     public static void parallelFor(int count, int grain, RangeBody body) {
-        int pieces = Math.min(count / Math.max(1, grain), (ForkJoinPool.getCommonPoolParallelism() + 1) * 4);
-        if (pieces <= 1) {
-            body.run(0, count);
-            return;
-        }
-        ForkJoinPool.commonPool().invoke(new Range(body, 0, count, Math.max(grain, count / pieces)));
-    }
-
-    private static final class Range extends RecursiveAction {
-        private final RangeBody body;
-        private final int from;
-        private final int to;
-        private final int grain;
-
-        Range(RangeBody body, int from, int to, int grain) {
-            this.body = body;
-            this.from = from;
-            this.to = to;
-            this.grain = grain;
-        }
-
-        @Override
-        protected void compute() {
-            if (to - from <= grain) {
-                body.run(from, to);
-                return;
-            }
-            int middle = (from + to) >>> 1;
-            invokeAll(new Range(body, from, middle, grain), new Range(body, middle, to, grain));
-        }
+        int pieces = Math.min(count / Math.max(1, grain), ComputeTeam.SHARED.threads() * 4);
+        ComputeTeam.SHARED.run(count, pieces <= 1 ? count : (count + pieces - 1) / pieces, body);
     }
 
     /** Dot product of two float arrays over [0, n) starting at the given offsets. */
