@@ -3,6 +3,7 @@ package dev.expo.inference.config;
 import dev.expo.inference.engine.InferenceMetrics;
 import dev.expo.inference.engine.Outputs;
 import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.DistributionSummary;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Tags;
 import io.micrometer.core.instrument.Timer;
@@ -57,6 +58,11 @@ public class MicrometerInferenceMetrics implements InferenceMetrics {
     public void batch(String model, int runningNow, int waitingNow) {
         gauge("expo.inference.batch.running", model, running).set(runningNow);
         gauge("expo.inference.queue.depth", model, waiting).set(waitingNow);
+        if (runningNow > 0) {
+            // How many sequences share each decode step: the gauge shows now, this shows how batching goes.
+            DistributionSummary.builder("expo.inference.batch.size").tag("model", model).register(registry)
+                    .record(runningNow);
+        }
     }
 
     private AtomicInteger gauge(String name, String model, Map<String, AtomicInteger> values) {

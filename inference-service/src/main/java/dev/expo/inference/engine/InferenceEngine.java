@@ -178,13 +178,18 @@ public final class InferenceEngine implements AutoCloseable {
         return new Resolved(ref.model(), model, multimodal, tokenizer, eos, ids, image, adapters);
     }
 
-    private void checkContext(Resolved r, int extra, String what) {
+    /** The prompt, and the prompt plus {@code extra} new tokens, must fit the model's context. */
+    private void checkContext(Resolved r, int extra) {
         int positions = r.imageTokens() + r.ids().length + extra;
         int context = r.model().config().maxPositions();
+        int prompt = r.imageTokens() + r.ids().length;
+        if (prompt > context) {
+            throw ExpoException.invalidArgument("prompt", prompt + " positions", "the prompt exceeds the model's "
+                    + "context of " + context + " positions");
+        }
         if (positions > context) {
-            throw ExpoException.invalidArgument("prompt", (r.imageTokens() + r.ids().length) + " positions"
-                    + (extra > 0 ? " + " + extra + " new tokens" : ""), what + " exceeds the model's context of "
-                    + context + " positions");
+            throw ExpoException.invalidArgument("max_new_tokens", extra, "the prompt takes " + prompt + " of the "
+                    + "model's " + context + " positions, so at most " + (context - prompt) + " new tokens fit");
         }
     }
 
@@ -198,7 +203,7 @@ public final class InferenceEngine implements AutoCloseable {
         }
         return call(() -> registry.pinned(() -> {
             Resolved r = resolve(ref, prompt);
-            checkContext(r, 0, "the prompt");
+            checkContext(r, 0);
             float[][] inputs = r.inputs();
             boolean[] wanted = new boolean[inputs.length];
             for (int i = r.imageTokens(); i < inputs.length; i++) {
@@ -272,6 +277,16 @@ public final class InferenceEngine implements AutoCloseable {
      */
     public GenerationHandle generate(ModelRef ref, Prompt prompt, SamplingParams params,
                                      GenerationListener listener) {
+        return generate(ref, prompt, params, false, listener);
+    }
+
+    /**
+     * As {@link #generate(ModelRef, Prompt, SamplingParams, GenerationListener)}; with {@code clampToContext} a
+     * max_new_tokens that does not fit after the prompt stops at the context's end (finish reason length), as a
+     * server default should; without, it is INVALID_ARGUMENT, as an explicit request for more than fits should be.
+     */
+    public GenerationHandle generate(ModelRef ref, Prompt prompt, SamplingParams params, boolean clampToContext,
+                                     GenerationListener listener) {
         if (params.maxNewTokens() > limits.maxNewTokens()) {
             throw ExpoException.invalidArgument("max_new_tokens", params.maxNewTokens(), "must be at most "
                     + limits.maxNewTokens());
@@ -280,7 +295,10 @@ public final class InferenceEngine implements AutoCloseable {
         // Queued while its models are pinned: once queued, the busy batch keeps them from eviction.
         Sequence sequence = call(() -> registry.pinned(() -> {
             Resolved r = resolve(ref, prompt);
-            checkContext(r, 0, "the prompt");
+            checkContext(r, 0);
+            if (!clampToContext) {
+                checkContext(r, params.maxNewTokens());
+            }
             float[][] rows = r.inputs();
             Sequence queued = new Sequence(ref.model(), rows, r.ids(), r.model().config().maxPositions(),
                     r.tokenizer(), r.eos(), BatchScheduler.adapterMap(r.adapters()), params, listener, metrics, start);
@@ -298,14 +316,16 @@ public final class InferenceEngine implements AutoCloseable {
         };
     }
 
-    /** The batch of the model's decoder (a multimodal model shares its language model's). */
+    /** The batch of the model's decoder (a multimodal model shares its language model's, named after it). */
     private BatchScheduler scheduler(String model) {
-        Decoder decoder = decoderOf(registry.get(model));
+        LoadedModel loaded = registry.get(model);
+        Decoder decoder = decoderOf(loaded);
         if (decoder == null) {
             throw ExpoException.invalidArgument("model", model, "cannot generate");
         }
+        String name = loaded instanceof LoadedModel.Multimodal mm ? mm.languageModel() : model;
         synchronized (schedulers) {
-            return schedulers.computeIfAbsent(decoder, d -> new BatchScheduler(model, d, batching.maxBatch(),
+            return schedulers.computeIfAbsent(decoder, d -> new BatchScheduler(name, d, batching.maxBatch(),
                     batching.maxQueued(), metrics));
         }
     }

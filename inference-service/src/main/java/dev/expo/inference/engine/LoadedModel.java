@@ -21,9 +21,9 @@ public sealed interface LoadedModel {
     record Vision(String name, ClipVisionModel tower) implements LoadedModel {
     }
 
-    /** A manifest's parts put together; the language part's tokenizer and end-of-sequence ids. */
-    record Multimodal(String name, MultimodalModel model, Decoder decoder, TextTokenizer tokenizer,
-                      Set<Integer> eosTokenIds)
+    /** A manifest's parts put together; the language part (its name, tokenizer and end-of-sequence ids). */
+    record Multimodal(String name, String languageModel, MultimodalModel model, Decoder decoder,
+                      TextTokenizer tokenizer, Set<Integer> eosTokenIds)
             implements LoadedModel {
     }
 

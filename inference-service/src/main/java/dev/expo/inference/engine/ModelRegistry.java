@@ -315,7 +315,7 @@ public final class ModelRegistry implements AutoCloseable {
         }
         MultimodalModel model = new MultimodalModel(tower.tower(), projector, adapter, manifest.visionLayer(),
                 manifest.dropClassToken(), language.decoder().config().hiddenSize());
-        return new LoadedModel.Multimodal(name, model, language.decoder(), language.tokenizer(),
+        return new LoadedModel.Multimodal(name, language.name(), model, language.decoder(), language.tokenizer(),
                 language.eosTokenIds());
     }
 

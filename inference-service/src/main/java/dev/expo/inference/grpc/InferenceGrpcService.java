@@ -57,7 +57,8 @@ public class InferenceGrpcService implements InferenceService {
         });
         try {
             handle.set(engine.generate(InferenceProtoMapper.modelRef(request), InferenceProtoMapper.prompt(request),
-                    InferenceProtoMapper.sampling(request, config.samplingDefaults()), new GenerationListener() {
+                    InferenceProtoMapper.sampling(request, config.samplingDefaults()),
+                    !request.getSampling().hasMaxNewTokens(), new GenerationListener() {
                         @Override
                         public void onDelta(String text, int[] tokenIds, List<Outputs.GeneratedLogprobs> logprobs) {
                             if (!text.isEmpty() || tokenIds.length > 0) {

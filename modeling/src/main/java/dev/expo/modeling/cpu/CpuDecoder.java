@@ -307,12 +307,11 @@ public final class CpuDecoder implements dev.expo.modeling.Decoder {
         float[] values = cache.values(layer, slot);
         int kv = head / config.groupSize();
         int q = head * headDim;
-        java.util.Arrays.fill(out, q, q + headDim, 0f);
+        int base = cache.offset(slot, kv, 0);
+        Kernels.scores(qkv, q, keys, base, headDim, first, position, scale, scores);
         float max = Float.NEGATIVE_INFINITY;
         for (int j = first; j <= position; j++) {
-            float score = Kernels.dot(qkv, q, keys, cache.offset(slot, kv, j), headDim) * scale;
-            scores[j] = score;
-            max = Math.max(max, score);
+            max = Math.max(max, scores[j]);
         }
         float sum = 0f;
         for (int j = first; j <= position; j++) {
@@ -320,8 +319,9 @@ public final class CpuDecoder implements dev.expo.modeling.Decoder {
             sum += scores[j];
         }
         for (int j = first; j <= position; j++) {
-            Kernels.axpy(scores[j] / sum, values, cache.offset(slot, kv, j), out, q, headDim);
+            scores[j] = scores[j] / sum;
         }
+        Kernels.weightedSum(scores, values, base, headDim, first, position, out, q);
     }
 
     private static void add(float[] x, float[] y) {

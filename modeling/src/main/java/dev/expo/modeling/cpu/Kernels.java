@@ -42,9 +42,9 @@ public final class Kernels {
             rows(w, x, out, batch, 0, w.rows());
             return;
         }
-        // Chunks of whole tiles, about four per thread: enough to even out a core that is busy elsewhere.
+        // Chunks of whole tiles, about eight per thread: enough to even out a core that is busy elsewhere.
         int tile = tileRows(w);
-        int chunk = Math.max(tile, (w.rows() / (ComputeTeam.SHARED.threads() * 4)) / tile * tile);
+        int chunk = Math.max(tile, (w.rows() / (ComputeTeam.SHARED.threads() * 8)) / tile * tile);
         ComputeTeam.SHARED.run(w.rows(), chunk, (from, to) -> rows(w, x, out, batch, from, to));
     }
 
@@ -200,8 +200,92 @@ public final class Kernels {
      * indices; on the calling thread alone when there is only one piece. The pieces must be independent.
      */
     public static void parallelFor(int count, int grain, RangeBody body) {
-        int pieces = Math.min(count / Math.max(1, grain), ComputeTeam.SHARED.threads() * 4);
+        int pieces = Math.min(count / Math.max(1, grain), ComputeTeam.SHARED.threads() * 8);
         ComputeTeam.SHARED.run(count, pieces <= 1 ? count : (count + pieces - 1) / pieces, body);
+    }
+
+    /**
+     * Attention scores of one query head: {@code out[j] = dot(q, key j) * scale} for j in [first, last], the keys
+     * {@code n} floats apart from {@code base}. Four keys at a time share each load of the query and keep four
+     * independent sums in flight; each sum is exactly {@link #dot}'s.
+     */
+    public static void scores(float[] q, int qOffset, float[] keys, int base, int n, int first, int last,
+                              float scale, float[] out) {
+        int vectorEnd = n - n % LANES;
+        int j = first;
+        for (; j + 3 <= last; j += 4) {
+            int k0 = base + j * n;
+            int k1 = k0 + n;
+            int k2 = k1 + n;
+            int k3 = k2 + n;
+            FloatVector a0 = FloatVector.zero(F);
+            FloatVector a1 = FloatVector.zero(F);
+            FloatVector a2 = FloatVector.zero(F);
+            FloatVector a3 = FloatVector.zero(F);
+            for (int d = 0; d < vectorEnd; d += LANES) {
+                FloatVector qv = FloatVector.fromArray(F, q, qOffset + d);
+                a0 = qv.fma(FloatVector.fromArray(F, keys, k0 + d), a0);
+                a1 = qv.fma(FloatVector.fromArray(F, keys, k1 + d), a1);
+                a2 = qv.fma(FloatVector.fromArray(F, keys, k2 + d), a2);
+                a3 = qv.fma(FloatVector.fromArray(F, keys, k3 + d), a3);
+            }
+            out[j] = tail(q, qOffset, keys, k0, vectorEnd, n, a0.reduceLanes(VectorOperators.ADD)) * scale;
+            out[j + 1] = tail(q, qOffset, keys, k1, vectorEnd, n, a1.reduceLanes(VectorOperators.ADD)) * scale;
+            out[j + 2] = tail(q, qOffset, keys, k2, vectorEnd, n, a2.reduceLanes(VectorOperators.ADD)) * scale;
+            out[j + 3] = tail(q, qOffset, keys, k3, vectorEnd, n, a3.reduceLanes(VectorOperators.ADD)) * scale;
+        }
+        for (; j <= last; j++) {
+            out[j] = dot(q, qOffset, keys, base + j * n, n) * scale;
+        }
+    }
+
+    private static float tail(float[] a, int aOffset, float[] b, int bOffset, int from, int n, float sum) {
+        for (int k = from; k < n; k++) {
+            sum += a[aOffset + k] * b[bOffset + k];
+        }
+        return sum;
+    }
+
+    /**
+     * Attention output of one head: {@code out[d] = sum_j weights[j] * value j [d]} for j in [first, last], the
+     * values {@code n} floats apart from {@code base}; 32 outputs at a time stay in registers over all positions.
+     * Each sum is exactly that of repeated {@link #axpy} into zeros.
+     */
+    public static void weightedSum(float[] weights, float[] values, int base, int n, int first, int last,
+                                   float[] out, int outOffset) {
+        int d = 0;
+        for (; d + 4 * LANES <= n; d += 4 * LANES) {
+            FloatVector a0 = FloatVector.zero(F);
+            FloatVector a1 = FloatVector.zero(F);
+            FloatVector a2 = FloatVector.zero(F);
+            FloatVector a3 = FloatVector.zero(F);
+            for (int j = first; j <= last; j++) {
+                FloatVector w = FloatVector.broadcast(F, weights[j]);
+                int v = base + j * n + d;
+                a0 = FloatVector.fromArray(F, values, v).fma(w, a0);
+                a1 = FloatVector.fromArray(F, values, v + LANES).fma(w, a1);
+                a2 = FloatVector.fromArray(F, values, v + 2 * LANES).fma(w, a2);
+                a3 = FloatVector.fromArray(F, values, v + 3 * LANES).fma(w, a3);
+            }
+            a0.intoArray(out, outOffset + d);
+            a1.intoArray(out, outOffset + d + LANES);
+            a2.intoArray(out, outOffset + d + 2 * LANES);
+            a3.intoArray(out, outOffset + d + 3 * LANES);
+        }
+        for (; d + LANES <= n; d += LANES) {
+            FloatVector a = FloatVector.zero(F);
+            for (int j = first; j <= last; j++) {
+                a = FloatVector.fromArray(F, values, base + j * n + d).fma(FloatVector.broadcast(F, weights[j]), a);
+            }
+            a.intoArray(out, outOffset + d);
+        }
+        for (; d < n; d++) {
+            float a = 0f;
+            for (int j = first; j <= last; j++) {
+                a += weights[j] * values[base + j * n + d];
+            }
+            out[outOffset + d] = a;
+        }
     }
 
     /** Dot product of two float arrays over [0, n) starting at the given offsets. */
