@@ -1,0 +1,69 @@
+package dev.expo.benchmarks;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Packaged services started as processes on loopback, with the flags bin/expo-stack gives them
+ * ({@code expo.bench.service-flags}), stopped (gracefully, then forcibly) on close.
+ */
+final class ServiceProcesses implements AutoCloseable {
+
+    private final Path root;
+    private final Path logs;
+    private final Map<String, Process> processes = new LinkedHashMap<>();
+
+    ServiceProcesses(Path root, Path logs) throws IOException {
+        this.root = root;
+        this.logs = Files.createDirectories(logs);
+    }
+
+    /** Starts a service on {@code port}; its inference client (a gateway's) points at {@code inferencePort}. */
+    void start(String service, int port, Path store, int inferencePort, String extraFlags) throws IOException {
+        Path jar = root.resolve(service).resolve("target/quarkus-app/quarkus-run.jar");
+        if (!Files.exists(jar)) {
+            throw new IllegalStateException(jar + " is missing: build it (bin/expo-bench serving does)");
+        }
+        List<String> command = new ArrayList<>();
+        command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+        command.addAll(flags(System.getProperty("expo.bench.service-flags", "--add-modules jdk.incubator.vector "
+                + "--enable-native-access=ALL-UNNAMED -Dai.djl.offline=true")));
+        command.addAll(flags(extraFlags));
+        command.addAll(List.of("-Dquarkus.http.port=" + port, "-Dexpo.model-store=" + store,
+                "-Dquarkus.grpc.clients.inference.port=" + inferencePort, "-jar", jar.toString()));
+        Process process = new ProcessBuilder(command).redirectErrorStream(true)
+                .redirectOutput(logs.resolve(service + ".log").toFile()).start();
+        processes.put(service, process);
+    }
+
+    void checkAlive() {
+        processes.forEach((service, process) -> {
+            if (!process.isAlive()) {
+                throw new IllegalStateException(service + " exited; see " + logs.resolve(service + ".log"));
+            }
+        });
+    }
+
+    private static List<String> flags(String flags) {
+        return Arrays.stream(flags.trim().split("\\s+")).filter(f -> !f.isEmpty()).toList();
+    }
+
+    @Override
+    public void close() throws InterruptedException {
+        for (Process process : processes.values()) {
+            process.destroy();
+        }
+        for (Process process : processes.values()) {
+            if (!process.waitFor(20, TimeUnit.SECONDS)) {
+                process.destroyForcibly();
+            }
+        }
+    }
+}

@@ -1,0 +1,344 @@
+package dev.expo.e2e;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.google.protobuf.ByteString;
+import dev.expo.api.v1.GenerateRequest;
+import dev.expo.api.v1.GenerateResponse;
+import dev.expo.api.v1.InferenceServiceGrpc;
+import dev.expo.api.v1.SamplingParams;
+import dev.expo.api.v1.TokenIds;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import io.grpc.stub.ClientCallStreamObserver;
+import io.grpc.stub.ClientResponseObserver;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
+
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.ByteBuffer;
+import java.nio.file.Files;
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.function.UnaryOperator;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import java.util.zip.CRC32;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+/**
+ * Generation as client apps use it, through the gateway of the running stack with gRPC streams: concurrent streams
+ * batched together get exactly what they get alone (the goldens), image+text on a tiny multimodal manifest,
+ * cancelled streams free their slots, a full queue answers RESOURCE_EXHAUSTED, and bad input a clear status while the
+ * service keeps serving.
+ */
+@ExtendWith(StackExtension.class)
+class ServingIT {
+
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    @BeforeAll
+    static void models(Stack stack) throws IOException {
+        stack.addModel("tiny-llama-sft", "tiny-llama-sft");
+        stack.addModel("tiny-mistral", "tiny-mistral");
+        stack.addModel("tiny-llama-lora", "tiny-llama-lora");
+        stack.addModel("tiny-clip-vision", "tiny-clip-vision");
+        stack.addModel("expo-layerwise-golden", "tiny-llama-expo/layerwise");
+        java.nio.file.Path vlm = stack.store.resolve("tiny-vlm");
+        if (!Files.exists(vlm)) {
+            Files.createDirectories(vlm);
+            Files.copy(stack.fixture("ddpo-multimodal/projector.safetensors"), vlm.resolve("projector.safetensors"));
+            Files.writeString(vlm.resolve("expo-model.json"), """
+                    {"language_model": "tiny-llama-sft", "vision_tower": "tiny-clip-vision",
+                     "projector": "projector.safetensors"}
+                    """);
+        }
+    }
+
+    /** A greedy request with a golden answer. */
+    private record Golden(GenerateRequest request, List<Integer> expected) {
+    }
+
+    private static Golden golden(Stack stack, String model, String adapter, String prompt, String file,
+                                 String variant) throws IOException {
+        JsonNode golden = JSON.readTree(Files.readString(stack.fixture(file))).get(prompt);
+        TokenIds.Builder ids = TokenIds.newBuilder();
+        golden.get("prompt_ids").forEach(id -> ids.addIds(id.asInt()));
+        List<Integer> expected = new ArrayList<>();
+        golden.get(variant).get("new_tokens").forEach(id -> expected.add(id.asInt()));
+        GenerateRequest.Builder request = GenerateRequest.newBuilder().setModel(model).setTokenIds(ids)
+                .setSampling(SamplingParams.newBuilder().setTemperature(0f).setMaxNewTokens(expected.size()));
+        if (adapter != null) {
+            request.setAdapter(adapter);
+        }
+        return new Golden(request.build(), expected);
+    }
+
+    /** A stream's tokens and how it ended (null status: completed). */
+    private record Outcome(List<Integer> tokens, String finishReason, Status status) {
+    }
+
+    /** Starts a stream; {@code onFirst} may cancel it once its first token arrived. */
+    private static CompletableFuture<Outcome> start(Stack stack, GenerateRequest request, boolean cancelAfterFirst) {
+        CompletableFuture<Outcome> outcome = new CompletableFuture<>();
+        InferenceServiceGrpc.newStub(stack.gateway()).withDeadlineAfter(2, TimeUnit.MINUTES).generate(request,
+                new ClientResponseObserver<GenerateRequest, GenerateResponse>() {
+                    final List<Integer> tokens = new ArrayList<>();
+                    String finish = null;
+                    ClientCallStreamObserver<GenerateRequest> call;
+
+                    @Override
+                    public void beforeStart(ClientCallStreamObserver<GenerateRequest> requestStream) {
+                        call = requestStream;
+                    }
+
+                    @Override
+                    public void onNext(GenerateResponse response) {
+                        tokens.addAll(response.getTokenIdsList());
+                        if (response.hasUsage()) {
+                            finish = response.getFinishReason().name();
+                        }
+                        if (cancelAfterFirst && !tokens.isEmpty()) {
+                            call.cancel("the client went away", null);
+                        }
+                    }
+
+                    @Override
+                    public void onError(Throwable t) {
+                        outcome.complete(new Outcome(tokens, finish, Status.fromThrowable(t)));
+                    }
+
+                    @Override
+                    public void onCompleted() {
+                        outcome.complete(new Outcome(tokens, finish, null));
+                    }
+                });
+        return outcome;
+    }
+
+    private static Outcome await(CompletableFuture<Outcome> outcome) throws Exception {
+        return outcome.get(2, TimeUnit.MINUTES);
+    }
+
+    @Test
+    void concurrentStreamsGetExactlyTheirGoldensAndShareDecodeSteps(Stack stack) throws Exception {
+        List<Golden> kinds = List.of(
+                golden(stack, "tiny-llama-sft", null, "p1", "tiny-llama-sft/golden/generate.json", "bf16"),
+                golden(stack, "tiny-mistral", null, "p1", "tiny-mistral/golden/generate.json", "bf16"),
+                golden(stack, "tiny-llama-sft", "tiny-llama-lora", "p0", "tiny-llama-lora/golden/generate.json",
+                        "bf16"),
+                golden(stack, "tiny-llama-sft", null, "p0", "tiny-llama-sft/golden/generate.json", "bf16"),
+                golden(stack, "expo-layerwise-golden", null, "p0", "tiny-llama-expo/golden/generate.json",
+                        "layerwise"));
+        // The image+text request has no transformers golden: its answer alone is the reference.
+        GenerateRequest image = GenerateRequest.newBuilder().setModel("tiny-vlm")
+                .setImage(ByteString.copyFrom(Files.readAllBytes(stack.fixture("images/img0_48x40.png"))))
+                .setTokenIds(TokenIds.newBuilder().addAllIds(List.of(1, 242, 339, 311, 60)))
+                .setSampling(SamplingParams.newBuilder().setTemperature(0f).setMaxNewTokens(12)).build();
+        Outcome alone = await(start(stack, image, false));
+        assertThat(alone.status()).isNull();
+        assertThat(alone.tokens()).hasSize(12);
+
+        List<GenerateRequest> requests = new ArrayList<>();
+        List<List<Integer>> expected = new ArrayList<>();
+        for (int i = 0; i < 20; i++) {
+            if (i % 5 == 4) {
+                requests.add(image);
+                expected.add(alone.tokens());
+            } else {
+                Golden golden = kinds.get(i % kinds.size());
+                requests.add(golden.request());
+                expected.add(golden.expected());
+            }
+        }
+        List<CompletableFuture<Outcome>> outcomes = requests.stream().map(r -> start(stack, r, false)).toList();
+        for (int i = 0; i < outcomes.size(); i++) {
+            Outcome outcome = await(outcomes.get(i));
+            assertThat(outcome.status()).as("stream " + i).isNull();
+            assertThat(outcome.tokens()).as("stream " + i + " (" + requests.get(i).getModel() + ")")
+                    .isEqualTo(expected.get(i));
+        }
+        // They ran together: the decode steps of tiny-llama-sft's batch held several sequences at once.
+        assertThat(metric(stack, "expo_inference_batch_size_max", "tiny-llama-sft")).isGreaterThan(4);
+    }
+
+    @Test
+    void cancelledStreamsStopAndFreeTheirSlots(Stack stack) throws Exception {
+        GenerateRequest slow = GenerateRequest.newBuilder().setModel("tiny-mistral")
+                .setTokenIds(TokenIds.newBuilder().addAllIds(List.of(1, 5, 9)))
+                .setSampling(SamplingParams.newBuilder().setTemperature(1f).setSeed(3).setMaxNewTokens(250)
+                        .setIgnoreEos(true)).build();
+        double cancelledBefore = metric(stack, "expo_inference_requests_total", "tiny-mistral",
+                "finish_reason=\"cancelled\"");
+        List<CompletableFuture<Outcome>> outcomes = new ArrayList<>();
+        for (int i = 0; i < 24; i++) {
+            outcomes.add(start(stack, slow, true));
+        }
+        int cancelled = 0;
+        for (CompletableFuture<Outcome> outcome : outcomes) {
+            Outcome o = await(outcome);
+            if (o.status() != null) {
+                assertThat(o.status().getCode()).isEqualTo(Status.Code.CANCELLED);
+                assertThat(o.tokens().size()).isLessThan(250);
+                cancelled++;
+            }
+        }
+        assertThat(cancelled).isEqualTo(24);
+        // The server saw them go, and nothing is left running or waiting.
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+        while (System.nanoTime() < deadline && (metric(stack, "expo_inference_batch_running", "tiny-mistral") > 0
+                || metric(stack, "expo_inference_queue_depth", "tiny-mistral") > 0
+                || metric(stack, "expo_inference_requests_total", "tiny-mistral", "finish_reason=\"cancelled\"")
+                        < cancelledBefore + 24)) {
+            Thread.sleep(100);
+        }
+        assertThat(metric(stack, "expo_inference_batch_running", "tiny-mistral")).isZero();
+        assertThat(metric(stack, "expo_inference_queue_depth", "tiny-mistral")).isZero();
+        assertThat(metric(stack, "expo_inference_requests_total", "tiny-mistral", "finish_reason=\"cancelled\""))
+                .isGreaterThanOrEqualTo(cancelledBefore + 24);
+        Outcome after = await(start(stack, slow.toBuilder().setSampling(slow.getSampling().toBuilder()
+                .setMaxNewTokens(5)).build(), false));
+        assertThat(after.status()).isNull();
+        assertThat(after.tokens()).hasSize(5);
+    }
+
+    @Test
+    void aFullQueueAnswersResourceExhaustedAndTheRestAreServed(Stack stack) throws Exception {
+        // At most 64 wait (plus those already running, up to 16); the rest of a burst of 120 long streams cannot.
+        GenerateRequest longOne = GenerateRequest.newBuilder().setModel("tiny-llama-sft")
+                .setTokenIds(TokenIds.newBuilder().addAllIds(List.of(1, 7, 11)))
+                .setSampling(SamplingParams.newBuilder().setTemperature(0f).setMaxNewTokens(120).setIgnoreEos(true))
+                .build();
+        List<CompletableFuture<Outcome>> outcomes = new ArrayList<>();
+        for (int i = 0; i < 120; i++) {
+            outcomes.add(start(stack, longOne, false));
+        }
+        int exhausted = 0;
+        int served = 0;
+        for (CompletableFuture<Outcome> outcome : outcomes) {
+            Outcome o = await(outcome);
+            if (o.status() == null) {
+                assertThat(o.tokens()).hasSize(120);
+                assertThat(o.finishReason()).isEqualTo("FINISH_REASON_LENGTH");
+                served++;
+            } else {
+                assertThat(o.status().getCode()).as(o.status().toString()).isEqualTo(Status.Code.RESOURCE_EXHAUSTED);
+                assertThat(o.status().getDescription()).contains("waiting", "retry later");
+                exhausted++;
+            }
+        }
+        assertThat(exhausted).isPositive();
+        assertThat(served).isGreaterThan(64);
+    }
+
+    @Test
+    void badInputGetsAClearStatusAndTheServiceKeepsServing(Stack stack) throws Exception {
+        GenerateRequest good = GenerateRequest.newBuilder().setModel("tiny-llama-sft")
+                .setTokenIds(TokenIds.newBuilder().addAllIds(List.of(1, 20, 30)))
+                .setSampling(SamplingParams.newBuilder().setTemperature(0f).setMaxNewTokens(200).setIgnoreEos(true))
+                .build();
+        // A stream that runs while the bad requests come and go.
+        CompletableFuture<Outcome> bystander = start(stack, good, false);
+        byte[] png = Files.readAllBytes(stack.fixture("images/img0_48x40.png"));
+        TokenIds tooLong = TokenIds.newBuilder().addAllIds(java.util.Collections.nCopies(300, 5)).build();
+        record Case(String what, UnaryOperator<GenerateRequest.Builder> change, Status.Code code, String says) {
+        }
+        List<Case> cases = List.of(
+                new Case("unknown model", b -> b.setModel("no-such-model"), Status.Code.NOT_FOUND, "no-such-model"),
+                new Case("unknown adapter", b -> b.setAdapter("no-such-adapter"), Status.Code.NOT_FOUND,
+                        "no-such-adapter"),
+                new Case("prompt past the context", b -> b.setTokenIds(tooLong), Status.Code.INVALID_ARGUMENT,
+                        "context"),
+                new Case("prompt + max_new_tokens past the context", b -> b.setSampling(
+                        b.getSampling().toBuilder().setMaxNewTokens(255)), Status.Code.INVALID_ARGUMENT,
+                        "max_new_tokens"),
+                new Case("token id outside the vocabulary", b -> b.setTokenIds(TokenIds.newBuilder().addIds(1)
+                        .addIds(100_000)), Status.Code.INVALID_ARGUMENT, "100000"),
+                new Case("empty prompt", b -> b.setTokenIds(TokenIds.getDefaultInstance()),
+                        Status.Code.INVALID_ARGUMENT, "token_ids"),
+                new Case("negative temperature", b -> b.setSampling(b.getSampling().toBuilder().setTemperature(-1)),
+                        Status.Code.INVALID_ARGUMENT, "temperature"),
+                new Case("top_p above 1", b -> b.setSampling(b.getSampling().toBuilder().setTopP(1.5f)),
+                        Status.Code.INVALID_ARGUMENT, "top_p"),
+                new Case("max_new_tokens 0", b -> b.setSampling(b.getSampling().toBuilder().setMaxNewTokens(0)),
+                        Status.Code.INVALID_ARGUMENT, "max_new_tokens"),
+                new Case("image on a text model", b -> b.setImage(ByteString.copyFrom(png)),
+                        Status.Code.INVALID_ARGUMENT, "image"),
+                new Case("corrupt image", b -> b.setModel("tiny-vlm").setImage(ByteString.copyFromUtf8(
+                        "\u0089PNG not really")), Status.Code.INVALID_ARGUMENT, "image"),
+                new Case("image over the byte limit", b -> b.setModel("tiny-vlm").setImage(ByteString.copyFrom(
+                        new byte[21 << 20])), Status.Code.INVALID_ARGUMENT, "bytes"),
+                new Case("image of too many pixels", b -> b.setModel("tiny-vlm").setImage(ByteString.copyFrom(
+                        pngHeaderOnly(20_000, 20_000))), Status.Code.INVALID_ARGUMENT, "pixels"));
+        for (Case c : cases) {
+            GenerateRequest request = c.change().apply(good.toBuilder().setSampling(good.getSampling().toBuilder()
+                    .setMaxNewTokens(4))).build();
+            assertThatThrownBy(() -> drain(stack, request)).as(c.what())
+                    .isInstanceOfSatisfying(StatusRuntimeException.class, e -> {
+                        assertThat(e.getStatus().getCode()).as(c.what() + ": " + e.getStatus())
+                                .isEqualTo(c.code());
+                        assertThat(e.getStatus().getDescription()).as(c.what()).containsIgnoringCase(c.says());
+                    });
+        }
+        Outcome outcome = await(bystander);
+        assertThat(outcome.status()).isNull();
+        assertThat(outcome.tokens()).hasSize(200);
+        assertThat(drain(stack, good.toBuilder().setSampling(good.getSampling().toBuilder().setMaxNewTokens(3))
+                .build())).hasSize(3);
+    }
+
+    /** Reads a whole stream; its tokens. */
+    private static List<Integer> drain(Stack stack, GenerateRequest request) {
+        List<Integer> tokens = new ArrayList<>();
+        Iterator<GenerateResponse> responses = InferenceServiceGrpc.newBlockingStub(stack.gateway())
+                .withDeadlineAfter(1, TimeUnit.MINUTES).generate(request);
+        responses.forEachRemaining(r -> tokens.addAll(r.getTokenIdsList()));
+        return tokens;
+    }
+
+    /** A PNG whose header declares {@code width x height} pixels (and whose data is missing). */
+    static byte[] pngHeaderOnly(int width, int height) {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        out.writeBytes(new byte[] {(byte) 0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'});
+        ByteBuffer ihdr = ByteBuffer.allocate(17).put("IHDR".getBytes()).putInt(width).putInt(height)
+                .put((byte) 8).put((byte) 2).put((byte) 0).put((byte) 0).put((byte) 0);
+        CRC32 crc = new CRC32();
+        crc.update(ihdr.array());
+        out.writeBytes(ByteBuffer.allocate(4).putInt(13).array());
+        out.writeBytes(ihdr.array());
+        out.writeBytes(ByteBuffer.allocate(4).putInt((int) crc.getValue()).array());
+        return out.toByteArray();
+    }
+
+    /** A sample of the inference service's Prometheus metrics, for a model (0 when absent). */
+    private static double metric(Stack stack, String name, String model, String... labels) throws Exception {
+        HttpResponse<String> response = HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI.create(
+                "http://127.0.0.1:" + stack.port("inference-service") + "/q/metrics")).build(),
+                HttpResponse.BodyHandlers.ofString());
+        Pattern line = Pattern.compile("^" + Pattern.quote(name) + "\\{([^}]*)} (\\S+)$", Pattern.MULTILINE);
+        Matcher matcher = line.matcher(response.body());
+        double total = 0;
+        while (matcher.find()) {
+            String tags = matcher.group(1);
+            boolean matches = tags.contains("model=\"" + model + "\"");
+            for (String label : labels) {
+                matches &= tags.contains(label);
+            }
+            if (matches) {
+                total += Double.parseDouble(matcher.group(2));
+            }
+        }
+        return total;
+    }
+}
