@@ -32,11 +32,13 @@ EXPO_SERVICE_JVM_FLAGS=("${EXPO_JVM_FLAGS[@]}" --add-modules jdk.incubator.vecto
 
 # Per-service JVM flags. The extrapolation service keeps its data off the heap (mapped files, one native buffer per
 # worker), so a small heap keeps the whole process small whatever the model's size.
-# PyTorch (the inference service) gets one intra-op thread per core and no inter-op pool.
+# PyTorch (the inference service) gets one intra-op thread per core and no inter-op pool. The inference service's
+# CPU kernels check their whole index range on entry, so the Vector API's per-access bound checks are off there
+# (C2 keeps them in some compilations of the decode loops, a quarter of a decode step; llama3.java runs the same way).
 expo_service_jvm_flags() {
   case "$1" in
     extrapolation-service) echo "-Xmx256m" ;;
-    inference-service) echo "-Dai.djl.pytorch.num_threads=$(nproc) -Dai.djl.pytorch.num_interop_threads=1" ;;
+    inference-service) echo "-Dai.djl.pytorch.num_threads=$(nproc) -Dai.djl.pytorch.num_interop_threads=1 -Djdk.incubator.vector.VECTOR_ACCESS_OOB_CHECK=0" ;;
     *) echo "" ;;
   esac
 }

@@ -69,7 +69,8 @@ public final class Stack implements AutoCloseable {
             command.addAll(EXTRAPOLATION_SETTINGS);
         }
         if (service.equals("inference-service")) {
-            command.addAll(List.of("-Dai.djl.pytorch.num_threads=2", "-Dai.djl.pytorch.num_interop_threads=1"));
+            command.addAll(List.of("-Dai.djl.pytorch.num_threads=2", "-Dai.djl.pytorch.num_interop_threads=1",
+                    "-Djdk.incubator.vector.VECTOR_ACCESS_OOB_CHECK=0"));   // as bin/lib/env.sh runs it
         }
         command.addAll(List.of("-jar", jar.toString()));
         return new ProcessBuilder(command).redirectErrorStream(true)

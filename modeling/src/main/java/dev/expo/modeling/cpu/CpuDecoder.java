@@ -9,6 +9,7 @@ import dev.expo.modeling.llama.LlamaConfig;
 import java.lang.foreign.Arena;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 
 /**
@@ -142,6 +143,7 @@ public final class CpuDecoder implements dev.expo.modeling.Decoder {
         for (int r = 0; r < rows; r++) {
             positions[r] = cache.length(slots[r]) + added[slots[r]]++;
         }
+        int span = 1 + Arrays.stream(positions).max().orElse(0);   // the most positions any row attends over
         for (int s = 0; s < added.length; s++) {
             if (added[s] > 0) {
                 cache.reserve(s, cache.length(s) + added[s]);
@@ -184,8 +186,8 @@ public final class CpuDecoder implements dev.expo.modeling.Decoder {
                     }
                 }
             });
-            Kernels.parallelFor(rows * heads, Math.max(1, 512 / (positions[rows - 1] + 1)), (from, to) -> {
-                float[] scores = new float[cache.maxCapacity()];
+            Kernels.parallelFor(rows * heads, Math.max(1, 512 / span), (from, to) -> {
+                float[] scores = new float[span];
                 for (int t = from; t < to; t++) {
                     int r = t / heads;
                     attend(qkv[r], cache, layerIndex, slots[r], positions[r], t % heads, attention[r], scores);

@@ -9,11 +9,17 @@ import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;
+import java.util.Objects;
 
 /**
  * The decode path's matrix products, in Java with the Vector API: {@code out[b] = W x[b]} for a handful of rows at
  * once, each weight row read once for all of them (the step is bound by streaming the weights, and BF16 halves that),
  * split across cores by output rows.
+ *
+ * <p>Every entry point checks its whole index range once before the loops, so that the vector loads inside are
+ * in bounds by construction: the inference service runs with the Vector API's per-access bound checks off
+ * ({@code -Djdk.incubator.vector.VECTOR_ACCESS_OOB_CHECK=0}, as llama3.java does), which C2 otherwise keeps in some
+ * compilations of these loops and which then cost a quarter of a decode step.
  */
 public final class Kernels {
 
@@ -29,6 +35,23 @@ public final class Kernels {
     }
 
     /**
+     * The sum of a vector's lanes, stored at {@code at}, in one fixed order: ((0+4)+(2+6))+((1+5)+(3+7)). Not
+     * {@code reduceLanes(ADD)}, whose order is unspecified and does differ between its interpreted and compiled
+     * forms: a row's logits would then depend on which kernel (batch size) and which compilation state it met, and
+     * batched greedy outputs could part from solo ones.
+     */
+    private static float sum(float[] lanes, int at) {
+        return ((lanes[at] + lanes[at + 4]) + (lanes[at + 2] + lanes[at + 6]))
+                + ((lanes[at + 1] + lanes[at + 5]) + (lanes[at + 3] + lanes[at + 7]));
+    }
+
+    private static float sum(FloatVector v) {
+        float[] lanes = new float[LANES];
+        v.intoArray(lanes, 0);
+        return sum(lanes, 0);
+    }
+
+    /**
      * {@code out[b][j] = sum_k w[j][k] * x[b][k]} for b in [0, batch), j in [0, rows). The columns must be a multiple
      * of 8.
      */
@@ -36,6 +59,14 @@ public final class Kernels {
         int cols = w.cols();
         if (cols % LANES != 0) {
             throw new IllegalArgumentException("columns must be a multiple of " + LANES + ": " + cols);
+        }
+        if (w.data().byteSize() < (long) w.rows() * cols * w.dtype().byteSize()) {
+            throw new IllegalArgumentException("weights hold fewer than " + w.rows() + " x " + cols + " values");
+        }
+        Objects.checkFromIndexSize(0, batch, Math.min(x.length, out.length));
+        for (int b = 0; b < batch; b++) {
+            Objects.checkFromIndexSize(0, cols, x[b].length);
+            Objects.checkFromIndexSize(0, w.rows(), out[b].length);
         }
         long work = (long) w.rows() * cols * batch;
         if (work < PARALLEL_THRESHOLD) {
@@ -58,28 +89,30 @@ public final class Kernels {
      */
     private static void rows(Matrix w, float[][] x, float[][] out, int batch, int from, int to) {
         int tile = tileRows(w);
+        float[] lanes = new float[8 * LANES];   // accumulators stored for their fixed-order sums
         for (int j0 = from; j0 < to; j0 += tile) {
             int j1 = Math.min(to, j0 + tile);
             int b0 = 0;
             if (w.dtype() == DType.BF16) {
                 // Eight inputs per converted weight vector while there are eight: half the conversions of four.
                 for (; b0 + 8 <= batch; b0 += 8) {
-                    rowsBf16x8(w.data(), w.cols(), x, out, b0, j0, j1);
+                    rowsBf16x8(w.data(), w.cols(), x, out, b0, j0, j1, lanes);
                 }
             }
             for (; b0 < batch; b0 += 4) {
                 int block = Math.min(4, batch - b0);
                 if (w.dtype() == DType.BF16) {
-                    rowsBf16(w.data(), w.cols(), x, out, b0, block, j0, j1);
+                    rowsBf16(w.data(), w.cols(), x, out, b0, block, j0, j1, lanes);
                 } else {
-                    rowsF32(w.data(), w.cols(), x, out, b0, block, j0, j1);
+                    rowsF32(w.data(), w.cols(), x, out, b0, block, j0, j1, lanes);
                 }
             }
         }
     }
 
     /** Eight input rows: eight accumulators per weight vector loaded and widened. */
-    private static void rowsBf16x8(MemorySegment w, int cols, float[][] x, float[][] out, int b0, int from, int to) {
+    private static void rowsBf16x8(MemorySegment w, int cols, float[][] x, float[][] out, int b0, int from, int to,
+                                   float[] lanes) {
         float[] x0 = x[b0];
         float[] x1 = x[b0 + 1];
         float[] x2 = x[b0 + 2];
@@ -111,20 +144,28 @@ public final class Kernels {
                 a6 = wv.fma(FloatVector.fromArray(F, x6, k), a6);
                 a7 = wv.fma(FloatVector.fromArray(F, x7, k), a7);
             }
-            out[b0][j] = a0.reduceLanes(VectorOperators.ADD);
-            out[b0 + 1][j] = a1.reduceLanes(VectorOperators.ADD);
-            out[b0 + 2][j] = a2.reduceLanes(VectorOperators.ADD);
-            out[b0 + 3][j] = a3.reduceLanes(VectorOperators.ADD);
-            out[b0 + 4][j] = a4.reduceLanes(VectorOperators.ADD);
-            out[b0 + 5][j] = a5.reduceLanes(VectorOperators.ADD);
-            out[b0 + 6][j] = a6.reduceLanes(VectorOperators.ADD);
-            out[b0 + 7][j] = a7.reduceLanes(VectorOperators.ADD);
+            a0.intoArray(lanes, 0);
+            a1.intoArray(lanes, 8);
+            a2.intoArray(lanes, 16);
+            a3.intoArray(lanes, 24);
+            a4.intoArray(lanes, 32);
+            a5.intoArray(lanes, 40);
+            a6.intoArray(lanes, 48);
+            a7.intoArray(lanes, 56);
+            out[b0][j] = sum(lanes, 0);
+            out[b0 + 1][j] = sum(lanes, 8);
+            out[b0 + 2][j] = sum(lanes, 16);
+            out[b0 + 3][j] = sum(lanes, 24);
+            out[b0 + 4][j] = sum(lanes, 32);
+            out[b0 + 5][j] = sum(lanes, 40);
+            out[b0 + 6][j] = sum(lanes, 48);
+            out[b0 + 7][j] = sum(lanes, 56);
         }
     }
 
     /** Up to four input rows at a time: four accumulators per weight vector loaded. */
     private static void rowsBf16(MemorySegment w, int cols, float[][] x, float[][] out, int b0, int block, int from,
-                                 int to) {
+                                 int to, float[] lanes) {
         float[] x0 = x[b0];
         float[] x1 = block > 1 ? x[b0 + 1] : x0;
         float[] x2 = block > 2 ? x[b0 + 2] : x0;
@@ -144,21 +185,18 @@ public final class Kernels {
                 a2 = wv.fma(FloatVector.fromArray(F, x2, k), a2);
                 a3 = wv.fma(FloatVector.fromArray(F, x3, k), a3);
             }
-            out[b0][j] = a0.reduceLanes(VectorOperators.ADD);
-            if (block > 1) {
-                out[b0 + 1][j] = a1.reduceLanes(VectorOperators.ADD);
-            }
-            if (block > 2) {
-                out[b0 + 2][j] = a2.reduceLanes(VectorOperators.ADD);
-            }
-            if (block > 3) {
-                out[b0 + 3][j] = a3.reduceLanes(VectorOperators.ADD);
+            a0.intoArray(lanes, 0);
+            a1.intoArray(lanes, LANES);
+            a2.intoArray(lanes, 2 * LANES);
+            a3.intoArray(lanes, 3 * LANES);
+            for (int b = 0; b < block; b++) {
+                out[b0 + b][j] = sum(lanes, b * LANES);
             }
         }
     }
 
     private static void rowsF32(MemorySegment w, int cols, float[][] x, float[][] out, int b0, int block, int from,
-                                int to) {
+                                int to, float[] lanes) {
         float[] x0 = x[b0];
         float[] x1 = block > 1 ? x[b0 + 1] : x0;
         float[] x2 = block > 2 ? x[b0 + 2] : x0;
@@ -176,15 +214,12 @@ public final class Kernels {
                 a2 = wv.fma(FloatVector.fromArray(F, x2, k), a2);
                 a3 = wv.fma(FloatVector.fromArray(F, x3, k), a3);
             }
-            out[b0][j] = a0.reduceLanes(VectorOperators.ADD);
-            if (block > 1) {
-                out[b0 + 1][j] = a1.reduceLanes(VectorOperators.ADD);
-            }
-            if (block > 2) {
-                out[b0 + 2][j] = a2.reduceLanes(VectorOperators.ADD);
-            }
-            if (block > 3) {
-                out[b0 + 3][j] = a3.reduceLanes(VectorOperators.ADD);
+            a0.intoArray(lanes, 0);
+            a1.intoArray(lanes, LANES);
+            a2.intoArray(lanes, 2 * LANES);
+            a3.intoArray(lanes, 3 * LANES);
+            for (int b = 0; b < block; b++) {
+                out[b0 + b][j] = sum(lanes, b * LANES);
             }
         }
     }
@@ -211,7 +246,13 @@ public final class Kernels {
      */
     public static void scores(float[] q, int qOffset, float[] keys, int base, int n, int first, int last,
                               float scale, float[] out) {
+        if (first <= last) {
+            Objects.checkFromIndexSize(qOffset, n, q.length);
+            Objects.checkFromToIndex(base + first * n, base + (last + 1) * n, keys.length);
+            Objects.checkFromToIndex(first, last + 1, out.length);
+        }
         int vectorEnd = n - n % LANES;
+        float[] lanes = new float[4 * LANES];
         int j = first;
         for (; j + 3 <= last; j += 4) {
             int k0 = base + j * n;
@@ -229,10 +270,14 @@ public final class Kernels {
                 a2 = qv.fma(FloatVector.fromArray(F, keys, k2 + d), a2);
                 a3 = qv.fma(FloatVector.fromArray(F, keys, k3 + d), a3);
             }
-            out[j] = tail(q, qOffset, keys, k0, vectorEnd, n, a0.reduceLanes(VectorOperators.ADD)) * scale;
-            out[j + 1] = tail(q, qOffset, keys, k1, vectorEnd, n, a1.reduceLanes(VectorOperators.ADD)) * scale;
-            out[j + 2] = tail(q, qOffset, keys, k2, vectorEnd, n, a2.reduceLanes(VectorOperators.ADD)) * scale;
-            out[j + 3] = tail(q, qOffset, keys, k3, vectorEnd, n, a3.reduceLanes(VectorOperators.ADD)) * scale;
+            a0.intoArray(lanes, 0);
+            a1.intoArray(lanes, LANES);
+            a2.intoArray(lanes, 2 * LANES);
+            a3.intoArray(lanes, 3 * LANES);
+            out[j] = tail(q, qOffset, keys, k0, vectorEnd, n, sum(lanes, 0)) * scale;
+            out[j + 1] = tail(q, qOffset, keys, k1, vectorEnd, n, sum(lanes, LANES)) * scale;
+            out[j + 2] = tail(q, qOffset, keys, k2, vectorEnd, n, sum(lanes, 2 * LANES)) * scale;
+            out[j + 3] = tail(q, qOffset, keys, k3, vectorEnd, n, sum(lanes, 3 * LANES)) * scale;
         }
         for (; j <= last; j++) {
             out[j] = dot(q, qOffset, keys, base + j * n, n) * scale;
@@ -253,6 +298,11 @@ public final class Kernels {
      */
     public static void weightedSum(float[] weights, float[] values, int base, int n, int first, int last,
                                    float[] out, int outOffset) {
+        Objects.checkFromIndexSize(outOffset, n, out.length);
+        if (first <= last) {
+            Objects.checkFromToIndex(base + first * n, base + (last + 1) * n, values.length);
+            Objects.checkFromToIndex(first, last + 1, weights.length);
+        }
         int d = 0;
         for (; d + 4 * LANES <= n; d += 4 * LANES) {
             FloatVector a0 = FloatVector.zero(F);
@@ -290,12 +340,14 @@ public final class Kernels {
 
     /** Dot product of two float arrays over [0, n) starting at the given offsets. */
     public static float dot(float[] a, int aOffset, float[] b, int bOffset, int n) {
+        Objects.checkFromIndexSize(aOffset, n, a.length);
+        Objects.checkFromIndexSize(bOffset, n, b.length);
         FloatVector acc = FloatVector.zero(F);
         int k = 0;
         for (; k + LANES <= n; k += LANES) {
             acc = FloatVector.fromArray(F, a, aOffset + k).fma(FloatVector.fromArray(F, b, bOffset + k), acc);
         }
-        float sum = acc.reduceLanes(VectorOperators.ADD);
+        float sum = sum(acc);
         for (; k < n; k++) {
             sum += a[aOffset + k] * b[bOffset + k];
         }
@@ -304,6 +356,8 @@ public final class Kernels {
 
     /** {@code acc[accOffset..] += scale * v[vOffset..]} over n elements. */
     public static void axpy(float scale, float[] v, int vOffset, float[] acc, int accOffset, int n) {
+        Objects.checkFromIndexSize(vOffset, n, v.length);
+        Objects.checkFromIndexSize(accOffset, n, acc.length);
         FloatVector s = FloatVector.broadcast(F, scale);
         int k = 0;
         for (; k + LANES <= n; k += LANES) {

@@ -1,0 +1,108 @@
+package dev.expo.modeling.cpu;
+
+import dev.expo.checkpoint.DType;
+import org.junit.jupiter.api.Test;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+
+/**
+ * The decode kernels against plain loops, their batch invariance (a row's result does not depend on what else is in
+ * the batch: the serving path relies on it), and the range checks on entry that the inference service relies on
+ * when it runs with the Vector API's own per-load checks off.
+ */
+class KernelsTest {
+
+    private static Matrix matrix(Arena arena, DType dtype, int rows, int cols, Random random) {
+        MemorySegment data = arena.allocate((long) rows * cols * dtype.byteSize(), 64);
+        for (long i = 0; i < (long) rows * cols; i++) {
+            float value = (float) random.nextGaussian();
+            if (dtype == DType.BF16) {
+                data.setAtIndex(Matrix.SHORT, i, (short) (Float.floatToIntBits(value) >>> 16));
+            } else {
+                data.setAtIndex(Matrix.FLOAT, i, value);
+            }
+        }
+        return new Matrix(data, dtype, rows, cols);
+    }
+
+    private static float[][] inputs(int batch, int cols, Random random) {
+        float[][] x = new float[batch][cols];
+        for (float[] row : x) {
+            for (int k = 0; k < cols; k++) {
+                row[k] = (float) random.nextGaussian();
+            }
+        }
+        return x;
+    }
+
+    @Test
+    void matmulMatchesPlainLoopsAndEveryBatchGivesEachRowTheSameBits() {
+        Random random = new Random(7);
+        try (Arena arena = Arena.ofShared()) {
+            for (DType dtype : new DType[] {DType.BF16, DType.F32}) {
+                for (int[] shape : new int[][] {{3, 8}, {37, 24}, {300, 2056}, {1100, 64}}) {
+                    Matrix w = matrix(arena, dtype, shape[0], shape[1], random);
+                    float[][] x = inputs(19, shape[1], random);
+                    float[][] all = new float[19][shape[0]];
+                    Kernels.matmul(w, x, all, 19);
+                    float[] row = new float[shape[1]];
+                    for (int b = 0; b < 19; b++) {
+                        for (int j = 0; j < shape[0]; j++) {
+                            w.row(j, row);
+                            double expected = 0;
+                            for (int k = 0; k < shape[1]; k++) {
+                                expected += (double) row[k] * x[b][k];
+                            }
+                            assertEquals(expected, all[b][j], 1e-4 * Math.sqrt(shape[1]) * 4, dtype + " " + b + "," + j);
+                        }
+                    }
+                    for (int batch : new int[] {1, 4, 7, 8, 9, 16}) {
+                        float[][] part = new float[batch][shape[0]];
+                        Kernels.matmul(w, x, part, batch);
+                        for (int b = 0; b < batch; b++) {
+                            assertArrayEquals(all[b], part[b], dtype + " row " + b + " in a batch of " + batch);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
+    void entryChecksRejectRangesTheLoopsWouldLeave() {
+        Random random = new Random(3);
+        try (Arena arena = Arena.ofShared()) {
+            Matrix w = matrix(arena, DType.BF16, 64, 32, random);
+            assertThrows(IndexOutOfBoundsException.class,
+                    () -> Kernels.matmul(w, new float[][] {new float[24]}, new float[1][64], 1));
+            assertThrows(IndexOutOfBoundsException.class,
+                    () -> Kernels.matmul(w, inputs(2, 32, random), new float[2][63], 2));
+            assertThrows(IndexOutOfBoundsException.class,
+                    () -> Kernels.matmul(w, inputs(2, 32, random), new float[3][64], 3));
+            Matrix truncated = new Matrix(w.data().asSlice(0, 64 * 32 * 2 - 2), DType.BF16, 64, 32);
+            assertThrows(IllegalArgumentException.class,
+                    () -> Kernels.matmul(truncated, inputs(1, 32, random), new float[1][64], 1));
+        }
+        float[] q = new float[64];
+        float[] keys = new float[64 * 10];
+        float[] scores = new float[10];
+        Kernels.scores(q, 0, keys, 0, 64, 0, 9, 1f, scores);
+        assertThrows(IndexOutOfBoundsException.class, () -> Kernels.scores(q, 8, keys, 0, 64, 0, 9, 1f, scores));
+        assertThrows(IndexOutOfBoundsException.class, () -> Kernels.scores(q, 0, keys, 64, 64, 0, 9, 1f, scores));
+        assertThrows(IndexOutOfBoundsException.class,
+                () -> Kernels.scores(q, 0, keys, 0, 64, 0, 9, 1f, new float[9]));
+        float[] out = new float[64];
+        Kernels.weightedSum(scores, keys, 0, 64, 0, 9, out, 0);
+        assertThrows(IndexOutOfBoundsException.class, () -> Kernels.weightedSum(scores, keys, 0, 64, 0, 9, out, 1));
+        assertThrows(IndexOutOfBoundsException.class,
+                () -> Kernels.weightedSum(scores, keys, 0, 64, 0, 10, out, 0));
+        assertThrows(IndexOutOfBoundsException.class, () -> Kernels.dot(q, 1, q, 0, 64));
+        assertThrows(IndexOutOfBoundsException.class, () -> Kernels.axpy(1f, q, 0, out, 8, 64));
+    }
+}
