@@ -6,6 +6,7 @@ import picocli.CommandLine.Option;
 
 @Command(name = "expo",
         mixinStandardHelpOptions = true,
+        scope = CommandLine.ScopeType.INHERIT,   // --help (and --version) on every subcommand too
         versionProvider = VersionProvider.class,
         description = "ExPO: model extrapolation for LLM alignment. Talks to the expo gateway "
                 + "(--gateway, or EXPO_GATEWAY; default 127.0.0.1:50051).",

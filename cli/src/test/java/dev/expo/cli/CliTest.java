@@ -50,6 +50,19 @@ class CliTest {
     }
 
     @Test
+    void everyCommandAnswersHelpWithItsUsage() {
+        for (String[] command : new String[][] {{"generate"}, {"extrapolate"}, {"score"}, {"embed-image"},
+                {"health"}, {"models", "list"}, {"jobs", "cancel"}, {"demo", "seed"}}) {
+            String[] args = java.util.Arrays.copyOf(command, command.length + 1);
+            args[command.length] = "--help";
+            Run run = run(args);
+            assertThat(run.code()).as(String.join(" ", args)).isZero();
+            assertThat(run.out()).as(String.join(" ", args))
+                    .startsWith("Usage: expo " + String.join(" ", command)).contains("--help");
+        }
+    }
+
+    @Test
     void anUnreachableGatewaySaysSoInOneLine() throws Exception {
         int port;
         try (ServerSocket socket = new ServerSocket(0)) {
