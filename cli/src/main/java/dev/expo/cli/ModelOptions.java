@@ -28,7 +28,12 @@ public class ModelOptions {
             return new byte[0];
         }
         try {
-            return Files.readAllBytes(image);
+            byte[] bytes = Files.readAllBytes(image);
+            if (bytes.length == 0) {
+                // On the wire empty bytes mean "no image": the request would silently run on the text alone.
+                throw new CliException("image file " + image + " is empty", 2);
+            }
+            return bytes;
         } catch (NoSuchFileException e) {
             throw new CliException("image file " + image + " does not exist", 2);
         } catch (IOException e) {

@@ -63,6 +63,14 @@ class CliTest {
     }
 
     @Test
+    void anEmptyImageFileIsAUsageErrorNotATextOnlyRequest(@TempDir Path dir) throws Exception {
+        Path empty = Files.createFile(dir.resolve("empty.png"));
+        Run run = run("generate", "--model", "m", "--image", empty.toString(), "--prompt", "hi");
+        assertThat(run.code()).isEqualTo(2);
+        assertThat(run.err()).contains("image file " + empty + " is empty");
+    }
+
+    @Test
     void anUnreachableGatewaySaysSoInOneLine() throws Exception {
         int port;
         try (ServerSocket socket = new ServerSocket(0)) {
