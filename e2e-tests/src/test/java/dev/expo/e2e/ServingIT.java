@@ -40,8 +40,8 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 /**
  * Generation as client apps use it, through the gateway of the running stack with gRPC streams: concurrent streams
  * batched together get exactly what they get alone (the goldens), image+text on a tiny multimodal manifest,
- * cancelled streams free their slots, a full queue answers RESOURCE_EXHAUSTED, and bad input a clear status while the
- * service keeps serving.
+ * cancelled and timed-out streams free their slots, a full queue answers RESOURCE_EXHAUSTED, and bad input a clear
+ * status while the service keeps serving.
  */
 @ExtendWith(StackExtension.class)
 class ServingIT {
@@ -91,8 +91,14 @@ class ServingIT {
 
     /** Starts a stream; {@code onFirst} may cancel it once its first token arrived. */
     private static CompletableFuture<Outcome> start(Stack stack, GenerateRequest request, boolean cancelAfterFirst) {
+        return start(stack, request, cancelAfterFirst, TimeUnit.MINUTES.toMillis(2));
+    }
+
+    private static CompletableFuture<Outcome> start(Stack stack, GenerateRequest request, boolean cancelAfterFirst,
+                                                    long deadlineMillis) {
         CompletableFuture<Outcome> outcome = new CompletableFuture<>();
-        InferenceServiceGrpc.newStub(stack.gateway()).withDeadlineAfter(2, TimeUnit.MINUTES).generate(request,
+        InferenceServiceGrpc.newStub(stack.gateway()).withDeadlineAfter(deadlineMillis, TimeUnit.MILLISECONDS)
+                .generate(request,
                 new ClientResponseObserver<GenerateRequest, GenerateResponse>() {
                     final List<Integer> tokens = new ArrayList<>();
                     String finish = null;
@@ -174,16 +180,23 @@ class ServingIT {
     }
 
     @Test
-    void cancelledStreamsStopAndFreeTheirSlots(Stack stack) throws Exception {
+    void cancelledAndTimedOutStreamsStopAndFreeTheirSlots(Stack stack) throws Exception {
         GenerateRequest slow = GenerateRequest.newBuilder().setModel("tiny-mistral")
                 .setTokenIds(TokenIds.newBuilder().addAllIds(List.of(1, 5, 9)))
                 .setSampling(SamplingParams.newBuilder().setTemperature(1f).setSeed(3).setMaxNewTokens(250)
                         .setIgnoreEos(true)).build();
         double cancelledBefore = metric(stack, "expo_inference_requests_total", "tiny-mistral",
                 "finish_reason=\"cancelled\"");
+        double completedBefore = metric(stack, "expo_inference_requests_total", "tiny-mistral",
+                "finish_reason=\"length\"");
         List<CompletableFuture<Outcome>> outcomes = new ArrayList<>();
         for (int i = 0; i < 24; i++) {
             outcomes.add(start(stack, slow, true));
+        }
+        // And eight whose deadline (propagated by the gateway) passes long before 250 tokens can be streamed.
+        List<CompletableFuture<Outcome>> timedOut = new ArrayList<>();
+        for (int i = 0; i < 8; i++) {
+            timedOut.add(start(stack, slow, false, 40));
         }
         int cancelled = 0;
         for (CompletableFuture<Outcome> outcome : outcomes) {
@@ -195,6 +208,12 @@ class ServingIT {
             }
         }
         assertThat(cancelled).isEqualTo(24);
+        for (CompletableFuture<Outcome> outcome : timedOut) {
+            Outcome o = await(outcome);
+            assertThat(o.status()).isNotNull();
+            assertThat(o.status().getCode()).isEqualTo(Status.Code.DEADLINE_EXCEEDED);
+            assertThat(o.tokens().size()).isLessThan(250);
+        }
         // The server saw them go, and nothing is left running or waiting.
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
         while (System.nanoTime() < deadline && (metric(stack, "expo_inference_batch_running", "tiny-mistral") > 0
@@ -207,6 +226,9 @@ class ServingIT {
         assertThat(metric(stack, "expo_inference_queue_depth", "tiny-mistral")).isZero();
         assertThat(metric(stack, "expo_inference_requests_total", "tiny-mistral", "finish_reason=\"cancelled\""))
                 .isGreaterThanOrEqualTo(cancelledBefore + 24);
+        // None of the 32 ran on to its 250 tokens on the server after its client had gone.
+        assertThat(metric(stack, "expo_inference_requests_total", "tiny-mistral", "finish_reason=\"length\""))
+                .isEqualTo(completedBefore);
         Outcome after = await(start(stack, slow.toBuilder().setSampling(slow.getSampling().toBuilder()
                 .setMaxNewTokens(5)).build(), false));
         assertThat(after.status()).isNull();
