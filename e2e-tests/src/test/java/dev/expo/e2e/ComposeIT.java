@@ -7,21 +7,44 @@ import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ConditionEvaluationResult;
+import org.junit.jupiter.api.extension.ExecutionCondition;
+import org.junit.jupiter.api.extension.ExtendWith;
+import org.junit.jupiter.api.extension.ExtensionContext;
 import org.testcontainers.containers.ComposeContainer;
 import org.testcontainers.containers.wait.strategy.Wait;
-import org.testcontainers.junit.jupiter.Testcontainers;
+import org.testcontainers.DockerClientFactory;
 
 import java.io.File;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * docker-compose.yml brings up the same stack in containers, and it passes the same checks as the process stack.
- * Where no Docker engine runs (this build machine), JUnit reports the class as skipped.
+ * Where no Docker engine runs (this build machine), the class is skipped and the build log says why.
  */
-@Testcontainers(disabledWithoutDocker = true)
+@ExtendWith(ComposeIT.DockerRequired.class)
 class ComposeIT {
+
+    /** Skips the class without a Docker engine, saying so once in the build's output (not only in its reports). */
+    static final class DockerRequired implements ExecutionCondition {
+        private static final AtomicBoolean SAID = new AtomicBoolean();
+
+        @Override
+        public ConditionEvaluationResult evaluateExecutionCondition(ExtensionContext context) {
+            if (DockerClientFactory.instance().isDockerAvailable()) {
+                return ConditionEvaluationResult.enabled("a Docker engine is available");
+            }
+            String reason = "no Docker engine here, so docker-compose.yml is not exercised (the same checks run on "
+                    + "the process stack)";
+            if (SAID.compareAndSet(false, true)) {
+                System.out.println("[ComposeIT] skipped: " + reason);
+            }
+            return ConditionEvaluationResult.disabled(reason);
+        }
+    }
 
     static final int GATEWAY_PORT = 50051;
     static Path store;
