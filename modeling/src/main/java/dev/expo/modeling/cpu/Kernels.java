@@ -145,21 +145,21 @@ public final class Kernels {
                 a7 = wv.fma(FloatVector.fromArray(F, x7, k), a7);
             }
             a0.intoArray(lanes, 0);
-            a1.intoArray(lanes, 8);
-            a2.intoArray(lanes, 16);
-            a3.intoArray(lanes, 24);
-            a4.intoArray(lanes, 32);
-            a5.intoArray(lanes, 40);
-            a6.intoArray(lanes, 48);
-            a7.intoArray(lanes, 56);
+            a1.intoArray(lanes, LANES);
+            a2.intoArray(lanes, 2 * LANES);
+            a3.intoArray(lanes, 3 * LANES);
+            a4.intoArray(lanes, 4 * LANES);
+            a5.intoArray(lanes, 5 * LANES);
+            a6.intoArray(lanes, 6 * LANES);
+            a7.intoArray(lanes, 7 * LANES);
             out[b0][j] = sum(lanes, 0);
-            out[b0 + 1][j] = sum(lanes, 8);
-            out[b0 + 2][j] = sum(lanes, 16);
-            out[b0 + 3][j] = sum(lanes, 24);
-            out[b0 + 4][j] = sum(lanes, 32);
-            out[b0 + 5][j] = sum(lanes, 40);
-            out[b0 + 6][j] = sum(lanes, 48);
-            out[b0 + 7][j] = sum(lanes, 56);
+            out[b0 + 1][j] = sum(lanes, LANES);
+            out[b0 + 2][j] = sum(lanes, 2 * LANES);
+            out[b0 + 3][j] = sum(lanes, 3 * LANES);
+            out[b0 + 4][j] = sum(lanes, 4 * LANES);
+            out[b0 + 5][j] = sum(lanes, 5 * LANES);
+            out[b0 + 6][j] = sum(lanes, 6 * LANES);
+            out[b0 + 7][j] = sum(lanes, 7 * LANES);
         }
     }
 
