@@ -132,9 +132,7 @@ public final class Kernels {
             FloatVector a6 = FloatVector.zero(F);
             FloatVector a7 = FloatVector.zero(F);
             for (int k = 0; k < cols; k += LANES) {
-                ShortVector bits = ShortVector.fromMemorySegment(S, w, rowOffset + 2L * k, LE);
-                FloatVector wv = ((IntVector) bits.convertShape(VectorOperators.S2I, I, 0))
-                        .lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+                FloatVector wv = widen(w, rowOffset + 2L * k);
                 a0 = wv.fma(FloatVector.fromArray(F, x0, k), a0);
                 a1 = wv.fma(FloatVector.fromArray(F, x1, k), a1);
                 a2 = wv.fma(FloatVector.fromArray(F, x2, k), a2);
@@ -177,21 +175,13 @@ public final class Kernels {
             FloatVector a2 = FloatVector.zero(F);
             FloatVector a3 = FloatVector.zero(F);
             for (int k = 0; k < cols; k += LANES) {
-                ShortVector bits = ShortVector.fromMemorySegment(S, w, rowOffset + 2L * k, LE);
-                FloatVector wv = ((IntVector) bits.convertShape(VectorOperators.S2I, I, 0))
-                        .lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+                FloatVector wv = widen(w, rowOffset + 2L * k);
                 a0 = wv.fma(FloatVector.fromArray(F, x0, k), a0);
                 a1 = wv.fma(FloatVector.fromArray(F, x1, k), a1);
                 a2 = wv.fma(FloatVector.fromArray(F, x2, k), a2);
                 a3 = wv.fma(FloatVector.fromArray(F, x3, k), a3);
             }
-            a0.intoArray(lanes, 0);
-            a1.intoArray(lanes, LANES);
-            a2.intoArray(lanes, 2 * LANES);
-            a3.intoArray(lanes, 3 * LANES);
-            for (int b = 0; b < block; b++) {
-                out[b0 + b][j] = sum(lanes, b * LANES);
-            }
+            store(a0, a1, a2, a3, lanes, out, b0, block, j);
         }
     }
 
@@ -214,13 +204,26 @@ public final class Kernels {
                 a2 = wv.fma(FloatVector.fromArray(F, x2, k), a2);
                 a3 = wv.fma(FloatVector.fromArray(F, x3, k), a3);
             }
-            a0.intoArray(lanes, 0);
-            a1.intoArray(lanes, LANES);
-            a2.intoArray(lanes, 2 * LANES);
-            a3.intoArray(lanes, 3 * LANES);
-            for (int b = 0; b < block; b++) {
-                out[b0 + b][j] = sum(lanes, b * LANES);
-            }
+            store(a0, a1, a2, a3, lanes, out, b0, block, j);
+        }
+    }
+
+    /** Eight BF16 values at {@code offset}, widened to float32 (exact: the BF16 bits are the float's top half). */
+    private static FloatVector widen(MemorySegment w, long offset) {
+        ShortVector bits = ShortVector.fromMemorySegment(S, w, offset, LE);
+        return ((IntVector) bits.convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16)
+                .reinterpretAsFloats();
+    }
+
+    /** Output {@code j} of the first {@code block} of four inputs from their accumulators, in the fixed lane order. */
+    private static void store(FloatVector a0, FloatVector a1, FloatVector a2, FloatVector a3, float[] lanes,
+                              float[][] out, int b0, int block, int j) {
+        a0.intoArray(lanes, 0);
+        a1.intoArray(lanes, LANES);
+        a2.intoArray(lanes, 2 * LANES);
+        a3.intoArray(lanes, 3 * LANES);
+        for (int b = 0; b < block; b++) {
+            out[b0 + b][j] = sum(lanes, b * LANES);
         }
     }
 
