@@ -83,6 +83,7 @@ public final class ServingBenchmark {
         int promptLength = 128;
         int newTokens = 128;
         int rounds = 1;
+        String kvCacheDtype = "float32";
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
                 case "--work" -> work = Path.of(args[++i]);
@@ -90,6 +91,7 @@ public final class ServingBenchmark {
                 case "--prompt" -> promptLength = Integer.parseInt(args[++i]);
                 case "--new" -> newTokens = Integer.parseInt(args[++i]);
                 case "--rounds" -> rounds = Integer.parseInt(args[++i]);
+                case "--kv-cache-dtype" -> kvCacheDtype = args[++i];
                 default -> throw new IllegalArgumentException("unknown argument " + args[i]);
             }
         }
@@ -99,7 +101,8 @@ public final class ServingBenchmark {
         int gatewayPort = freePort();
         try (ServiceProcesses services = new ServiceProcesses(root, work.resolve("serving-logs"))) {
             services.start("inference-service", inferencePort, store, inferencePort,
-                    System.getProperty("expo.bench.inference-flags", ""));
+                    System.getProperty("expo.bench.inference-flags", "") + " -Dinference.kv-cache-dtype="
+                            + kvCacheDtype);
             services.start("gateway", gatewayPort, store, inferencePort, "");
             ManagedChannel direct = channel(inferencePort);
             ManagedChannel gateway = channel(gatewayPort);
@@ -108,8 +111,9 @@ public final class ServingBenchmark {
                 System.out.printf("Serving benchmark: %d cores, Java %s; inference service and gateway as processes "
                                 + "on loopback (logs in %s)%n", Runtime.getRuntime().availableProcessors(),
                         Runtime.version(), work.resolve("serving-logs"));
-                System.out.printf("Model %s (134M parameters, BF16, CPU decoder), prompt %d tokens, %d new tokens "
-                        + "(greedy, ignore_eos), max batch 16%n", MODEL, promptLength, newTokens);
+                System.out.printf("Model %s (134M parameters, BF16, CPU decoder, %s KV cache), prompt %d tokens, %d "
+                        + "new tokens (greedy, ignore_eos), max batch 16%n", MODEL, kvCacheDtype, promptLength,
+                        newTokens);
                 InferenceServiceGrpc.newBlockingStub(gateway).loadModel(LoadModelRequest.newBuilder().setModel(MODEL)
                         .build());
                 // Warm-up, as a service that has been serving a while: a few thousand streamed tokens and unary

@@ -3,21 +3,47 @@ package dev.expo.modeling;
 import ai.djl.Device;
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.types.DataType;
+import dev.expo.checkpoint.DType;
+import dev.expo.checkpoint.Dtypes;
 
 /**
  * Where a model runs and in which precision: FP32 on CPU; FP16 (or FP32) on a GPU when DJL sees one. Checkpoint
  * weights are converted in Java (BF16 and F16 widened exactly to float32) before DJL ever sees them: DJL's PyTorch
  * engine has no BF16.
+ *
+ * <p>{@code kvCacheDtype}: what the CPU decoder's KV cache holds, F32 (the computed values; the default) or BF16
+ * (half the memory and half the attention reads per step, values rounded once when stored). On a GPU the cache is in
+ * the compute type.
  */
-public record ModelOptions(Device device, DataType computeType) {
+public record ModelOptions(Device device, DataType computeType, DType kvCacheDtype) {
+
+    public ModelOptions(Device device, DataType computeType) {
+        this(device, computeType, DType.F32);
+    }
 
     public ModelOptions {
+        if (kvCacheDtype != DType.F32 && kvCacheDtype != DType.BF16) {
+            throw new IllegalArgumentException("the KV cache holds float32 or bfloat16, not " + kvCacheDtype);
+        }
+        if (kvCacheDtype == DType.BF16 && device.isGpu()) {
+            throw new IllegalArgumentException("a bfloat16 KV cache is the CPU decoder's; on a GPU the cache is in the "
+                    + "compute type (DJL's PyTorch engine has no BF16)");
+        }
         if (computeType != DataType.FLOAT32 && computeType != DataType.FLOAT16) {
             throw new IllegalArgumentException("compute type must be FLOAT32 or FLOAT16, not " + computeType);
         }
         if (computeType == DataType.FLOAT16 && !device.isGpu()) {
             throw new IllegalArgumentException("FLOAT16 compute needs a GPU; on CPU the runtime computes in FLOAT32");
         }
+    }
+
+    /** The same, with the KV cache in {@code dtype}: "float32" or "bfloat16" (PyTorch's names). */
+    public ModelOptions withKvCache(String dtype) {
+        DType parsed = Dtypes.fromTorchName(dtype);
+        if (parsed != DType.F32 && parsed != DType.BF16) {
+            throw new IllegalArgumentException("kv-cache-dtype must be float32 or bfloat16, not " + dtype);
+        }
+        return new ModelOptions(device, computeType, parsed);
     }
 
     public static ModelOptions cpu() {

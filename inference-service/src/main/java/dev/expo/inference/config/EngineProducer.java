@@ -27,8 +27,9 @@ public class EngineProducer {
     @Produces
     @Singleton
     InferenceEngine engine(ModelStore store, InferenceConfig config, MicrometerInferenceMetrics metrics) {
-        ModelOptions options = ModelOptions.of(config.device());
-        LOG.infof("inference engine: %s %s, %d worker(s)", options.device(), options.computeType(), config.workers());
+        ModelOptions options = ModelOptions.of(config.device()).withKvCache(config.kvCacheDtype());
+        LOG.infof("inference engine: %s %s, KV cache %s, %d worker(s)", options.device(), options.computeType(),
+                options.kvCacheDtype(), config.workers());
         InferenceConfig.Limits limits = config.limits();
         return new InferenceEngine(new ModelRegistry(store, options, config.memoryBudgetBytes()), new InferenceLimits(limits.maxImageBytes(),
                 limits.maxImagePixels(), limits.maxNewTokens(), config.samplingDefaults().maxNewTokens()),

@@ -11,6 +11,13 @@ public interface InferenceConfig {
     @WithDefault("cpu")
     String device();
 
+    /**
+     * What the CPU decoder's KV cache holds: float32 (the computed values, matching the float32 goldens) or bfloat16
+     * (half the memory per sequence and faster long-context decoding; logits move by about BF16's precision).
+     */
+    @WithDefault("float32")
+    String kvCacheDtype();
+
     /** Threads running model work (each request runs on one; PyTorch adds its own intra-op threads). */
     @WithDefault("1")
     int workers();

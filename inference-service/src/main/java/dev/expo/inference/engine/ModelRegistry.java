@@ -274,7 +274,7 @@ public final class ModelRegistry implements AutoCloseable {
     /** On a CPU the Java decoder (BF16 weights, no per-op native calls); on a GPU the DJL one. */
     private LoadedModel.Language loadLanguage(String name, Path dir) {
         Decoder decoder = options.device().isGpu() ? new DjlDecoder(LlamaModel.load(dir, manager, options))
-                : CpuDecoder.load(dir);
+                : CpuDecoder.load(dir, options.kvCacheDtype());
         try {
             TextTokenizer tokenizer = TextTokenizer.load(dir);
             return new LoadedModel.Language(name, decoder, tokenizer, eosIds(dir, decoder.config(), tokenizer));

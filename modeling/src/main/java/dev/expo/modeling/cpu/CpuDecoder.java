@@ -1,12 +1,15 @@
 package dev.expo.modeling.cpu;
 
 import dev.expo.checkpoint.Checkpoint;
+import dev.expo.checkpoint.DType;
 import dev.expo.checkpoint.HfConfig;
 import dev.expo.checkpoint.Tensor;
+import dev.expo.checkpoint.TensorInfo;
 import dev.expo.common.ExpoException;
 import dev.expo.modeling.llama.LlamaConfig;
 
 import java.lang.foreign.Arena;
+import java.lang.foreign.SegmentAllocator;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -37,15 +40,17 @@ public final class CpuDecoder implements dev.expo.modeling.Decoder {
     private final Matrix lmHead;
     private final float[] ropeCos;   // [maxPositions][headDim / 2]
     private final float[] ropeSin;
+    private final DType kvCacheDtype;
 
     private CpuDecoder(LlamaConfig config, Arena arena, Matrix embedTokens, List<Layer> layers, float[] norm,
-                       Matrix lmHead) {
+                       Matrix lmHead, DType kvCacheDtype) {
         this.config = config;
         this.arena = arena;
         this.embedTokens = embedTokens;
         this.layers = layers;
         this.norm = norm;
         this.lmHead = lmHead;
+        this.kvCacheDtype = kvCacheDtype;
         int half = config.headDim() / 2;
         this.ropeCos = new float[config.maxPositions() * half];
         this.ropeSin = new float[config.maxPositions() * half];
@@ -61,7 +66,16 @@ public final class CpuDecoder implements dev.expo.modeling.Decoder {
         }
     }
 
+    /** Loads a checkpoint folder, with a float32 KV cache. */
     public static CpuDecoder load(Path dir) {
+        return load(dir, DType.F32);
+    }
+
+    /** Loads a checkpoint folder; the caches it makes hold keys and values in {@code kvCacheDtype} (F32 or BF16). */
+    public static CpuDecoder load(Path dir, DType kvCacheDtype) {
+        if (kvCacheDtype != DType.F32 && kvCacheDtype != DType.BF16) {
+            throw new IllegalArgumentException("the KV cache holds F32 or BF16, not " + kvCacheDtype);
+        }
         LlamaConfig config = LlamaConfig.from(HfConfig.read(dir));
         if (config.headDim() % 2 != 0 || config.hiddenSize() % 8 != 0 || config.intermediateSize() % 8 != 0
                 || config.headDim() * config.numHeads() % 8 != 0) {
@@ -69,25 +83,46 @@ public final class CpuDecoder implements dev.expo.modeling.Decoder {
         }
         Arena arena = Arena.ofShared();
         try (Checkpoint weights = Checkpoint.open(dir)) {
-            Matrix embed = Matrix.stack(arena, tensor(weights, "model.embed_tokens.weight"));
+            // Every matrix, as stacked for the kernels; one block of (huge-page) memory holds them all.
+            List<String[]> matrices = new ArrayList<>();
+            matrices.add(new String[] {"model.embed_tokens.weight"});
+            for (int i = 0; i < config.numLayers(); i++) {
+                String p = "model.layers." + i + ".";
+                matrices.add(new String[] {p + "self_attn.q_proj.weight", p + "self_attn.k_proj.weight",
+                    p + "self_attn.v_proj.weight"});
+                matrices.add(new String[] {p + "self_attn.o_proj.weight"});
+                matrices.add(new String[] {p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"});
+                matrices.add(new String[] {p + "mlp.down_proj.weight"});
+            }
+            if (weights.contains("lm_head.weight")) {
+                matrices.add(new String[] {"lm_head.weight"});
+            }
+            long bytes = 0;
+            for (String[] names : matrices) {
+                for (String name : names) {
+                    Tensor t = tensor(weights, name);
+                    bytes += TensorInfo.elementCount(t.shape()) * (t.dtype() == DType.BF16 ? 2 : 4);
+                }
+                bytes += 64;   // alignment
+            }
+            SegmentAllocator memory = SegmentAllocator.slicingAllocator(HugePages.allocate(arena, bytes));
+            List<Matrix> stacked = new ArrayList<>();
+            for (String[] names : matrices) {
+                stacked.add(Matrix.stack(memory, Arrays.stream(names).map(n -> tensor(weights, n))
+                        .toArray(Tensor[]::new)));
+            }
+            Matrix embed = stacked.get(0);
             List<Layer> layers = new ArrayList<>();
             for (int i = 0; i < config.numLayers(); i++) {
                 String p = "model.layers." + i + ".";
-                layers.add(new Layer(
-                        tensor(weights, p + "input_layernorm.weight").toFloats(),
-                        Matrix.stack(arena, tensor(weights, p + "self_attn.q_proj.weight"),
-                                tensor(weights, p + "self_attn.k_proj.weight"),
-                                tensor(weights, p + "self_attn.v_proj.weight")),
-                        Matrix.stack(arena, tensor(weights, p + "self_attn.o_proj.weight")),
+                layers.add(new Layer(tensor(weights, p + "input_layernorm.weight").toFloats(),
+                        stacked.get(1 + 4 * i), stacked.get(2 + 4 * i),
                         tensor(weights, p + "post_attention_layernorm.weight").toFloats(),
-                        Matrix.stack(arena, tensor(weights, p + "mlp.gate_proj.weight"),
-                                tensor(weights, p + "mlp.up_proj.weight")),
-                        Matrix.stack(arena, tensor(weights, p + "mlp.down_proj.weight"))));
+                        stacked.get(3 + 4 * i), stacked.get(4 + 4 * i)));
             }
             float[] norm = tensor(weights, "model.norm.weight").toFloats();
-            Matrix head = weights.contains("lm_head.weight")
-                    ? Matrix.stack(arena, tensor(weights, "lm_head.weight")) : embed;
-            return new CpuDecoder(config, arena, embed, layers, norm, head);
+            Matrix head = stacked.size() > 1 + 4 * config.numLayers() ? stacked.getLast() : embed;
+            return new CpuDecoder(config, arena, embed, layers, norm, head, kvCacheDtype);
         } catch (RuntimeException e) {
             arena.close();
             throw e;
@@ -108,7 +143,7 @@ public final class CpuDecoder implements dev.expo.modeling.Decoder {
     @Override
     public CpuKvCache newCache(int slots) {
         return new CpuKvCache(config.numLayers(), config.numKvHeads(), config.headDim(), config.maxPositions(),
-                slots);
+                slots, kvCacheDtype);
     }
 
     /** The input embedding of a token. */
@@ -177,12 +212,9 @@ public final class CpuDecoder implements dev.expo.modeling.Decoder {
                 for (int r = from; r < to; r++) {
                     rope(qkv[r], 0, heads, positions[r]);
                     rope(qkv[r], qSize, kvHeads, positions[r]);
-                    float[] keys = cache.keys(layerIndex, slots[r]);
-                    float[] values = cache.values(layerIndex, slots[r]);
                     for (int kv = 0; kv < kvHeads; kv++) {
-                        int at = cache.offset(slots[r], kv, positions[r]);
-                        System.arraycopy(qkv[r], qSize + kv * headDim, keys, at, headDim);
-                        System.arraycopy(qkv[r], qSize + kvSize + kv * headDim, values, at, headDim);
+                        cache.store(layerIndex, slots[r], kv, positions[r], qkv[r], qSize + kv * headDim,
+                                qSize + kvSize + kv * headDim);
                     }
                 }
             });
@@ -210,10 +242,7 @@ public final class CpuDecoder implements dev.expo.modeling.Decoder {
                 for (int t = from; t < to; t++) {
                     int r = t / chunks;
                     int end = t % chunks == chunks - 1 ? inter : (t % chunks + 1) * (inter / chunks);
-                    for (int j = t % chunks * (inter / chunks); j < end; j++) {
-                        float g = gateUp[r][j];
-                        act[r][j] = g / (1f + (float) Math.exp(-g)) * gateUp[r][inter + j];   // silu(gate) * up
-                    }
+                    Kernels.siluGate(gateUp[r], inter, act[r], t % chunks * (inter / chunks), end);
                 }
             });
             Kernels.matmul(layer.downProj(), act, projected, rows);
@@ -305,25 +334,29 @@ public final class CpuDecoder implements dev.expo.modeling.Decoder {
         int headDim = config.headDim();
         int first = config.slidingWindow() > 0 ? Math.max(0, position - config.slidingWindow() + 1) : 0;
         float scale = (float) (1.0 / Math.sqrt(headDim));
-        float[] keys = cache.keys(layer, slot);
-        float[] values = cache.values(layer, slot);
         int kv = head / config.groupSize();
         int q = head * headDim;
         int base = cache.offset(slot, kv, 0);
-        Kernels.scores(qkv, q, keys, base, headDim, first, position, scale, scores);
+        Object keys = cache.keys(layer, slot);
+        Object values = cache.values(layer, slot);
+        if (keys instanceof short[] bf16) {
+            Kernels.scores(qkv, q, bf16, base, headDim, first, position, scale, scores);
+        } else {
+            Kernels.scores(qkv, q, (float[]) keys, base, headDim, first, position, scale, scores);
+        }
         float max = Float.NEGATIVE_INFINITY;
         for (int j = first; j <= position; j++) {
             max = Math.max(max, scores[j]);
         }
-        float sum = 0f;
-        for (int j = first; j <= position; j++) {
-            scores[j] = (float) Math.exp(scores[j] - max);
-            sum += scores[j];
-        }
+        float sum = Kernels.expShifted(scores, first, position, max);
         for (int j = first; j <= position; j++) {
             scores[j] = scores[j] / sum;
         }
-        Kernels.weightedSum(scores, values, base, headDim, first, position, out, q);
+        if (values instanceof short[] bf16) {
+            Kernels.weightedSum(scores, bf16, base, headDim, first, position, out, q);
+        } else {
+            Kernels.weightedSum(scores, (float[]) values, base, headDim, first, position, out, q);
+        }
     }
 
     private static void add(float[] x, float[] y) {

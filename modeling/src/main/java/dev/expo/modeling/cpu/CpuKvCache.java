@@ -1,10 +1,18 @@
 package dev.expo.modeling.cpu;
 
+import dev.expo.checkpoint.DType;
+import dev.expo.checkpoint.Dtypes;
+
 import java.util.Arrays;
 
 /**
- * The CPU decoder's keys and values, per layer and sequence slot: {@code [kvHeads][capacity][headDim]} float arrays
- * that grow (doubling, up to the context) as the slot's sequence does. A slot is reused by resetting its length.
+ * The CPU decoder's keys and values, per layer and sequence slot: {@code [kvHeads][capacity][headDim]} arrays that
+ * grow (doubling, up to the context) as the slot's sequence does. A slot is reused by resetting its length.
+ *
+ * <p>Float32 by default: the values the model computed, so generation matches the float32 goldens bit for bit. In
+ * BF16 (opt-in, as vLLM's {@code kv_cache_dtype}) the cache takes half the memory and a decode step reads half the
+ * bytes of attention (most of a long-context step); each key and value is rounded once to BF16 when stored, which
+ * moves logits by about BF16's precision (2^-8 relative).
  */
 public final class CpuKvCache implements dev.expo.modeling.Decoder.Cache {
 
@@ -12,20 +20,34 @@ public final class CpuKvCache implements dev.expo.modeling.Decoder.Cache {
     private final int kvHeads;
     private final int headDim;
     private final int maxCapacity;
-    private final float[][][] keys;     // [layer][slot][kvHeads * capacity * headDim]
-    private final float[][][] values;
+    private final DType dtype;
+    // [layer][slot][kvHeads * capacity * headDim]: float[] in F32, short[] (BF16 bits) in BF16
+    private final Object[][] keys;
+    private final Object[][] values;
     private final int[] capacity;       // per slot
     private final int[] lengths;
 
     public CpuKvCache(int layers, int kvHeads, int headDim, int maxCapacity, int slots) {
+        this(layers, kvHeads, headDim, maxCapacity, slots, DType.F32);
+    }
+
+    public CpuKvCache(int layers, int kvHeads, int headDim, int maxCapacity, int slots, DType dtype) {
+        if (dtype != DType.F32 && dtype != DType.BF16) {
+            throw new IllegalArgumentException("the KV cache holds F32 or BF16, not " + dtype);
+        }
         this.layers = layers;
         this.kvHeads = kvHeads;
         this.headDim = headDim;
         this.maxCapacity = maxCapacity;
-        this.keys = new float[layers][slots][];
-        this.values = new float[layers][slots][];
+        this.dtype = dtype;
+        this.keys = new Object[layers][slots];
+        this.values = new Object[layers][slots];
         this.capacity = new int[slots];
         this.lengths = new int[slots];
+    }
+
+    public DType dtype() {
+        return dtype;
     }
 
     @Override
@@ -77,8 +99,9 @@ public final class CpuKvCache implements dev.expo.modeling.Decoder.Cache {
         capacity[slot] = grown;
     }
 
-    private float[] grow(float[] old, int oldCapacity, int newCapacity) {
-        float[] bigger = new float[kvHeads * newCapacity * headDim];
+    private Object grow(Object old, int oldCapacity, int newCapacity) {
+        int length = kvHeads * newCapacity * headDim;
+        Object bigger = dtype == DType.BF16 ? new short[length] : new float[length];
         if (old != null) {
             for (int h = 0; h < kvHeads; h++) {
                 System.arraycopy(old, h * oldCapacity * headDim, bigger, h * newCapacity * headDim,
@@ -88,11 +111,28 @@ public final class CpuKvCache implements dev.expo.modeling.Decoder.Cache {
         return bigger;
     }
 
-    float[] keys(int layer, int slot) {
+    /** Stores one head's key and value at a position: {@code headDim} floats each, from the given offsets. */
+    void store(int layer, int slot, int kvHead, int position, float[] source, int keyOffset, int valueOffset) {
+        int at = offset(slot, kvHead, position);
+        if (dtype == DType.BF16) {
+            short[] k = (short[]) keys[layer][slot];
+            short[] v = (short[]) values[layer][slot];
+            for (int d = 0; d < headDim; d++) {
+                k[at + d] = Dtypes.floatToBf16(source[keyOffset + d]);
+                v[at + d] = Dtypes.floatToBf16(source[valueOffset + d]);
+            }
+        } else {
+            System.arraycopy(source, keyOffset, keys[layer][slot], at, headDim);
+            System.arraycopy(source, valueOffset, values[layer][slot], at, headDim);
+        }
+    }
+
+    /** The slot's keys of a layer: a {@code float[]} in F32, a {@code short[]} of BF16 bits in BF16. */
+    Object keys(int layer, int slot) {
         return keys[layer][slot];
     }
 
-    float[] values(int layer, int slot) {
+    Object values(int layer, int slot) {
         return values[layer][slot];
     }
 
@@ -103,6 +143,6 @@ public final class CpuKvCache implements dev.expo.modeling.Decoder.Cache {
 
     @Override
     public String toString() {
-        return "CpuKvCache[lengths=" + Arrays.toString(lengths) + "]";
+        return "CpuKvCache[" + dtype + ", lengths=" + Arrays.toString(lengths) + "]";
     }
 }

@@ -1,6 +1,7 @@
 package dev.expo.modeling.cpu;
 
 import dev.expo.checkpoint.DType;
+import dev.expo.checkpoint.Dtypes;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
@@ -287,6 +288,66 @@ public final class Kernels {
         }
     }
 
+    /** {@link #scores} over keys held as BF16 bits (a BF16 KV cache): the same sums over the widened keys. */
+    public static void scores(float[] q, int qOffset, short[] keys, int base, int n, int first, int last,
+                              float scale, float[] out) {
+        if (first <= last) {
+            Objects.checkFromIndexSize(qOffset, n, q.length);
+            Objects.checkFromToIndex(base + first * n, base + (last + 1) * n, keys.length);
+            Objects.checkFromToIndex(first, last + 1, out.length);
+        }
+        int vectorEnd = n - n % LANES;
+        float[] lanes = new float[4 * LANES];
+        int j = first;
+        for (; j + 3 <= last; j += 4) {
+            int k0 = base + j * n;
+            int k1 = k0 + n;
+            int k2 = k1 + n;
+            int k3 = k2 + n;
+            FloatVector a0 = FloatVector.zero(F);
+            FloatVector a1 = FloatVector.zero(F);
+            FloatVector a2 = FloatVector.zero(F);
+            FloatVector a3 = FloatVector.zero(F);
+            for (int d = 0; d < vectorEnd; d += LANES) {
+                FloatVector qv = FloatVector.fromArray(F, q, qOffset + d);
+                a0 = qv.fma(widen(keys, k0 + d), a0);
+                a1 = qv.fma(widen(keys, k1 + d), a1);
+                a2 = qv.fma(widen(keys, k2 + d), a2);
+                a3 = qv.fma(widen(keys, k3 + d), a3);
+            }
+            a0.intoArray(lanes, 0);
+            a1.intoArray(lanes, LANES);
+            a2.intoArray(lanes, 2 * LANES);
+            a3.intoArray(lanes, 3 * LANES);
+            out[j] = tail(q, qOffset, keys, k0, vectorEnd, n, sum(lanes, 0)) * scale;
+            out[j + 1] = tail(q, qOffset, keys, k1, vectorEnd, n, sum(lanes, LANES)) * scale;
+            out[j + 2] = tail(q, qOffset, keys, k2, vectorEnd, n, sum(lanes, 2 * LANES)) * scale;
+            out[j + 3] = tail(q, qOffset, keys, k3, vectorEnd, n, sum(lanes, 3 * LANES)) * scale;
+        }
+        for (; j <= last; j++) {
+            int k = base + j * n;
+            FloatVector a = FloatVector.zero(F);
+            for (int d = 0; d < vectorEnd; d += LANES) {
+                a = FloatVector.fromArray(F, q, qOffset + d).fma(widen(keys, k + d), a);
+            }
+            out[j] = tail(q, qOffset, keys, k, vectorEnd, n, sum(a)) * scale;
+        }
+    }
+
+    private static float tail(float[] a, int aOffset, short[] b, int bOffset, int from, int n, float sum) {
+        for (int k = from; k < n; k++) {
+            sum += a[aOffset + k] * Dtypes.bf16ToFloat(b[bOffset + k]);
+        }
+        return sum;
+    }
+
+    /** Eight BF16 values of an array, widened to float32. */
+    private static FloatVector widen(short[] bf16, int index) {
+        ShortVector bits = ShortVector.fromArray(S, bf16, index);
+        return ((IntVector) bits.convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16)
+                .reinterpretAsFloats();
+    }
+
     private static float tail(float[] a, int aOffset, float[] b, int bOffset, int from, int n, float sum) {
         for (int k = from; k < n; k++) {
             sum += a[aOffset + k] * b[bOffset + k];
@@ -338,6 +399,133 @@ public final class Kernels {
                 a += weights[j] * values[base + j * n + d];
             }
             out[outOffset + d] = a;
+        }
+    }
+
+    /** {@link #weightedSum} over values held as BF16 bits (a BF16 KV cache). */
+    public static void weightedSum(float[] weights, short[] values, int base, int n, int first, int last,
+                                   float[] out, int outOffset) {
+        Objects.checkFromIndexSize(outOffset, n, out.length);
+        if (first <= last) {
+            Objects.checkFromToIndex(base + first * n, base + (last + 1) * n, values.length);
+            Objects.checkFromToIndex(first, last + 1, weights.length);
+        }
+        int d = 0;
+        for (; d + 4 * LANES <= n; d += 4 * LANES) {
+            FloatVector a0 = FloatVector.zero(F);
+            FloatVector a1 = FloatVector.zero(F);
+            FloatVector a2 = FloatVector.zero(F);
+            FloatVector a3 = FloatVector.zero(F);
+            for (int j = first; j <= last; j++) {
+                FloatVector w = FloatVector.broadcast(F, weights[j]);
+                int v = base + j * n + d;
+                a0 = widen(values, v).fma(w, a0);
+                a1 = widen(values, v + LANES).fma(w, a1);
+                a2 = widen(values, v + 2 * LANES).fma(w, a2);
+                a3 = widen(values, v + 3 * LANES).fma(w, a3);
+            }
+            a0.intoArray(out, outOffset + d);
+            a1.intoArray(out, outOffset + d + LANES);
+            a2.intoArray(out, outOffset + d + 2 * LANES);
+            a3.intoArray(out, outOffset + d + 3 * LANES);
+        }
+        for (; d + LANES <= n; d += LANES) {
+            FloatVector a = FloatVector.zero(F);
+            for (int j = first; j <= last; j++) {
+                a = widen(values, base + j * n + d).fma(FloatVector.broadcast(F, weights[j]), a);
+            }
+            a.intoArray(out, outOffset + d);
+        }
+        for (; d < n; d++) {
+            float a = 0f;
+            for (int j = first; j <= last; j++) {
+                a += weights[j] * Dtypes.bf16ToFloat(values[base + j * n + d]);
+            }
+            out[outOffset + d] = a;
+        }
+    }
+
+    // exp(x) for float32, vectorized: x = n ln2 + r with |r| <= ln2/2, exp(r) by Cephes' degree-6 polynomial, times
+    // 2^n built in the exponent bits; within 2 ulp of the correctly rounded result (ExpTest). Every step is one
+    // IEEE-exact operation (fma, mul, add, min, max, bit moves), so the vector lanes and the scalar tail give the same
+    // bits, interpreted or compiled: unlike the Vector API's own EXP, whose compiled and fallback forms differ, and
+    // which would make a row's values depend on the JIT state and on where the row falls in a vector.
+    private static final float EXP_LO = -87.33f;    // below: 2^n would be subnormal; exp is < 1.2e-38 there
+    private static final float EXP_HI = 88f;        // above: 2^n would overflow before the multiply
+    private static final float LOG2E = 1.44269504088896341f;
+    private static final float ROUND = 12582912f;   // 1.5 * 2^23: adding it rounds a float to an integer
+    private static final int ROUND_BITS = Float.floatToRawIntBits(ROUND);
+    private static final float LN2_HI = 0.693359375f;
+    private static final float LN2_LO = -2.12194440e-4f;
+    private static final float[] EXP_POLY = {1.9875691500e-4f, 1.3981999507e-3f, 8.3334519073e-3f,
+        4.1665795894e-2f, 1.6666665459e-1f, 5.0000001201e-1f};
+
+    /** exp(x) in float32, bit for bit what the vector form gives in any lane. */
+    static float exp(float x) {
+        x = Math.min(Math.max(x, EXP_LO), EXP_HI);
+        float t = Math.fma(x, LOG2E, ROUND);
+        float n = t - ROUND;
+        float r = Math.fma(n, -LN2_HI, x);
+        r = Math.fma(n, -LN2_LO, r);
+        float p = EXP_POLY[0];
+        for (int i = 1; i < EXP_POLY.length; i++) {
+            p = Math.fma(p, r, EXP_POLY[i]);
+        }
+        float y = Math.fma(p, r * r, r) + 1f;
+        return y * Float.intBitsToFloat((Float.floatToRawIntBits(t) - ROUND_BITS + 127) << 23);
+    }
+
+    private static FloatVector exp(FloatVector x) {
+        x = x.max(EXP_LO).min(EXP_HI);
+        FloatVector t = x.fma(LOG2E, ROUND);
+        FloatVector n = t.sub(ROUND);
+        FloatVector r = n.fma(FloatVector.broadcast(F, -LN2_HI), x);
+        r = n.fma(FloatVector.broadcast(F, -LN2_LO), r);
+        FloatVector p = FloatVector.broadcast(F, EXP_POLY[0]);
+        for (int i = 1; i < EXP_POLY.length; i++) {
+            p = p.fma(r, FloatVector.broadcast(F, EXP_POLY[i]));
+        }
+        FloatVector y = p.fma(r.mul(r), r).add(1f);
+        IntVector bits = t.reinterpretAsInts().sub(ROUND_BITS - 127).lanewise(VectorOperators.LSHL, 23);
+        return y.mul(bits.reinterpretAsFloats());
+    }
+
+    /**
+     * The softmax numerators in place: {@code v[j] = exp(v[j] - max)} for j in [from, to]; returns their sum, added
+     * in index order (the order the scalar loop had).
+     */
+    public static float expShifted(float[] v, int from, int to, float max) {
+        Objects.checkFromToIndex(from, Math.max(from, to + 1), v.length);
+        int j = from;
+        for (; j + LANES <= to + 1; j += LANES) {
+            exp(FloatVector.fromArray(F, v, j).sub(max)).intoArray(v, j);
+        }
+        for (; j <= to; j++) {
+            v[j] = exp(v[j] - max);
+        }
+        float sum = 0f;
+        for (int i = from; i <= to; i++) {
+            sum += v[i];
+        }
+        return sum;
+    }
+
+    /**
+     * SwiGLU's gate: {@code out[j] = silu(gateUp[j]) * gateUp[inter + j]} for j in [from, to), silu(g) = g / (1 +
+     * exp(-g)), as transformers' LlamaMLP does in float32.
+     */
+    public static void siluGate(float[] gateUp, int inter, float[] out, int from, int to) {
+        Objects.checkFromToIndex(from, to, inter);
+        Objects.checkFromIndexSize(0, 2 * inter, gateUp.length);
+        Objects.checkFromIndexSize(0, inter, out.length);
+        int j = from;
+        for (; j + LANES <= to; j += LANES) {
+            FloatVector g = FloatVector.fromArray(F, gateUp, j);
+            g.div(exp(g.neg()).add(1f)).mul(FloatVector.fromArray(F, gateUp, inter + j)).intoArray(out, j);
+        }
+        for (; j < to; j++) {
+            float g = gateUp[j];
+            out[j] = g / (1f + exp(-g)) * gateUp[inter + j];
         }
     }
 

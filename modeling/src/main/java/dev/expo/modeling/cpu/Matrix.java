@@ -3,7 +3,7 @@ package dev.expo.modeling.cpu;
 import dev.expo.checkpoint.DType;
 import dev.expo.checkpoint.Tensor;
 
-import java.lang.foreign.Arena;
+import java.lang.foreign.SegmentAllocator;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
@@ -17,8 +17,8 @@ public record Matrix(MemorySegment data, DType dtype, int rows, int cols) {
     static final ValueLayout.OfShort SHORT = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
-    /** Copies tensors stacked along the rows (q, k, v; gate, up) into one matrix. */
-    public static Matrix stack(Arena arena, Tensor... parts) {
+    /** Copies tensors stacked along the rows (q, k, v; gate, up) into one matrix, in memory from {@code memory}. */
+    public static Matrix stack(SegmentAllocator memory, Tensor... parts) {
         DType dtype = parts[0].dtype() == DType.BF16 ? DType.BF16 : DType.F32;
         int cols = (int) parts[0].shape()[1];
         int rows = 0;
@@ -28,7 +28,7 @@ public record Matrix(MemorySegment data, DType dtype, int rows, int cols) {
             }
             rows += (int) part.shape()[0];
         }
-        MemorySegment data = arena.allocate((long) rows * cols * dtype.byteSize(), 64);
+        MemorySegment data = memory.allocate((long) rows * cols * dtype.byteSize(), 64);
         long offset = 0;
         for (Tensor part : parts) {
             if (dtype == part.dtype()) {

@@ -1,6 +1,7 @@
 package dev.expo.modeling.cpu;
 
 import dev.expo.checkpoint.DType;
+import dev.expo.checkpoint.Dtypes;
 import org.junit.jupiter.api.Test;
 
 import java.lang.foreign.Arena;
@@ -104,5 +105,38 @@ class KernelsTest {
                 () -> Kernels.weightedSum(scores, keys, 0, 64, 0, 10, out, 0));
         assertThrows(IndexOutOfBoundsException.class, () -> Kernels.dot(q, 1, q, 0, 64));
         assertThrows(IndexOutOfBoundsException.class, () -> Kernels.axpy(1f, q, 0, out, 8, 64));
+    }
+
+    @Test
+    void attentionOverABf16CacheIsAttentionOverItsWidenedValuesBitForBit() {
+        Random random = new Random(13);
+        for (int n : new int[] {64, 12, 40}) {
+            int positions = 23;
+            short[] bf16 = new short[n * positions + 5];
+            float[] widened = new float[bf16.length];
+            for (int i = 0; i < bf16.length; i++) {
+                bf16[i] = Dtypes.floatToBf16((float) random.nextGaussian());
+                widened[i] = Dtypes.bf16ToFloat(bf16[i]);
+            }
+            float[] q = inputs(1, n + 3, random)[0];
+            for (int[] range : new int[][] {{0, 22}, {3, 9}, {5, 5}, {0, 2}}) {
+                float[] expected = new float[positions];
+                float[] actual = new float[positions];
+                Kernels.scores(q, 3, widened, 5, n, range[0], range[1], 0.125f, expected);
+                Kernels.scores(q, 3, bf16, 5, n, range[0], range[1], 0.125f, actual);
+                assertArrayEquals(expected, actual, "scores n=" + n);
+                float[] sums = new float[n + 2];
+                float[] bf16Sums = new float[n + 2];
+                Kernels.weightedSum(expected, widened, 5, n, range[0], range[1], sums, 2);
+                Kernels.weightedSum(expected, bf16, 5, n, range[0], range[1], bf16Sums, 2);
+                assertArrayEquals(sums, bf16Sums, "weighted sums n=" + n);
+            }
+        }
+        short[] keys = new short[64 * 10];
+        float[] scores = new float[10];
+        assertThrows(IndexOutOfBoundsException.class,
+                () -> Kernels.scores(new float[64], 0, keys, 64, 64, 0, 9, 1f, scores));
+        assertThrows(IndexOutOfBoundsException.class,
+                () -> Kernels.weightedSum(scores, keys, 0, 64, 0, 10, new float[64], 0));
     }
 }
