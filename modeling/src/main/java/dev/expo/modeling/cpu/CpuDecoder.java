@@ -77,9 +77,10 @@ public final class CpuDecoder implements dev.expo.modeling.Decoder {
             throw new IllegalArgumentException("the KV cache holds F32 or BF16, not " + kvCacheDtype);
         }
         LlamaConfig config = LlamaConfig.from(HfConfig.read(dir));
-        if (config.headDim() % 2 != 0 || config.hiddenSize() % 8 != 0 || config.intermediateSize() % 8 != 0
-                || config.headDim() * config.numHeads() % 8 != 0) {
-            throw ExpoException.failedPrecondition("the CPU decoder needs sizes that are multiples of 8");
+        if (config.headDim() % 2 != 0) {
+            // Rotary embeddings rotate the two halves of each head (as transformers' rotate_half does).
+            throw ExpoException.failedPrecondition("head_dim " + config.headDim() + " is odd; rotary embeddings "
+                    + "need an even head size");
         }
         Arena arena = Arena.ofShared();
         try (Checkpoint weights = Checkpoint.open(dir)) {

@@ -53,14 +53,10 @@ public final class Kernels {
     }
 
     /**
-     * {@code out[b][j] = sum_k w[j][k] * x[b][k]} for b in [0, batch), j in [0, rows). The columns must be a multiple
-     * of 8.
+     * {@code out[b][j] = sum_k w[j][k] * x[b][k]} for b in [0, batch), j in [0, rows).
      */
     public static void matmul(Matrix w, float[][] x, float[][] out, int batch) {
         int cols = w.cols();
-        if (cols % LANES != 0) {
-            throw new IllegalArgumentException("columns must be a multiple of " + LANES + ": " + cols);
-        }
         if (w.data().byteSize() < (long) w.rows() * cols * w.dtype().byteSize()) {
             throw new IllegalArgumentException("weights hold fewer than " + w.rows() + " x " + cols + " values");
         }
@@ -108,6 +104,27 @@ public final class Kernels {
                     rowsF32(w.data(), w.cols(), x, out, b0, block, j0, j1, lanes);
                 }
             }
+            if (w.cols() % LANES != 0) {
+                addTails(w, x, out, batch, j0, j1);
+            }
+        }
+    }
+
+    /**
+     * The columns past the last whole vector (the kernels stop there): their products added in order to each output's
+     * lane sum, the same for any batch.
+     */
+    private static void addTails(Matrix w, float[][] x, float[][] out, int batch, int from, int to) {
+        int cols = w.cols();
+        for (int j = from; j < to; j++) {
+            long row = (long) j * cols;
+            for (int b = 0; b < batch; b++) {
+                float sum = out[b][j];
+                for (int k = cols - cols % LANES; k < cols; k++) {
+                    sum += w.value(row + k) * x[b][k];
+                }
+                out[b][j] = sum;
+            }
         }
     }
 
@@ -132,7 +149,7 @@ public final class Kernels {
             FloatVector a5 = FloatVector.zero(F);
             FloatVector a6 = FloatVector.zero(F);
             FloatVector a7 = FloatVector.zero(F);
-            for (int k = 0; k < cols; k += LANES) {
+            for (int k = 0; k < cols - cols % LANES; k += LANES) {
                 FloatVector wv = widen(w, rowOffset + 2L * k);
                 a0 = wv.fma(FloatVector.fromArray(F, x0, k), a0);
                 a1 = wv.fma(FloatVector.fromArray(F, x1, k), a1);
@@ -175,7 +192,7 @@ public final class Kernels {
             FloatVector a1 = FloatVector.zero(F);
             FloatVector a2 = FloatVector.zero(F);
             FloatVector a3 = FloatVector.zero(F);
-            for (int k = 0; k < cols; k += LANES) {
+            for (int k = 0; k < cols - cols % LANES; k += LANES) {
                 FloatVector wv = widen(w, rowOffset + 2L * k);
                 a0 = wv.fma(FloatVector.fromArray(F, x0, k), a0);
                 a1 = wv.fma(FloatVector.fromArray(F, x1, k), a1);
@@ -198,7 +215,7 @@ public final class Kernels {
             FloatVector a1 = FloatVector.zero(F);
             FloatVector a2 = FloatVector.zero(F);
             FloatVector a3 = FloatVector.zero(F);
-            for (int k = 0; k < cols; k += LANES) {
+            for (int k = 0; k < cols - cols % LANES; k += LANES) {
                 FloatVector wv = FloatVector.fromMemorySegment(F, w, rowOffset + 4L * k, LE);
                 a0 = wv.fma(FloatVector.fromArray(F, x0, k), a0);
                 a1 = wv.fma(FloatVector.fromArray(F, x1, k), a1);

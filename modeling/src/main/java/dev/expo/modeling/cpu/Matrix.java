@@ -43,6 +43,12 @@ public record Matrix(MemorySegment data, DType dtype, int rows, int cols) {
         return new Matrix(data, dtype, rows, cols);
     }
 
+    /** The element at a flat index (row * cols + col), widened to float32. */
+    public float value(long index) {
+        return dtype == DType.BF16 ? Float.intBitsToFloat((data.getAtIndex(SHORT, index) & 0xFFFF) << 16)
+                : data.getAtIndex(FLOAT, index);
+    }
+
     /** One row widened to float32. */
     public void row(int row, float[] out) {
         long base = (long) row * cols;

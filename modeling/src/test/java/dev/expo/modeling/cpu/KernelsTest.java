@@ -47,7 +47,7 @@ class KernelsTest {
         Random random = new Random(7);
         try (Arena arena = Arena.ofShared()) {
             for (DType dtype : new DType[] {DType.BF16, DType.F32}) {
-                for (int[] shape : new int[][] {{3, 8}, {37, 24}, {300, 2056}, {1100, 64}}) {
+                for (int[] shape : new int[][] {{3, 8}, {37, 24}, {300, 2056}, {1100, 64}, {5, 3}, {37, 13}, {300, 2061}}) {
                     Matrix w = matrix(arena, dtype, shape[0], shape[1], random);
                     float[][] x = inputs(19, shape[1], random);
                     float[][] all = new float[19][shape[0]];

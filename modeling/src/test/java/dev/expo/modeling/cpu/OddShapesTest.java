@@ -1,0 +1,109 @@
+package dev.expo.modeling.cpu;
+
+import ai.djl.ndarray.NDManager;
+import dev.expo.checkpoint.DType;
+import dev.expo.checkpoint.SafetensorsWriter;
+import dev.expo.checkpoint.Tensor;
+import dev.expo.modeling.Decoder;
+import dev.expo.modeling.DjlDecoder;
+import dev.expo.modeling.ModelOptions;
+import dev.expo.modeling.llama.LlamaModel;
+import dev.expo.modeling.sampling.TokenSampler;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+/**
+ * Sizes that are not multiples of the vector width (hidden 20, intermediate 36, head size 4, one key/value head for
+ * five query heads, tied embeddings): the CPU decoder computes what the DJL decoder does, which is tested against
+ * transformers.
+ */
+class OddShapesTest {
+
+    @Test
+    void oddSizedModelMatchesTheDjlDecoder(@TempDir Path dir) throws IOException {
+        int vocab = 51;
+        int hidden = 20;
+        int inter = 36;
+        Random random = new Random(21);
+        List<Tensor> tensors = new ArrayList<>();
+        tensors.add(bf16("model.embed_tokens.weight", random, vocab, hidden));
+        for (int i = 0; i < 2; i++) {
+            String p = "model.layers." + i + ".";
+            tensors.add(bf16(p + "self_attn.q_proj.weight", random, hidden, hidden));
+            tensors.add(bf16(p + "self_attn.k_proj.weight", random, 4, hidden));
+            tensors.add(bf16(p + "self_attn.v_proj.weight", random, 4, hidden));
+            tensors.add(bf16(p + "self_attn.o_proj.weight", random, hidden, hidden));
+            tensors.add(bf16(p + "mlp.gate_proj.weight", random, inter, hidden));
+            tensors.add(bf16(p + "mlp.up_proj.weight", random, inter, hidden));
+            tensors.add(bf16(p + "mlp.down_proj.weight", random, hidden, inter));
+            tensors.add(bf16(p + "input_layernorm.weight", random, hidden));
+            tensors.add(bf16(p + "post_attention_layernorm.weight", random, hidden));
+        }
+        tensors.add(bf16("model.norm.weight", random, hidden));
+        SafetensorsWriter.write(dir.resolve("model.safetensors"), tensors);
+        Files.writeString(dir.resolve("config.json"), """
+                {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 20,
+                 "intermediate_size": 36, "num_attention_heads": 5, "num_key_value_heads": 1,
+                 "num_hidden_layers": 2, "vocab_size": 51, "max_position_embeddings": 64, "rms_norm_eps": 1e-6,
+                 "rope_theta": 10000.0, "tie_word_embeddings": true, "torch_dtype": "bfloat16"}
+                """);
+        int[] prompt = {1, 17, 4, 33, 50, 9, 2, 11, 40};
+        try (NDManager manager = NDManager.newBaseManager();
+             Decoder cpu = CpuDecoder.load(dir);
+             Decoder djl = new DjlDecoder(LlamaModel.load(dir, manager, ModelOptions.cpu()))) {
+            List<float[]> expected = greedy(djl, prompt, 8);
+            List<float[]> actual = greedy(cpu, prompt, 8);
+            for (int step = 0; step < expected.size(); step++) {
+                float[] e = expected.get(step);
+                float[] a = actual.get(step);
+                for (int v = 0; v < vocab; v++) {
+                    assertThat((double) a[v]).as("step " + step + " token " + v).isCloseTo(e[v],
+                            org.assertj.core.data.Offset.offset(1e-4));
+                }
+                assertThat(TokenSampler.argmax(a)).isEqualTo(TokenSampler.argmax(e));
+            }
+        }
+    }
+
+    /** Prefills the prompt, then decodes greedily; the logits of every step. */
+    private static List<float[]> greedy(Decoder decoder, int[] prompt, int steps) {
+        Decoder.Cache cache = decoder.newCache(1);
+        float[][] rows = new float[prompt.length][];
+        for (int i = 0; i < prompt.length; i++) {
+            rows[i] = decoder.embed(prompt[i]);
+        }
+        boolean[] last = new boolean[prompt.length];
+        last[prompt.length - 1] = true;
+        List<float[]> out = new ArrayList<>();
+        out.add(decoder.logits(rows, new int[prompt.length], cache, List.of(), last)[prompt.length - 1]);
+        for (int step = 1; step < steps; step++) {
+            int token = TokenSampler.argmax(out.getLast());
+            out.add(decoder.logits(new float[][] {decoder.embed(token)}, new int[1], cache, List.of(),
+                    new boolean[] {true})[0]);
+        }
+        return out;
+    }
+
+    private static Tensor bf16(String name, Random random, int... shape) {
+        long[] dims = new long[shape.length];
+        int count = 1;
+        for (int i = 0; i < shape.length; i++) {
+            dims[i] = shape[i];
+            count *= shape[i];
+        }
+        float[] values = new float[count];
+        for (int i = 0; i < count; i++) {
+            values[i] = (float) (random.nextGaussian() * (shape.length == 1 ? 0.1 : 0.3) + (shape.length == 1 ? 1 : 0));
+        }
+        return Tensor.fromFloats(name, DType.BF16, dims, values);
+    }
+}
