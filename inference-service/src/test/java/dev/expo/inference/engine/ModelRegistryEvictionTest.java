@@ -143,4 +143,17 @@ class ModelRegistryEvictionTest {
         engine.generate(ModelRef.of(model), Prompt.ofIds(new long[] {1, 20, 30}), params, collector);
         return collector.await();
     }
+
+    @Test
+    void theKvCacheDtypeReachesTheCpuDecoderAndBadValuesAreRefused() {
+        try (ModelRegistry registry = new ModelRegistry(new ModelStore(root),
+                ModelOptions.cpu().withKvCache("bfloat16"))) {
+            LoadedModel.Language model = (LoadedModel.Language) registry.get("tiny-llama-sft");
+            assertThat(((dev.expo.modeling.cpu.CpuKvCache) model.decoder().newCache(1)).dtype())
+                    .isEqualTo(dev.expo.checkpoint.DType.BF16);
+        }
+        assertThat(ModelOptions.cpu().kvCacheDtype()).isEqualTo(dev.expo.checkpoint.DType.F32);
+        assertThatThrownBy(() -> ModelOptions.cpu().withKvCache("fp8"))
+                .hasMessageContaining("kv-cache-dtype must be float32 or bfloat16, not fp8");
+    }
 }

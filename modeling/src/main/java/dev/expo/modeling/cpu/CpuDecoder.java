@@ -122,7 +122,7 @@ public final class CpuDecoder implements dev.expo.modeling.Decoder {
                         stacked.get(3 + 4 * i), stacked.get(4 + 4 * i)));
             }
             float[] norm = tensor(weights, "model.norm.weight").toFloats();
-            Matrix head = stacked.size() > 1 + 4 * config.numLayers() ? stacked.getLast() : embed;
+            Matrix head = weights.contains("lm_head.weight") ? stacked.getLast() : embed;   // else tied
             return new CpuDecoder(config, arena, embed, layers, norm, head, kvCacheDtype);
         } catch (RuntimeException e) {
             arena.close();
