@@ -7,6 +7,7 @@ import dev.expo.checkpoint.Tensor;
 import dev.expo.checkpoint.TensorInfo;
 import dev.expo.common.ExpoException;
 import dev.expo.modeling.llama.LlamaConfig;
+import dev.expo.modeling.llama.RopeScaling;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.SegmentAllocator;
@@ -54,12 +55,13 @@ public final class CpuDecoder implements dev.expo.modeling.Decoder {
         int half = config.headDim() / 2;
         this.ropeCos = new float[config.maxPositions() * half];
         this.ropeSin = new float[config.maxPositions() * half];
-        // inv_freq = 1 / theta^(2i/d) and freq = position * inv_freq, each rounded to float32 as transformers does.
+        // inv_freq = 1 / theta^(2i/d) (then rope_scaling) and freq = position * inv_freq, each rounded to float32 as
+        // transformers does.
+        float[] inverse = config.ropeScaling().apply(RopeScaling.defaultInverseFrequencies(config.ropeTheta(),
+                config.headDim()));
         for (int i = 0; i < half; i++) {
-            float exponent = (float) (2 * i) / config.headDim();
-            float invFreq = 1f / (float) Math.pow((float) config.ropeTheta(), exponent);
             for (int p = 0; p < config.maxPositions(); p++) {
-                float freq = (float) p * invFreq;
+                float freq = (float) p * inverse[i];
                 ropeCos[p * half + i] = (float) Math.cos(freq);
                 ropeSin[p * half + i] = (float) Math.sin(freq);
             }

@@ -12,11 +12,12 @@ import java.util.List;
  * optional sliding window), and LLaMA-style sequence classifiers (reward models).
  *
  * @param slidingWindow 0 = none; otherwise a query at position i attends keys i - W < j <= i
+ * @param ropeScaling   how the rotary frequencies are scaled ({@link RopeScaling#NONE} when not)
  */
 public record LlamaConfig(String architecture, int vocabSize, int hiddenSize, int intermediateSize, int numLayers,
                           int numHeads, int numKvHeads, int headDim, double ropeTheta, double rmsNormEps,
                           int maxPositions, boolean tieEmbeddings, int slidingWindow, int bosTokenId,
-                          List<Integer> eosTokenIds, int numLabels, int padTokenId) {
+                          List<Integer> eosTokenIds, int numLabels, int padTokenId, RopeScaling ropeScaling) {
 
     public static LlamaConfig from(HfConfig config) {
         String architecture = config.architectures().isEmpty() ? "" : config.architectures().getFirst();
@@ -32,6 +33,18 @@ public record LlamaConfig(String architecture, int vocabSize, int hiddenSize, in
             throw ExpoException.invalidArgument(config.file() + " needs hidden_size and num_attention_heads");
         }
         int headDim = integer(json, "head_dim", hidden / heads);
+        // What the decoders do not compute is refused, not approximated.
+        String activation = json.has("hidden_act") ? json.get("hidden_act").asText() : "silu";
+        if (!activation.equals("silu") && !activation.equals("swish")) {
+            throw ExpoException.failedPrecondition(config.file() + ": hidden_act \"" + activation + "\" is not "
+                    + "supported (silu)");
+        }
+        for (String bias : List.of("attention_bias", "mlp_bias")) {
+            if (json.has(bias) && json.get(bias).asBoolean(false)) {
+                throw ExpoException.failedPrecondition(config.file() + ": " + bias + " is not supported");
+            }
+        }
+        RopeScaling ropeScaling = RopeScaling.from(json.get("rope_scaling"), config.file().toString());
         JsonNode window = json.get("sliding_window");
         boolean windowed = type.equals("mistral") && window != null && window.canConvertToInt()
                 && !(json.has("use_sliding_window") && !json.get("use_sliding_window").asBoolean(true));
@@ -51,7 +64,7 @@ public record LlamaConfig(String architecture, int vocabSize, int hiddenSize, in
                 json.has("tie_word_embeddings") && json.get("tie_word_embeddings").asBoolean(),
                 windowed ? window.asInt() : 0,
                 integer(json, "bos_token_id", 1), List.copyOf(eos),
-                integer(json, "num_labels", 1), integer(json, "pad_token_id", -1));
+                integer(json, "num_labels", 1), integer(json, "pad_token_id", -1), ropeScaling);
     }
 
     public boolean isSequenceClassifier() {

@@ -135,6 +135,9 @@ public final class LlamaModel implements AutoCloseable {
         int dim = config.headDim();
         NDArray exponents = manager.arange(0, dim, 2, DataType.INT64).toType(DataType.FLOAT32, false).div(dim);
         NDArray invFreq = manager.create(1f).div(manager.create((float) config.ropeTheta()).pow(exponents));
+        if (config.ropeScaling() != RopeScaling.NONE) {
+            invFreq = manager.create(config.ropeScaling().apply(invFreq.toFloatArray()));
+        }
         NDArray positions = manager.arange(0, config.maxPositions(), 1, DataType.INT64)
                 .toType(DataType.FLOAT32, false);
         NDArray freqs = positions.expandDims(1).matMul(invFreq.expandDims(0));                  // [pos, dim/2]

@@ -23,8 +23,8 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 /**
  * Sizes that are not multiples of the vector width (hidden 20, intermediate 36, head size 4, one key/value head for
- * five query heads, tied embeddings): the CPU decoder computes what the DJL decoder does, which is tested against
- * transformers.
+ * five query heads, tied embeddings) and Llama 3.1's rope_scaling: the CPU decoder computes what the DJL decoder does,
+ * which is tested against transformers.
  */
 class OddShapesTest {
 
@@ -54,14 +54,18 @@ class OddShapesTest {
                 {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 20,
                  "intermediate_size": 36, "num_attention_heads": 5, "num_key_value_heads": 1,
                  "num_hidden_layers": 2, "vocab_size": 51, "max_position_embeddings": 64, "rms_norm_eps": 1e-6,
-                 "rope_theta": 10000.0, "tie_word_embeddings": true, "torch_dtype": "bfloat16"}
+                 "rope_theta": 10000.0, "tie_word_embeddings": true, "torch_dtype": "bfloat16",
+                 "rope_scaling": {"rope_type": "llama3", "factor": 4.0, "low_freq_factor": 1.0,
+                                  "high_freq_factor": 4.0, "original_max_position_embeddings": 32}}
                 """);
         int[] prompt = {1, 17, 4, 33, 50, 9, 2, 11, 40};
+        float[] scaledFirst;
         try (NDManager manager = NDManager.newBaseManager();
              Decoder cpu = CpuDecoder.load(dir);
              Decoder djl = new DjlDecoder(LlamaModel.load(dir, manager, ModelOptions.cpu()))) {
             List<float[]> expected = greedy(djl, prompt, 8);
             List<float[]> actual = greedy(cpu, prompt, 8);
+            scaledFirst = actual.getFirst();
             for (int step = 0; step < expected.size(); step++) {
                 float[] e = expected.get(step);
                 float[] a = actual.get(step);
@@ -71,6 +75,13 @@ class OddShapesTest {
                 }
                 assertThat(TokenSampler.argmax(a)).isEqualTo(TokenSampler.argmax(e));
             }
+        }
+        // The scaling is applied: without it the same weights give other logits.
+        String config = Files.readString(dir.resolve("config.json"));
+        String head = config.substring(0, config.indexOf("\"rope_scaling\"")).stripTrailing();
+        Files.writeString(dir.resolve("config.json"), head.substring(0, head.length() - 1) + "}");
+        try (Decoder unscaled = CpuDecoder.load(dir)) {
+            assertThat(greedy(unscaled, prompt, 1).getFirst()).isNotEqualTo(scaledFirst);
         }
     }
 
