@@ -373,6 +373,17 @@ public final class ServingBenchmark {
             double eight = best(runs, 8, "gateway").aggregateTokensPerSecond();
             System.out.printf(Locale.ROOT, "Through the gateway: 8 streams %.1f tokens/s = %.2fx one stream (%.1f) "
                     + "(targets: >= 70 tokens/s, >= 3x)%n", eight, eight / one, one);
+            // The best of each row can come from different minutes of a drifting machine; within a round the two
+            // ran a minute or two apart.
+            List<Run> ones = runs.stream().filter(r -> r.streams() == 1 && r.path().equals("gateway")).toList();
+            List<Run> eights = runs.stream().filter(r -> r.streams() == 8 && r.path().equals("gateway")).toList();
+            double[] ratios = new double[Math.min(ones.size(), eights.size())];
+            for (int i = 0; i < ratios.length; i++) {
+                ratios[i] = eights.get(i).aggregateTokensPerSecond() / ones.get(i).aggregateTokensPerSecond();
+            }
+            System.out.printf(Locale.ROOT, "  the same ratio round by round: %s; median %.2fx%n",
+                    String.join(", ", Arrays.stream(ratios).mapToObj(r -> String.format(Locale.ROOT, "%.2fx", r))
+                            .toList()), quantile(ratios, 0.5));
         }
         System.out.printf(Locale.ROOT, "Gateway cost per token (%d pairs of identical streams decoded in the same "
                         + "steps, one direct and one through the gateway, %d tokens): median %+.2f ms, p90 %+.2f ms "
