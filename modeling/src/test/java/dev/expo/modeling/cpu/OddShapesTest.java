@@ -28,20 +28,44 @@ import static org.assertj.core.api.Assertions.assertThat;
  */
 class OddShapesTest {
 
+    private static final int[] PROMPT = {1, 17, 4, 33, 50, 9, 2, 11, 40};
+
     @Test
     void oddSizedModelMatchesTheDjlDecoder(@TempDir Path dir) throws IOException {
+        writeModel(dir, 20, 36, 5, 1, 4, """
+                , "tie_word_embeddings": true,
+                 "rope_scaling": {"rope_type": "llama3", "factor": 4.0, "low_freq_factor": 1.0,
+                                  "high_freq_factor": 4.0, "original_max_position_embeddings": 32}""");
+        float[] scaledFirst = cpuMatchesDjl(dir);
+        // The scaling is applied: without it the same weights give other logits.
+        String config = Files.readString(dir.resolve("config.json"));
+        String head = config.substring(0, config.indexOf("\"rope_scaling\"")).stripTrailing();
+        Files.writeString(dir.resolve("config.json"), head.substring(0, head.length() - 1) + "}");
+        try (Decoder unscaled = CpuDecoder.load(dir)) {
+            assertThat(greedy(unscaled, PROMPT, 1).getFirst()).isNotEqualTo(scaledFirst);
+        }
+    }
+
+    /** An explicit head_dim whose heads do not add up to the hidden size (as Mistral-Nemo's): q is 24 wide, not 20. */
+    @Test
+    void headsWiderThanTheHiddenSizeMatchTheDjlDecoder(@TempDir Path dir) throws IOException {
+        writeModel(dir, 20, 36, 4, 2, 6, ", \"head_dim\": 6");
+        cpuMatchesDjl(dir);
+    }
+
+    private static void writeModel(Path dir, int hidden, int inter, int heads, int kvHeads, int headDim,
+                                   String extraConfig) throws IOException {
         int vocab = 51;
-        int hidden = 20;
-        int inter = 36;
         Random random = new Random(21);
+        boolean tied = extraConfig.contains("tie_word_embeddings\": true");
         List<Tensor> tensors = new ArrayList<>();
         tensors.add(bf16("model.embed_tokens.weight", random, vocab, hidden));
         for (int i = 0; i < 2; i++) {
             String p = "model.layers." + i + ".";
-            tensors.add(bf16(p + "self_attn.q_proj.weight", random, hidden, hidden));
-            tensors.add(bf16(p + "self_attn.k_proj.weight", random, 4, hidden));
-            tensors.add(bf16(p + "self_attn.v_proj.weight", random, 4, hidden));
-            tensors.add(bf16(p + "self_attn.o_proj.weight", random, hidden, hidden));
+            tensors.add(bf16(p + "self_attn.q_proj.weight", random, heads * headDim, hidden));
+            tensors.add(bf16(p + "self_attn.k_proj.weight", random, kvHeads * headDim, hidden));
+            tensors.add(bf16(p + "self_attn.v_proj.weight", random, kvHeads * headDim, hidden));
+            tensors.add(bf16(p + "self_attn.o_proj.weight", random, hidden, heads * headDim));
             tensors.add(bf16(p + "mlp.gate_proj.weight", random, inter, hidden));
             tensors.add(bf16(p + "mlp.up_proj.weight", random, inter, hidden));
             tensors.add(bf16(p + "mlp.down_proj.weight", random, hidden, inter));
@@ -49,39 +73,35 @@ class OddShapesTest {
             tensors.add(bf16(p + "post_attention_layernorm.weight", random, hidden));
         }
         tensors.add(bf16("model.norm.weight", random, hidden));
+        if (!tied) {
+            tensors.add(bf16("lm_head.weight", random, vocab, hidden));
+        }
         SafetensorsWriter.write(dir.resolve("model.safetensors"), tensors);
         Files.writeString(dir.resolve("config.json"), """
-                {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 20,
-                 "intermediate_size": 36, "num_attention_heads": 5, "num_key_value_heads": 1,
+                {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": %d,
+                 "intermediate_size": %d, "num_attention_heads": %d, "num_key_value_heads": %d,
                  "num_hidden_layers": 2, "vocab_size": 51, "max_position_embeddings": 64, "rms_norm_eps": 1e-6,
-                 "rope_theta": 10000.0, "tie_word_embeddings": true, "torch_dtype": "bfloat16",
-                 "rope_scaling": {"rope_type": "llama3", "factor": 4.0, "low_freq_factor": 1.0,
-                                  "high_freq_factor": 4.0, "original_max_position_embeddings": 32}}
-                """);
-        int[] prompt = {1, 17, 4, 33, 50, 9, 2, 11, 40};
-        float[] scaledFirst;
+                 "rope_theta": 10000.0, "torch_dtype": "bfloat16"%s}
+                """.formatted(hidden, inter, heads, kvHeads, extraConfig));
+    }
+
+    /** Greedy decoding on both decoders: every step's logits within 1e-4, the same tokens; the CPU's first logits. */
+    private static float[] cpuMatchesDjl(Path dir) {
         try (NDManager manager = NDManager.newBaseManager();
              Decoder cpu = CpuDecoder.load(dir);
              Decoder djl = new DjlDecoder(LlamaModel.load(dir, manager, ModelOptions.cpu()))) {
-            List<float[]> expected = greedy(djl, prompt, 8);
-            List<float[]> actual = greedy(cpu, prompt, 8);
-            scaledFirst = actual.getFirst();
+            List<float[]> expected = greedy(djl, PROMPT, 8);
+            List<float[]> actual = greedy(cpu, PROMPT, 8);
             for (int step = 0; step < expected.size(); step++) {
                 float[] e = expected.get(step);
                 float[] a = actual.get(step);
-                for (int v = 0; v < vocab; v++) {
+                for (int v = 0; v < e.length; v++) {
                     assertThat((double) a[v]).as("step " + step + " token " + v).isCloseTo(e[v],
                             org.assertj.core.data.Offset.offset(1e-4));
                 }
                 assertThat(TokenSampler.argmax(a)).isEqualTo(TokenSampler.argmax(e));
             }
-        }
-        // The scaling is applied: without it the same weights give other logits.
-        String config = Files.readString(dir.resolve("config.json"));
-        String head = config.substring(0, config.indexOf("\"rope_scaling\"")).stripTrailing();
-        Files.writeString(dir.resolve("config.json"), head.substring(0, head.length() - 1) + "}");
-        try (Decoder unscaled = CpuDecoder.load(dir)) {
-            assertThat(greedy(unscaled, prompt, 1).getFirst()).isNotEqualTo(scaledFirst);
+            return actual.getFirst();
         }
     }
 
