@@ -1,6 +1,7 @@
 package dev.expo.modeling.cpu;
 
 import dev.expo.checkpoint.DType;
+import dev.expo.checkpoint.Dtypes;
 import dev.expo.checkpoint.Tensor;
 
 import java.lang.foreign.SegmentAllocator;
@@ -45,8 +46,7 @@ public record Matrix(MemorySegment data, DType dtype, int rows, int cols) {
 
     /** The element at a flat index (row * cols + col), widened to float32. */
     public float value(long index) {
-        return dtype == DType.BF16 ? Float.intBitsToFloat((data.getAtIndex(SHORT, index) & 0xFFFF) << 16)
-                : data.getAtIndex(FLOAT, index);
+        return dtype == DType.BF16 ? Dtypes.bf16ToFloat(data.getAtIndex(SHORT, index)) : data.getAtIndex(FLOAT, index);
     }
 
     /** One row widened to float32. */
@@ -54,7 +54,7 @@ public record Matrix(MemorySegment data, DType dtype, int rows, int cols) {
         long base = (long) row * cols;
         if (dtype == DType.BF16) {
             for (int c = 0; c < cols; c++) {
-                out[c] = Float.intBitsToFloat((data.getAtIndex(SHORT, base + c) & 0xFFFF) << 16);
+                out[c] = Dtypes.bf16ToFloat(data.getAtIndex(SHORT, base + c));
             }
         } else {
             MemorySegment.copy(data, FLOAT, base * 4, out, 0, cols);
