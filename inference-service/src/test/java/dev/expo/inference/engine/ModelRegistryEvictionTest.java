@@ -155,5 +155,7 @@ class ModelRegistryEvictionTest {
         assertThat(ModelOptions.cpu().kvCacheDtype()).isEqualTo(dev.expo.checkpoint.DType.F32);
         assertThatThrownBy(() -> ModelOptions.cpu().withKvCache("fp8"))
                 .hasMessageContaining("kv-cache-dtype must be float32 or bfloat16, not fp8");
+        assertThatThrownBy(() -> new ModelOptions(ai.djl.Device.gpu(), ai.djl.ndarray.types.DataType.FLOAT16,
+                dev.expo.checkpoint.DType.BF16)).hasMessageContaining("a bfloat16 KV cache is the CPU decoder's");
     }
 }
