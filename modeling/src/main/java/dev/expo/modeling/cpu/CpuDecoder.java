@@ -75,9 +75,7 @@ public final class CpuDecoder implements dev.expo.modeling.Decoder {
 
     /** Loads a checkpoint folder; the caches it makes hold keys and values in {@code kvCacheDtype} (F32 or BF16). */
     public static CpuDecoder load(Path dir, DType kvCacheDtype) {
-        if (kvCacheDtype != DType.F32 && kvCacheDtype != DType.BF16) {
-            throw new IllegalArgumentException("the KV cache holds F32 or BF16, not " + kvCacheDtype);
-        }
+        CpuKvCache.supported(kvCacheDtype);   // refused at load, not at the first request
         LlamaConfig config = LlamaConfig.from(HfConfig.read(dir));
         if (config.headDim() % 2 != 0) {
             // Rotary embeddings rotate the two halves of each head (as transformers' rotate_half does).

@@ -32,18 +32,23 @@ public final class CpuKvCache implements dev.expo.modeling.Decoder.Cache {
     }
 
     public CpuKvCache(int layers, int kvHeads, int headDim, int maxCapacity, int slots, DType dtype) {
-        if (dtype != DType.F32 && dtype != DType.BF16) {
-            throw new IllegalArgumentException("the KV cache holds F32 or BF16, not " + dtype);
-        }
         this.layers = layers;
         this.kvHeads = kvHeads;
         this.headDim = headDim;
         this.maxCapacity = maxCapacity;
-        this.dtype = dtype;
+        this.dtype = supported(dtype);
         this.keys = new Object[layers][slots];
         this.values = new Object[layers][slots];
         this.capacity = new int[slots];
         this.lengths = new int[slots];
+    }
+
+    /** The dtype itself if a cache can hold it (F32, BF16); otherwise IllegalArgumentException. */
+    static DType supported(DType dtype) {
+        if (dtype != DType.F32 && dtype != DType.BF16) {
+            throw new IllegalArgumentException("the KV cache holds F32 or BF16, not " + dtype);
+        }
+        return dtype;
     }
 
     public DType dtype() {
