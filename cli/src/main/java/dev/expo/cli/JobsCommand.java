@@ -17,9 +17,15 @@ import java.util.concurrent.Callable;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Function;
 
-@Command(name = "jobs", description = "Extrapolation jobs: list, inspect, cancel.",
+/** {@code expo jobs} alone lists them, as {@code expo jobs list} does. */
+@Command(name = "jobs", description = "Extrapolation jobs: list, inspect, cancel (alone: as 'jobs list').",
         subcommands = {JobsCommand.ListJobs.class, JobsCommand.GetJob.class, JobsCommand.CancelJob.class})
-public class JobsCommand {
+public class JobsCommand implements Callable<Integer> {
+
+    @Override
+    public Integer call() {
+        return new ListJobs().call();
+    }
 
     static <T> T withStub(Function<ExtrapolationServiceGrpc.ExtrapolationServiceBlockingStub, T> call) {
         ManagedChannel channel = GatewayOptions.open();

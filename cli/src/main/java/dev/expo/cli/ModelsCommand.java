@@ -13,9 +13,15 @@ import java.util.List;
 import java.util.concurrent.Callable;
 import java.util.concurrent.TimeUnit;
 
-@Command(name = "models", description = "The models in the store.",
+/** {@code expo models} alone lists them, as {@code expo models list} does. */
+@Command(name = "models", description = "The models in the store (alone: as 'models list').",
         subcommands = {ModelsCommand.ListModels.class, ModelsCommand.Load.class, ModelsCommand.Unload.class})
-public class ModelsCommand {
+public class ModelsCommand implements Callable<Integer> {
+
+    @Override
+    public Integer call() {
+        return new ListModels().call();
+    }
 
     @Command(name = "list", description = "List every model in the store with its kind, dtype and size.")
     static class ListModels implements Callable<Integer> {

@@ -80,6 +80,12 @@ class CliTest {
         assertThat(run.code()).isEqualTo(1);
         assertThat(run.err().strip()).isEqualTo("expo: cannot reach the gateway at 127.0.0.1:" + port
                 + " (is the stack running? try bin/expo-stack up)");
+        // "models" and "jobs" alone list, as their "list" subcommands do (so they, too, try the gateway)
+        for (String command : new String[] {"models", "jobs"}) {
+            Run alone = run("--gateway", "127.0.0.1:" + port, command);
+            assertThat(alone.code()).as(command).isEqualTo(1);
+            assertThat(alone.err()).as(command).contains("cannot reach the gateway");
+        }
         Run health = run("health", "--gateway", "127.0.0.1:" + port, "--timeout", "1");
         assertThat(health.code()).isEqualTo(1);
         assertThat(health.out()).contains("gateway").contains("UNREACHABLE");
