@@ -177,6 +177,10 @@ class ServingIT {
         }
         // They ran together: the decode steps of tiny-llama-sft's batch held several sequences at once.
         assertThat(metric(stack, "expo_inference_batch_size_max", "tiny-llama-sft")).isGreaterThan(4);
+        // Latencies come with histogram buckets (for histogram_quantile across instances): each first token in one.
+        assertThat(metric(stack, "expo_inference_time_to_first_token_seconds_bucket", "tiny-llama-sft", "le=\"+Inf\""))
+                .isEqualTo(metric(stack, "expo_inference_time_to_first_token_seconds_count", "tiny-llama-sft"))
+                .isGreaterThan(0);
     }
 
     @Test

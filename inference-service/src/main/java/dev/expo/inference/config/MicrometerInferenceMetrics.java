@@ -15,7 +15,8 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicInteger;
 
 /**
- * The engine's reports as Prometheus metrics, per model: time to first token, inter-token latency, generated
+ * The engine's reports as Prometheus metrics, per model: time to first token, inter-token latency (both with
+ * histogram buckets), generated
  * tokens (tokens/s is its rate), requests by finish reason (cancellations among them), and the running batch size
  * and queue depth.
  */
@@ -32,16 +33,25 @@ public class MicrometerInferenceMetrics implements InferenceMetrics {
 
     @Override
     public void firstToken(String model, Duration timeToFirstToken) {
-        Timer.builder("expo.inference.time.to.first.token").tag("model", model).publishPercentiles(0.5, 0.95)
-                .register(registry).record(timeToFirstToken);
+        latency("expo.inference.time.to.first.token", model, Duration.ofMillis(1), Duration.ofMinutes(5))
+                .record(timeToFirstToken);
         tokens(model).increment();
     }
 
     @Override
     public void token(String model, Duration interTokenLatency) {
-        Timer.builder("expo.inference.inter.token.latency").tag("model", model).publishPercentiles(0.5, 0.95)
-                .register(registry).record(interTokenLatency);
+        latency("expo.inference.inter.token.latency", model, Duration.ofNanos(100_000), Duration.ofSeconds(30))
+                .record(interTokenLatency);
         tokens(model).increment();
+    }
+
+    /**
+     * A latency timer: this instance's median and p95, and histogram buckets over the expected range, which Prometheus
+     * can sum across instances and turn into any quantile ({@code histogram_quantile}), as vLLM's are used.
+     */
+    private Timer latency(String name, String model, Duration least, Duration most) {
+        return Timer.builder(name).tag("model", model).publishPercentiles(0.5, 0.95).publishPercentileHistogram()
+                .minimumExpectedValue(least).maximumExpectedValue(most).register(registry);
     }
 
     private Counter tokens(String model) {
