@@ -16,9 +16,8 @@ import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * The engine's reports as Prometheus metrics, per model: time to first token, inter-token latency (both with
- * histogram buckets), generated
- * tokens (tokens/s is its rate), requests by finish reason (cancellations among them), and the running batch size
- * and queue depth.
+ * histogram buckets), generated tokens (tokens/s is its rate), requests by finish reason (cancellations among them),
+ * and the running batch size and queue depth.
  */
 @Singleton
 public class MicrometerInferenceMetrics implements InferenceMetrics {
