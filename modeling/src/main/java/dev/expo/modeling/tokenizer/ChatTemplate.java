@@ -2,9 +2,12 @@ package dev.expo.modeling.tokenizer;
 
 import com.hubspot.jinjava.Jinjava;
 import com.hubspot.jinjava.JinjavaConfig;
+import com.hubspot.jinjava.LegacyOverrides;
+import com.hubspot.jinjava.el.JinjavaInterpreterResolver;
 import com.hubspot.jinjava.interpret.FatalTemplateErrorsException;
 import com.hubspot.jinjava.lib.fn.ELFunctionDefinition;
 import dev.expo.common.ExpoException;
+import jinjava.javax.el.CompositeELResolver;
 
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -13,9 +16,11 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * A Hugging Face chat template (Jinja, from tokenizer_config.json) rendered by a real Jinja engine with the settings
- * transformers uses: trim_blocks and lstrip_blocks, the variables messages, add_generation_prompt, bos_token,
- * eos_token, and the raise_exception function.
+ * A Hugging Face chat template (Jinja, from chat_template.jinja or tokenizer_config.json) rendered by a real Jinja engine set up as
+ * transformers sets up Jinja2: trim_blocks and lstrip_blocks, whitespace control on expressions and comments
+ * ({@code {{- x -}}}, {@code {#- c #}}), Python's operator precedence and {@code str} methods ({@link PythonStrings}),
+ * transformers' {@code tojson} ({@link PythonJson}), the functions raise_exception and strftime_now, and the
+ * variables messages, add_generation_prompt and the special tokens.
  */
 public final class ChatTemplate {
 
@@ -28,13 +33,32 @@ public final class ChatTemplate {
 
     public ChatTemplate(String template) {
         this.template = template;
+        CompositeELResolver resolver = new CompositeELResolver();
+        resolver.add(new PythonStrings());
+        resolver.add(JinjavaInterpreterResolver.DEFAULT_RESOLVER_READ_ONLY);
         this.jinja = new Jinjava(JinjavaConfig.newBuilder()
+                .withElResolver(resolver)
                 .withTrimBlocks(true)
                 .withLstripBlocks(true)
                 .withFailOnUnknownTokens(false)
+                // Each of these is Jinja2's behaviour where Jinjava's default differs; templates are written for Jinja2.
+                .withLegacyOverrides(LegacyOverrides.newBuilder()
+                        .withUseTrimmingForNotesAndExpressions(true)
+                        .withParseWhitespaceControlStrictly(true)
+                        .withUseNaturalOperatorPrecedence(true)
+                        .withUsePyishObjectMapper(true)
+                        .withIterateOverMapKeys(true)
+                        .withEvaluateMapKeys(true)
+                        .withKeepNullableLoopValues(true)
+                        .withAllowAdjacentTextNodes(true)
+                        .build())
                 .build());
         jinja.getGlobalContext().registerFunction(new ELFunctionDefinition("", "raise_exception",
                 ChatTemplate.class, "raiseException", String.class));
+        jinja.getGlobalContext().registerFunction(new ELFunctionDefinition("", "strftime_now",
+                ChatTemplate.class, "strftimeNow", String.class));
+        jinja.getGlobalContext().registerFilter(new PythonJson());
+        jinja.getGlobalContext().registerTag(new GenerationTag());
     }
 
     /** Called by templates that reject a conversation (e.g. roles not alternating). */
@@ -42,7 +66,23 @@ public final class ChatTemplate {
         throw ExpoException.invalidArgument("chat template: " + message);
     }
 
+    /** Today's date and time in a C strftime format (Llama 3.2's templates put the date in the system turn). */
+    public static String strftimeNow(String format) {
+        return Strftime.format(format, java.time.LocalDateTime.now());
+    }
+
     public String render(List<Message> messages, boolean addGenerationPrompt, String bosToken, String eosToken) {
+        Map<String, String> specialTokens = new HashMap<>();
+        specialTokens.put("bos_token", bosToken == null ? "" : bosToken);
+        specialTokens.put("eos_token", eosToken == null ? "" : eosToken);
+        return render(messages, addGenerationPrompt, specialTokens);
+    }
+
+    /**
+     * Renders a conversation with the tokenizer's special tokens as variables ({@code bos_token}, {@code eos_token},
+     * {@code unk_token}, ...), as transformers passes them.
+     */
+    public String render(List<Message> messages, boolean addGenerationPrompt, Map<String, String> specialTokens) {
         List<Map<String, Object>> turns = new ArrayList<>();
         for (Message message : messages) {
             Map<String, Object> turn = new LinkedHashMap<>();
@@ -50,17 +90,27 @@ public final class ChatTemplate {
             turn.put("content", message.content());
             turns.add(turn);
         }
-        Map<String, Object> context = new HashMap<>();
+        Map<String, Object> context = new HashMap<>(specialTokens);
         context.put("messages", turns);
         context.put("add_generation_prompt", addGenerationPrompt);
-        context.put("bos_token", bosToken == null ? "" : bosToken);
-        context.put("eos_token", eosToken == null ? "" : eosToken);
+        // Templates test "strftime_now is defined" before calling it (Llama 3.2); Jinja2 sees its globals as defined.
+        context.put("strftime_now", "strftime_now");
+        context.put("raise_exception", "raise_exception");
         try {
             return jinja.render(template, context);
         } catch (FatalTemplateErrorsException e) {
-            Throwable cause = e.getCause();
-            if (cause instanceof ExpoException expo) {
-                throw expo;
+            // raise_exception's message, wherever Jinjava wrapped it
+            for (com.hubspot.jinjava.interpret.TemplateError error : e.getErrors()) {
+                for (Throwable t = error.getException(); t != null; t = t.getCause()) {
+                    if (t instanceof ExpoException expo) {
+                        throw expo;
+                    }
+                }
+            }
+            for (Throwable t = e.getCause(); t != null; t = t.getCause()) {
+                if (t instanceof ExpoException expo) {
+                    throw expo;
+                }
             }
             throw ExpoException.invalidArgument("the chat template failed to render: " + e.getMessage());
         }
