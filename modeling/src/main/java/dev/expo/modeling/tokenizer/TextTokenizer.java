@@ -10,7 +10,9 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 
 /**
  * A model's tokenizer: tokenizer.json through DJL's binding of the Rust Hugging Face tokenizers (the same code
@@ -21,16 +23,16 @@ public final class TextTokenizer implements AutoCloseable {
     private static final ObjectMapper JSON = new ObjectMapper();
 
     private final HuggingFaceTokenizer tokenizer;
-    private final String bosToken;
-    private final String eosToken;
+    private final Map<String, String> specialTokens;   // bos_token, eos_token, unk_token, ... as their text
     private final int eosTokenId;
     private final ChatTemplate chatTemplate;
 
-    private TextTokenizer(HuggingFaceTokenizer tokenizer, String bosToken, String eosToken, ChatTemplate chatTemplate) {
+    private TextTokenizer(HuggingFaceTokenizer tokenizer, Map<String, String> specialTokens,
+                          ChatTemplate chatTemplate) {
         this.tokenizer = tokenizer;
-        this.bosToken = bosToken;
-        this.eosToken = eosToken;
+        this.specialTokens = Map.copyOf(specialTokens);
         this.chatTemplate = chatTemplate;
+        String eosToken = specialTokens.get("eos_token");
         this.eosTokenId = eosToken == null ? -1 : singleId(eosToken);
     }
 
@@ -52,9 +54,15 @@ public final class TextTokenizer implements AutoCloseable {
             if (Files.isRegularFile(configFile)) {
                 config = JSON.readTree(Files.readString(configFile));
             }
-            String template = config.path("chat_template").isTextual() ? config.get("chat_template").asText() : null;
-            return new TextTokenizer(tokenizer, tokenText(config.get("bos_token")), tokenText(config.get("eos_token")),
-                    template == null ? null : new ChatTemplate(template));
+            Map<String, String> specialTokens = new LinkedHashMap<>();
+            config.properties().forEach(field -> {
+                String text = field.getKey().endsWith("_token") ? tokenText(field.getValue()) : null;
+                if (text != null) {
+                    specialTokens.put(field.getKey(), text);
+                }
+            });
+            String template = chatTemplate(dir, config);
+            return new TextTokenizer(tokenizer, specialTokens, template == null ? null : new ChatTemplate(template));
         } catch (IOException e) {
             throw new UncheckedIOException("cannot read the tokenizer of " + dir, e);
         } catch (RuntimeException e) {
@@ -66,12 +74,34 @@ public final class TextTokenizer implements AutoCloseable {
         }
     }
 
+    /**
+     * The chat template as transformers finds it: a chat_template.jinja file (which wins over the config; newer
+     * transformers versions save templates there), else tokenizer_config.json's chat_template: one template, or a list
+     * of named ones of which "default" is used.
+     */
+    private static String chatTemplate(Path dir, JsonNode config) throws IOException {
+        Path file = dir.resolve("chat_template.jinja");
+        if (Files.isRegularFile(file)) {
+            return Files.readString(file);
+        }
+        JsonNode template = config.path("chat_template");
+        if (template.isTextual()) {
+            return template.asText();
+        }
+        for (JsonNode named : template.isArray() ? template : JSON.createArrayNode()) {
+            if ("default".equals(named.path("name").asText()) && named.path("template").isTextual()) {
+                return named.get("template").asText();
+            }
+        }
+        return null;
+    }
+
     /** A special token is written either as a string or as {"content": ...} (AddedToken). */
     private static String tokenText(JsonNode node) {
         if (node == null || node.isNull()) {
             return null;
         }
-        return node.isTextual() ? node.asText() : node.path("content").asText(null);
+        return node.isTextual() ? node.asText() : node.path("content").isTextual() ? node.get("content").asText() : null;
     }
 
     /** Token ids of {@code text}; with special tokens, the tokenizer's post-processor adds them (e.g. BOS). */
@@ -90,7 +120,8 @@ public final class TextTokenizer implements AutoCloseable {
 
     public ChatTemplate chatTemplate() {
         if (chatTemplate == null) {
-            throw ExpoException.failedPrecondition("this model's tokenizer_config.json has no chat_template; send a "
+            throw ExpoException.failedPrecondition("this model has no chat template (no chat_template.jinja, no "
+                    + "chat_template in tokenizer_config.json); send a "
                     + "plain text prompt or token ids");
         }
         return chatTemplate;
@@ -109,7 +140,7 @@ public final class TextTokenizer implements AutoCloseable {
     }
 
     public String renderChat(List<ChatTemplate.Message> messages, boolean addGenerationPrompt) {
-        return chatTemplate().render(messages, addGenerationPrompt, bosToken, eosToken);
+        return chatTemplate().render(messages, addGenerationPrompt, specialTokens);
     }
 
     public int eosTokenId() {
