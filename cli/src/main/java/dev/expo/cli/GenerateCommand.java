@@ -30,7 +30,8 @@ import java.util.concurrent.TimeUnit;
 
 @Command(name = "generate", sortOptions = false,
         description = {"Generate text (optionally from an image), streamed to the terminal as it is produced.",
-            "Sampling defaults come from the server (temperature 1); --temperature 0 is greedy."})
+            "Unset sampling values come from the model's generation_config.json, then the server (temperature 1);",
+            "--temperature 0 is greedy."})
 public class GenerateCommand implements Callable<Integer> {
 
     @Mixin

@@ -271,6 +271,18 @@ public final class InferenceEngine implements AutoCloseable {
     }
 
     /**
+     * The sampling defaults of the model a request names (a multimodal model's are its language model's), loading it
+     * if need be.
+     */
+    public GenerationDefaults generationDefaults(ModelRef ref) {
+        return call(() -> switch (registry.get(ref.model())) {
+            case LoadedModel.Language language -> language.generation();
+            case LoadedModel.Multimodal mm -> mm.generation();
+            default -> GenerationDefaults.NONE;   // generate refuses such a model, naming it
+        });
+    }
+
+    /**
      * Queues a generation in its model's batch; the listener gets the deltas and then the end. Bad requests fail
      * here, before anything is queued (RESOURCE_EXHAUSTED when the model's queue is full); failures while generating
      * reach {@link GenerationListener#onError}.
@@ -287,21 +299,25 @@ public final class InferenceEngine implements AutoCloseable {
      */
     public GenerationHandle generate(ModelRef ref, Prompt prompt, SamplingParams params, boolean clampToContext,
                                      GenerationListener listener) {
+        if (clampToContext && params.maxNewTokens() > limits.maxNewTokens()) {
+            params = params.withMaxNewTokens(limits.maxNewTokens());   // a default (a model's) past the server's limit
+        }
         if (params.maxNewTokens() > limits.maxNewTokens()) {
             throw ExpoException.invalidArgument("max_new_tokens", params.maxNewTokens(), "must be at most "
                     + limits.maxNewTokens());
         }
         long start = System.nanoTime();
+        SamplingParams sampling = params;
         // Queued while its models are pinned: once queued, the busy batch keeps them from eviction.
         Sequence sequence = call(() -> registry.pinned(() -> {
             Resolved r = resolve(ref, prompt);
             checkContext(r, 0);
             if (!clampToContext) {
-                checkContext(r, params.maxNewTokens());
+                checkContext(r, sampling.maxNewTokens());
             }
             float[][] rows = r.inputs();
             Sequence queued = new Sequence(ref.model(), rows, r.ids(), r.model().config().maxPositions(),
-                    r.tokenizer(), r.eos(), BatchScheduler.adapterMap(r.adapters()), params, listener, metrics, start);
+                    r.tokenizer(), r.eos(), BatchScheduler.adapterMap(r.adapters()), sampling, listener, metrics, start);
             scheduler(ref.model()).submit(queued);
             return queued;
         }));

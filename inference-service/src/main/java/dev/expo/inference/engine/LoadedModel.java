@@ -13,17 +13,17 @@ public sealed interface LoadedModel {
 
     String name();
 
-    /** A causal language model with its tokenizer and the token ids that end a generation. */
-    record Language(String name, Decoder decoder, TextTokenizer tokenizer, Set<Integer> eosTokenIds)
-            implements LoadedModel {
+    /** A causal language model with its tokenizer, the token ids that end a generation and its sampling defaults. */
+    record Language(String name, Decoder decoder, TextTokenizer tokenizer, Set<Integer> eosTokenIds,
+                    GenerationDefaults generation) implements LoadedModel {
     }
 
     record Vision(String name, ClipVisionModel tower) implements LoadedModel {
     }
 
-    /** A manifest's parts put together; the language part (its name, tokenizer and end-of-sequence ids). */
+    /** A manifest's parts put together; the language part (its name, tokenizer, end ids, sampling defaults). */
     record Multimodal(String name, String languageModel, MultimodalModel model, Decoder decoder,
-                      TextTokenizer tokenizer, Set<Integer> eosTokenIds)
+                      TextTokenizer tokenizer, Set<Integer> eosTokenIds, GenerationDefaults generation)
             implements LoadedModel {
     }
 

@@ -1,8 +1,6 @@
 package dev.expo.inference.engine;
 
 import ai.djl.ndarray.NDManager;
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.expo.checkpoint.DType;
 import dev.expo.checkpoint.catalog.ModelCatalog;
 import dev.expo.checkpoint.catalog.ModelDescription;
@@ -22,8 +20,6 @@ import dev.expo.modeling.multimodal.MultimodalModel;
 import dev.expo.modeling.multimodal.Projector;
 import dev.expo.modeling.tokenizer.TextTokenizer;
 
-import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -42,8 +38,6 @@ import java.util.function.Supplier;
  * manifest, and under every adapter.
  */
 public final class ModelRegistry implements AutoCloseable {
-
-    private static final ObjectMapper JSON = new ObjectMapper();
 
     private final ModelStore store;
     private final ModelCatalog catalog;
@@ -277,7 +271,9 @@ public final class ModelRegistry implements AutoCloseable {
                 : CpuDecoder.load(dir, options.kvCacheDtype());
         try {
             TextTokenizer tokenizer = TextTokenizer.load(dir);
-            return new LoadedModel.Language(name, decoder, tokenizer, eosIds(dir, decoder.config(), tokenizer));
+            GenerationDefaults generation = GenerationDefaults.read(dir);
+            return new LoadedModel.Language(name, decoder, tokenizer,
+                    eosIds(decoder.config(), generation, tokenizer), generation);
         } catch (RuntimeException e) {
             decoder.close();
             throw e;
@@ -316,7 +312,7 @@ public final class ModelRegistry implements AutoCloseable {
         MultimodalModel model = new MultimodalModel(tower.tower(), projector, adapter, manifest.visionLayer(),
                 manifest.dropClassToken(), language.decoder().config().hiddenSize());
         return new LoadedModel.Multimodal(name, language.name(), model, language.decoder(), language.tokenizer(),
-                language.eosTokenIds());
+                language.eosTokenIds(), language.generation());
     }
 
     private LoadedModel put(LoadedModel model) {
@@ -335,21 +331,9 @@ public final class ModelRegistry implements AutoCloseable {
     }
 
     /** End of sequence: config.json's, generation_config.json's and the tokenizer's eos ids, together. */
-    private static Set<Integer> eosIds(Path dir, LlamaConfig config, TextTokenizer tokenizer) {
+    private static Set<Integer> eosIds(LlamaConfig config, GenerationDefaults generation, TextTokenizer tokenizer) {
         Set<Integer> ids = new LinkedHashSet<>(config.eosTokenIds());
-        Path generation = dir.resolve("generation_config.json");
-        if (Files.isRegularFile(generation)) {
-            try {
-                JsonNode eos = JSON.readTree(Files.readString(generation)).get("eos_token_id");
-                if (eos != null && eos.isArray()) {
-                    eos.forEach(n -> ids.add(n.asInt()));
-                } else if (eos != null && eos.canConvertToInt()) {
-                    ids.add(eos.asInt());
-                }
-            } catch (IOException e) {
-                // A broken generation config adds nothing.
-            }
-        }
+        ids.addAll(generation.eosTokenIds());
         if (tokenizer.eosTokenId() >= 0) {
             ids.add(tokenizer.eosTokenId());
         }

@@ -56,8 +56,9 @@ public class InferenceGrpcService implements InferenceService {
             }
         });
         try {
-            handle.set(engine.generate(InferenceProtoMapper.modelRef(request), InferenceProtoMapper.prompt(request),
-                    InferenceProtoMapper.sampling(request, config.samplingDefaults()),
+            var model = InferenceProtoMapper.modelRef(request);
+            handle.set(engine.generate(model, InferenceProtoMapper.prompt(request),
+                    InferenceProtoMapper.sampling(request, config.samplingDefaults(), engine.generationDefaults(model)),
                     !request.getSampling().hasMaxNewTokens(), new GenerationListener() {
                         @Override
                         public void onDelta(String text, int[] tokenIds, List<Outputs.GeneratedLogprobs> logprobs) {

@@ -14,6 +14,7 @@ import dev.expo.api.v1.Usage;
 import dev.expo.checkpoint.catalog.ModelDescription;
 import dev.expo.common.ExpoException;
 import dev.expo.inference.config.InferenceConfig;
+import dev.expo.inference.engine.GenerationDefaults;
 import dev.expo.inference.engine.ModelRef;
 import dev.expo.inference.engine.Outputs;
 import dev.expo.inference.engine.Prompt;
@@ -25,6 +26,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
+import java.util.Set;
 
 /** expo.v1 inference messages to and from engine records. */
 final class InferenceProtoMapper {
@@ -106,8 +108,12 @@ final class InferenceProtoMapper {
         return role;
     }
 
-    /** The request's values, then the server's defaults, then the built-in ones. */
-    static SamplingParams sampling(GenerateRequest r, InferenceConfig.SamplingDefaults defaults) {
+    /** The request's values, then the model's (its generation_config.json), then the server's defaults. */
+    static SamplingParams sampling(GenerateRequest r, InferenceConfig.SamplingDefaults server,
+                                   GenerationDefaults model) {
+        SamplingParams defaults = model.over(new SamplingParams(server.temperature(), server.topP(), server.topK(),
+                server.repetitionPenalty(), 0f, 0f, 0, List.of(), Set.of(), server.maxNewTokens(), null, false,
+                false, 0));
         var s = r.getSampling();
         return new SamplingParams(
                 s.hasTemperature() ? s.getTemperature() : defaults.temperature(),
@@ -116,7 +122,7 @@ final class InferenceProtoMapper {
                 s.hasRepetitionPenalty() ? s.getRepetitionPenalty() : defaults.repetitionPenalty(),
                 s.hasFrequencyPenalty() ? s.getFrequencyPenalty() : 0f,
                 s.hasPresencePenalty() ? s.getPresencePenalty() : 0f,
-                s.hasNoRepeatNgramSize() ? s.getNoRepeatNgramSize() : 0,
+                s.hasNoRepeatNgramSize() ? s.getNoRepeatNgramSize() : defaults.noRepeatNgramSize(),
                 s.getStopList(), new HashSet<>(s.getStopTokenIdsList()),
                 s.hasMaxNewTokens() ? s.getMaxNewTokens() : defaults.maxNewTokens(),
                 s.hasSeed() ? s.getSeed() : null,

@@ -75,6 +75,25 @@ class InferenceGrpcServiceTest {
     }
 
     @Test
+    void aModelsGenerationConfigFillsWhatTheRequestLeavesUnset() throws Exception {
+        // generation_config.json: do_sample false (greedy, whatever its temperature), max_new_tokens 7; the server's
+        // own defaults are temperature 1 and 256 tokens.
+        GenerateRequest bare = GenerateRequest.newBuilder().setModel("tiny-llama-greedy")
+                .setTokenIds(TokenIds.newBuilder().addAllIds(P0)).build();
+        List<Integer> tokens = generate(bare).stream().flatMap(r -> r.getTokenIdsList().stream()).toList();
+        JsonNode golden = JSON.readTree(Files.readString(InferenceStoreResource.fixture(
+                "tiny-llama-sft/golden/generate.json"))).get("p0").get("bf16").get("new_tokens");
+        List<Integer> expected = new ArrayList<>();
+        golden.forEach(t -> expected.add(t.asInt()));
+        assertThat(tokens).isEqualTo(expected.subList(0, 7));
+        // The request's own values win.
+        assertThat(generate(greedy("tiny-llama-greedy", P0, 3).build()).getLast().getUsage().getGeneratedTokens())
+                .isEqualTo(3);
+        assertCode(() -> generate(greedy("tiny-llama-bad-defaults", P0, 2).build()), Status.Code.FAILED_PRECONDITION,
+                "generation_config.json: top_p");
+    }
+
+    @Test
     void scoreGivesLogSoftmaxOfTheReferenceLogitsWithAndWithoutTheAdapter() throws Exception {
         for (String variant : List.of("plain", "lora")) {
             ScoreRequest.Builder request = ScoreRequest.newBuilder().setModel("tiny-llama-sft").setTopLogprobs(3)
@@ -135,8 +154,9 @@ class InferenceGrpcServiceTest {
     void modelsAreListedWithKindsAndLoadedOnDemand() {
         client.unloadModel(UnloadModelRequest.newBuilder().setModel("tiny-mistral").build());
         List<ModelInfo> models = client.listModels(ListModelsRequest.getDefaultInstance()).getModelsList();
-        assertThat(models).extracting(ModelInfo::getName).containsExactly("tiny-clip-vision", "tiny-llama-lora",
-                "tiny-llama-sft", "tiny-mistral", "tiny-vlm");
+        assertThat(models).extracting(ModelInfo::getName).containsExactly("tiny-clip-vision",
+                "tiny-llama-bad-defaults", "tiny-llama-greedy", "tiny-llama-lora", "tiny-llama-sft", "tiny-mistral",
+                "tiny-vlm");
         assertThat(models).filteredOn(m -> m.getName().equals("tiny-vlm")).singleElement()
                 .extracting(ModelInfo::getKind).isEqualTo(dev.expo.api.v1.ModelKind.MODEL_KIND_MULTIMODAL);
         ModelInfo mistral = client.loadModel(LoadModelRequest.newBuilder().setModel("tiny-mistral").build());

@@ -12,7 +12,7 @@ import java.util.Map;
 import java.util.stream.Stream;
 
 /**
- * A store with the reference models: tiny-llama (with its fp32 copy), tiny-mistral, the LoRA adapter, the CLIP
+ * A store with the reference models: tiny-llama (and copies with generation_config.json defaults), tiny-mistral, the LoRA adapter, the CLIP
  * tower, and a multimodal manifest made of them with the DDPO fixture's projector and adapter.
  */
 public class InferenceStoreResource implements QuarkusTestResourceLifecycleManager {
@@ -30,6 +30,13 @@ public class InferenceStoreResource implements QuarkusTestResourceLifecycleManag
             for (String model : new String[] {"tiny-llama-sft", "tiny-mistral", "tiny-llama-lora", "tiny-clip-vision"}) {
                 copyTree(fixture(model), root.resolve(model));
             }
+            // The same model with its authors' sampling defaults, and with a broken one.
+            copyTree(fixture("tiny-llama-sft"), root.resolve("tiny-llama-greedy"));
+            Files.writeString(root.resolve("tiny-llama-greedy/generation_config.json"), """
+                    {"bos_token_id": 1, "eos_token_id": 2, "do_sample": false, "temperature": 0.6, "max_new_tokens": 7}
+                    """);
+            copyTree(fixture("tiny-llama-sft"), root.resolve("tiny-llama-bad-defaults"));
+            Files.writeString(root.resolve("tiny-llama-bad-defaults/generation_config.json"), "{\"top_p\": 1.5}");
             Path vlm = Files.createDirectories(root.resolve("tiny-vlm"));
             Files.copy(fixture("ddpo-multimodal/projector.safetensors"), vlm.resolve("projector.safetensors"));
             copyTree(fixture("ddpo-multimodal/adapter"), vlm.resolve("adapter"));

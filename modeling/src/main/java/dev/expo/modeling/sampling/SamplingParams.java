@@ -54,6 +54,12 @@ public record SamplingParams(float temperature, float topP, int topK, float repe
         }
     }
 
+    /** The same, with another max_new_tokens. */
+    public SamplingParams withMaxNewTokens(int maxNewTokens) {
+        return new SamplingParams(temperature, topP, topK, repetitionPenalty, frequencyPenalty, presencePenalty,
+                noRepeatNgramSize, stop, stopTokenIds, maxNewTokens, seed, ignoreEos, logprobs, topLogprobs);
+    }
+
     public boolean greedy() {
         return temperature == 0f;
     }
