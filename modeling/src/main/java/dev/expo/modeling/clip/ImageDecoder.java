@@ -5,17 +5,23 @@ import dev.expo.common.ExpoException;
 import javax.imageio.ImageIO;
 import javax.imageio.ImageReader;
 import javax.imageio.stream.ImageInputStream;
+import java.awt.color.ColorSpace;
 import java.awt.image.BufferedImage;
 import java.awt.image.IndexColorModel;
 import java.awt.image.Raster;
 import java.io.ByteArrayInputStream;
+import java.io.ByteArrayOutputStream;
 import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.util.Arrays;
 import java.util.Iterator;
 
 /**
- * PNG and JPEG bytes to RGB, as PIL's {@code Image.open(...).convert("RGB")}: grayscale is replicated, alpha is
- * dropped (not composited), palettes are looked up. The size is checked from the header before any pixel is
- * decoded, so an oversized image costs nothing.
+ * PNG and JPEG bytes to RGB, as PIL's {@code Image.open(...).convert("RGB")}, value for value: grayscale is replicated,
+ * alpha is dropped (not composited), palettes are looked up, 16-bit samples keep their high byte except 16-bit
+ * grayscale, which Pillow clamps to 255, CMYK follows Pillow's formula, and an embedded ICC profile is not applied
+ * (Pillow applies none; Java's JPEG reader would convert to sRGB with it). The size is checked from the header before
+ * any pixel is decoded, so an oversized image costs nothing.
  */
 public final class ImageDecoder {
 
@@ -26,7 +32,8 @@ public final class ImageDecoder {
         if (bytes == null || bytes.length == 0) {
             throw ExpoException.invalidArgument("image", "(empty)", "PNG or JPEG bytes are required");
         }
-        try (ImageInputStream input = ImageIO.createImageInputStream(new ByteArrayInputStream(bytes))) {
+        byte[] data = withoutJpegIccProfile(bytes);
+        try (ImageInputStream input = ImageIO.createImageInputStream(new ByteArrayInputStream(data))) {
             Iterator<ImageReader> readers = ImageIO.getImageReaders(input);
             if (input == null || !readers.hasNext()) {
                 throw ExpoException.invalidArgument("image", bytes.length + " bytes",
@@ -61,6 +68,50 @@ public final class ImageDecoder {
         }
     }
 
+    /** JPEG marker segments before the scan, less APP2 "ICC_PROFILE" ones; anything else is returned unchanged. */
+    static byte[] withoutJpegIccProfile(byte[] bytes) {
+        if (bytes.length < 4 || (bytes[0] & 0xFF) != 0xFF || (bytes[1] & 0xFF) != 0xD8) {
+            return bytes;
+        }
+        ByteArrayOutputStream out = new ByteArrayOutputStream(bytes.length);
+        out.write(bytes, 0, 2);
+        int at = 2;
+        boolean stripped = false;
+        while (at + 4 <= bytes.length) {
+            if ((bytes[at] & 0xFF) != 0xFF) {
+                return bytes;   // not a marker where one must be: let the decoder say what is wrong
+            }
+            int marker = bytes[at + 1] & 0xFF;
+            if (marker == 0xFF) {   // fill byte
+                out.write(0xFF);
+                at++;
+                continue;
+            }
+            if (marker == 0xDA || marker == 0xD9) {   // start of scan (or end): the rest is image data
+                break;
+            }
+            int length = ((bytes[at + 2] & 0xFF) << 8) | (bytes[at + 3] & 0xFF);
+            if (length < 2 || at + 2 + length > bytes.length) {
+                return bytes;
+            }
+            boolean icc = marker == 0xE2 && length >= 2 + ICC_PROFILE.length
+                    && Arrays.equals(bytes, at + 4, at + 4 + ICC_PROFILE.length, ICC_PROFILE, 0, ICC_PROFILE.length);
+            if (icc) {
+                stripped = true;
+            } else {
+                out.write(bytes, at, 2 + length);
+            }
+            at += 2 + length;
+        }
+        if (!stripped) {
+            return bytes;
+        }
+        out.write(bytes, at, bytes.length - at);
+        return out.toByteArray();
+    }
+
+    private static final byte[] ICC_PROFILE = "ICC_PROFILE\0".getBytes(StandardCharsets.US_ASCII);
+
     static RgbImage toRgb(BufferedImage image) {
         int width = image.getWidth();
         int height = image.getHeight();
@@ -68,8 +119,11 @@ public final class ImageDecoder {
         Raster raster = image.getRaster();
         int bands = raster.getNumBands();
         boolean indexed = image.getColorModel() instanceof IndexColorModel;
+        boolean cmyk = image.getColorModel().getColorSpace().getType() == ColorSpace.TYPE_CMYK && bands == 4;
         int bits = image.getColorModel().getComponentSize(0);
         int shift = Math.max(0, bits - 8);
+        // Pillow opens 16-bit grayscale (no alpha) as 32-bit integers, and converting those to 8 bits clamps.
+        boolean clamp = bands == 1 && bits > 8;
         int[] sample = new int[bands];
         for (int y = 0; y < height; y++) {
             for (int x = 0; x < width; x++) {
@@ -82,8 +136,15 @@ public final class ImageDecoder {
                     continue;
                 }
                 raster.getPixel(x, y, sample);
-                if (bands <= 2) {
-                    int gray = sample[0] >> shift;
+                if (cmyk) {
+                    // Pillow's cmyk2rgb: (255 - k) - c * (255 - k) / 255, in its rounding.
+                    int notBlack = 255 - sample[3];
+                    for (int c = 0; c < 3; c++) {
+                        int product = sample[c] * notBlack + 128;
+                        rgb[at + c] = Math.clamp(notBlack - (((product >> 8) + product) >> 8), 0, 255);
+                    }
+                } else if (bands <= 2) {
+                    int gray = clamp ? Math.min(sample[0], 255) : sample[0] >> shift;
                     rgb[at] = gray;
                     rgb[at + 1] = gray;
                     rgb[at + 2] = gray;
