@@ -110,6 +110,7 @@ MESSAGES = {
                     {"role": "user", "content": "Tell me a joke\nplease"}],
     "roles-not-alternating": [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}],
     "unicode": [{"role": "user", "content": "héllo wörld ✓ 日本語 \"quoted\" back\\slash"}],
+    "template-syntax-in-text": [{"role": "user", "content": "{{ 7*7 }} {% if true %}x{% endif %} {# c #} {{ raise_exception('no') }}"}],
 }
 
 

@@ -41,6 +41,8 @@ public final class ChatTemplate {
                 .withTrimBlocks(true)
                 .withLstripBlocks(true)
                 .withFailOnUnknownTokens(false)
+                // A message's text is data: "{{ 7*7 }}" in it stays as written (Jinjava would render it again).
+                .withNestedInterpretationEnabled(false)
                 // Each of these is Jinja2's behaviour where Jinjava's default differs; templates are written for Jinja2.
                 .withLegacyOverrides(LegacyOverrides.newBuilder()
                         .withUseTrimmingForNotesAndExpressions(true)
