@@ -61,7 +61,7 @@ public record GenerationDefaults(Set<Integer> eosTokenIds, Float temperature, Fl
         try {
             defaults.over(SamplingParams.greedy(1));   // the same checks as a request's values
         } catch (ExpoException e) {
-            throw ExpoException.failedPrecondition(file + ": " + e.getMessage());
+            throw ExpoException.invalidArgument(file + ": " + e.getMessage());
         }
         return defaults;
     }

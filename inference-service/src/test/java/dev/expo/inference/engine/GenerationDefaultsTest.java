@@ -58,7 +58,7 @@ class GenerationDefaultsTest {
                 .hasMessageContaining("generation_config.json is not valid JSON");
         assertThatThrownBy(() -> read("{\"top_k\": -3}"))
                 .isInstanceOfSatisfying(ExpoException.class,
-                        e -> assertThat(e.kind()).isEqualTo(ExpoException.Kind.FAILED_PRECONDITION))
+                        e -> assertThat(e.kind()).isEqualTo(ExpoException.Kind.INVALID_ARGUMENT))
                 .hasMessageContaining("generation_config.json: top_k");
     }
 }

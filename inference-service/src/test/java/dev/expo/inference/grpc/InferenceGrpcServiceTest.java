@@ -89,7 +89,7 @@ class InferenceGrpcServiceTest {
         // The request's own values win.
         assertThat(generate(greedy("tiny-llama-greedy", P0, 3).build()).getLast().getUsage().getGeneratedTokens())
                 .isEqualTo(3);
-        assertCode(() -> generate(greedy("tiny-llama-bad-defaults", P0, 2).build()), Status.Code.FAILED_PRECONDITION,
+        assertCode(() -> generate(greedy("tiny-llama-bad-defaults", P0, 2).build()), Status.Code.INVALID_ARGUMENT,
                 "generation_config.json: top_p");
     }
 
