@@ -104,36 +104,11 @@ public record ShardPlan(List<Shard> shards, boolean sharded) {
         boolean first = true;
         for (Map.Entry<String, String> entry : weightMap.entrySet()) {
             json.append(first ? "\n" : ",\n");
-            json.append("    ").append(pythonJsonString(entry.getKey())).append(": ")
-                    .append(pythonJsonString(entry.getValue()));
+            json.append("    ").append(JsonDumps.string(entry.getKey(), true)).append(": ")
+                    .append(JsonDumps.string(entry.getValue(), true));
             first = false;
         }
         json.append(weightMap.isEmpty() ? "}\n}\n" : "\n  }\n}\n");
         Files.writeString(directory.resolve(INDEX_FILE), json, StandardCharsets.UTF_8);
-    }
-
-    /** Python's json.dumps string with ensure_ascii=True. */
-    static String pythonJsonString(String value) {
-        StringBuilder out = new StringBuilder(value.length() + 2).append('"');
-        for (int i = 0; i < value.length(); i++) {
-            char c = value.charAt(i);
-            switch (c) {
-                case '"' -> out.append("\\\"");
-                case '\\' -> out.append("\\\\");
-                case '\n' -> out.append("\\n");
-                case '\r' -> out.append("\\r");
-                case '\t' -> out.append("\\t");
-                case '\b' -> out.append("\\b");
-                case '\f' -> out.append("\\f");
-                default -> {
-                    if (c < 0x20 || c >= 0x80) {
-                        out.append(String.format("\\u%04x", (int) c));
-                    } else {
-                        out.append(c);
-                    }
-                }
-            }
-        }
-        return out.append('"').toString();
     }
 }
