@@ -11,11 +11,12 @@ import java.util.List;
 import java.util.Locale;
 
 /**
- * Python's {@code str} methods and indexing for chat templates. Templates are written for Jinja2, where a string is a
+ * Python's {@code str} methods for chat templates. Templates are written for Jinja2, where a string is a
  * Python {@code str}: {@code content.split('</think>')[-1].lstrip('\n')}, {@code role.startswith('tool')}. Jinjava
  * would call Java's methods of the same names instead (or none): {@code split} takes a regular expression and drops
- * trailing empty strings, {@code strip} takes no characters, {@code 'abc'[-1]} is empty. This resolver answers those
- * calls first, with Python's semantics; every other call goes on to Jinjava's resolvers.
+ * trailing empty strings, {@code strip} takes no characters. This resolver answers those calls first, with Python's
+ * semantics; every other call goes on to Jinjava's resolvers. (Indexing a string by position, {@code s[0]}, is not
+ * covered: Jinjava resolves it before any custom resolver, to an empty string.)
  */
 final class PythonStrings extends ELResolver {
 
@@ -36,19 +37,7 @@ final class PythonStrings extends ELResolver {
 
     @Override
     public Object getValue(ELContext context, Object base, Object property) {
-        if (base instanceof CharSequence chars && property instanceof Number index && !(property instanceof Double)
-                && !(property instanceof Float)) {
-            String s = chars.toString();
-            int cps = s.codePointCount(0, s.length());
-            long i = index.longValue() < 0 ? index.longValue() + cps : index.longValue();
-            context.setPropertyResolved(true);
-            if (i < 0 || i >= cps) {
-                return null;   // Jinja2 renders an undefined here: empty
-            }
-            int at = s.offsetByCodePoints(0, (int) i);
-            return s.substring(at, s.offsetByCodePoints(at, 1));
-        }
-        return null;
+        return null;   // properties and indexes: Jinjava's resolvers
     }
 
     private static final Object NOT_HANDLED = new Object();
