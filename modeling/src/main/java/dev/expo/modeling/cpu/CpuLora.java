@@ -13,14 +13,13 @@ import java.util.Map;
  */
 public final class CpuLora {
 
-    private record Module(float[] a, float[] b, int rank, int in, int out) {
+    /** {@code scaling}: the module's lora_alpha / r. */
+    private record Module(float[] a, float[] b, int rank, int in, int out, float scaling) {
     }
 
     private final Map<String, Module> modules = new HashMap<>();
-    private final float[] rowScales;
-    private float scaling;
+    private final float[] rowScales;   // the request's scale of each row
 
-    /** rowScales[r] already multiplied by the adapter's alpha / r. */
     private CpuLora(float[] rowScales) {
         this.rowScales = rowScales;
     }
@@ -33,21 +32,15 @@ public final class CpuLora {
             long[] a = module.a().getShape().getShape();
             long[] b = module.b().getShape().getShape();
             lora.modules.put(path, new Module(NdArrays.toFloats(module.a()), NdArrays.toFloats(module.b()),
-                    (int) a[0], (int) a[1], (int) b[0]));
+                    (int) a[0], (int) a[1], (int) b[0], (float) module.scaling()));
         }
-        lora.scaling = (float) adapter.config().scaling();
         return lora;
     }
 
-    /** The same weights with these per-row scales (request scale; alpha / r is applied here). */
+    /** The same weights with these per-row scales (the request's; each module's alpha / r is applied with them). */
     public CpuLora scaled(float[] scales) {
-        float[] rows = scales.clone();
-        for (int i = 0; i < rows.length; i++) {
-            rows[i] *= scaling;
-        }
-        CpuLora copy = new CpuLora(rows);
+        CpuLora copy = new CpuLora(scales.clone());
         copy.modules.putAll(modules);
-        copy.scaling = scaling;
         return copy;
     }
 
@@ -60,7 +53,7 @@ public final class CpuLora {
             }
             float[] down = new float[m.rank()];
             for (int r = 0; r < rows; r++) {
-                float scale = lora.rowScales[r];
+                float scale = lora.rowScales[r] * m.scaling();
                 if (scale == 0f) {
                     continue;
                 }

@@ -272,10 +272,10 @@ public final class LlamaModel implements AutoCloseable {
      * extra scale; 1 + alpha extrapolates a LoRA-trained model). Afterwards the model no longer needs the adapter.
      */
     public void mergeLora(LoraAdapter adapter, float scale) {
-        float factor = (float) (scale * adapter.config().scaling());
         for (String path : adapter.modulePaths()) {
             Slice slice = slice(path);
             LoraAdapter.Module lora = adapter.module(path);
+            float factor = (float) (scale * lora.scaling());
             try (NDManager scope = manager.newSubManager()) {
                 NDArray delta = lora.b().matMul(lora.a()).mul(factor);
                 delta.attach(scope);
@@ -404,6 +404,10 @@ public final class LlamaModel implements AutoCloseable {
             if (lora != null) {
                 NDArray delta = Linear.linear(Linear.linear(input, lora.a()).singletonOrThrow(), lora.b())
                         .singletonOrThrow();
+                double defaultScaling = adapters.get(i).adapter().config().scaling();
+                if (lora.scaling() != defaultScaling) {   // a module a rank or alpha pattern names
+                    delta = delta.mul((float) (lora.scaling() / defaultScaling));
+                }
                 out = out.add(delta.mul(scales[i]));
             }
         }

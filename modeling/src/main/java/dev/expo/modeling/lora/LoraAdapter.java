@@ -34,8 +34,8 @@ public final class LoraAdapter implements AutoCloseable {
     private static final Pattern KEY = Pattern.compile("^base_model\\.model\\.(.+)\\.lora_([AB])\\.weight$");
     private static final ObjectMapper JSON = new ObjectMapper();
 
-    /** One adapted linear layer. */
-    public record Module(NDArray a, NDArray b) {
+    /** One adapted linear layer; {@code scaling} is its lora_alpha / r (both may come from the config's patterns). */
+    public record Module(NDArray a, NDArray b, double scaling) {
     }
 
     private final LoraConfig config;
@@ -76,7 +76,14 @@ public final class LoraAdapter implements AutoCloseable {
                         + a.getValue().getShape() + " but " + (b == null ? "no lora_B" : "lora_B of shape "
                         + b.getShape()));
             }
-            modules.put(a.getKey(), new Module(a.getValue(), b));
+            long rank = a.getValue().getShape().get(0);
+            int expected = config.rank(a.getKey());
+            if (rank != expected) {
+                manager.close();
+                throw ExpoException.invalidArgument(dir + ": module " + a.getKey() + " has rank " + rank + " but "
+                        + "adapter_config.json gives it r = " + expected + " (r, or a rank_pattern entry)");
+            }
+            modules.put(a.getKey(), new Module(a.getValue(), b, config.scaling(a.getKey())));
         }
         if (modules.isEmpty()) {
             manager.close();
@@ -163,9 +170,20 @@ public final class LoraAdapter implements AutoCloseable {
     }
 
     /**
-     * adapter_config.json as PEFT writes it. {@code scaling} is lora_alpha / r (lora_alpha / sqrt(r) with rsLoRA).
+     * adapter_config.json as PEFT writes it. {@code scaling} is lora_alpha / r (lora_alpha / sqrt(r) with rsLoRA);
+     * rank_pattern and alpha_pattern give some modules their own r and lora_alpha, matched as PEFT matches them.
      */
-    public record LoraConfig(int rank, double alpha, List<String> targetModules, String baseModel, boolean rsLora) {
+    public record LoraConfig(int rank, double alpha, List<String> targetModules, String baseModel, boolean rsLora,
+                             Map<String, Integer> rankPattern, Map<String, Double> alphaPattern) {
+
+        public LoraConfig {
+            rankPattern = java.util.Collections.unmodifiableMap(new java.util.LinkedHashMap<>(rankPattern));
+            alphaPattern = java.util.Collections.unmodifiableMap(new java.util.LinkedHashMap<>(alphaPattern));
+        }
+
+        public LoraConfig(int rank, double alpha, List<String> targetModules, String baseModel, boolean rsLora) {
+            this(rank, alpha, targetModules, baseModel, rsLora, Map.of(), Map.of());
+        }
 
         /** adapter_config.json with PEFT's keys (task_type CAUSAL_LM, bias none, no dropout at inference). */
         public void write(Path dir) throws IOException {
@@ -183,12 +201,47 @@ public final class LoraAdapter implements AutoCloseable {
             json.put("task_type", "CAUSAL_LM");
             json.put("use_dora", false);
             json.put("use_rslora", rsLora);
+            if (!rankPattern.isEmpty()) {
+                rankPattern.forEach(json.putObject("rank_pattern")::put);
+            }
+            if (!alphaPattern.isEmpty()) {
+                alphaPattern.forEach(json.putObject("alpha_pattern")::put);
+            }
             Files.writeString(dir.resolve("adapter_config.json"),
                     JSON.writerWithDefaultPrettyPrinter().writeValueAsString(json) + "\n");
         }
 
+        /** The default scaling, of modules no pattern names. */
         public double scaling() {
             return rsLora ? alpha / Math.sqrt(rank) : alpha / rank;
+        }
+
+        /** The scaling of the module at that path (e.g. model.layers.0.self_attn.q_proj). */
+        public double scaling(String modulePath) {
+            int r = rank(modulePath);
+            double a = alphaPattern.getOrDefault(patternKey(modulePath), alpha);
+            return rsLora ? a / Math.sqrt(r) : a / r;
+        }
+
+        /** The r of the module at that path. */
+        public int rank(String modulePath) {
+            return rankPattern.getOrDefault(patternKey(modulePath), rank);
+        }
+
+        /**
+         * PEFT's get_pattern_key: the first key of rank_pattern, then of alpha_pattern, that is a regex matching the
+         * path's end at a dot boundary ({@code (.*\.)?(key)$}); the path itself when none does. That one key then
+         * gives both r and lora_alpha, as in PEFT.
+         */
+        private String patternKey(String modulePath) {
+            for (Map<String, ?> patterns : List.of(rankPattern, alphaPattern)) {
+                for (String key : patterns.keySet()) {
+                    if (Pattern.compile("(.*\\.)?(" + key + ")").matcher(modulePath).matches()) {
+                        return key;
+                    }
+                }
+            }
+            return modulePath;
         }
 
         public static LoraConfig read(Path dir) {
@@ -206,18 +259,58 @@ public final class LoraAdapter implements AutoCloseable {
                     throw ExpoException.failedPrecondition(file + " uses fan_in_fan_out (GPT-2 Conv1D layers), which "
                             + "this runtime's models do not have");
                 }
+                // Settings whose weights or structure this runtime does not apply: refused, never ignored.
+                if (!json.path("bias").asText("none").equals("none") || json.path("lora_bias").asBoolean(false)) {
+                    throw ExpoException.failedPrecondition(file + " trains biases (bias \"" + json.path("bias")
+                            .asText("none") + "\", lora_bias " + json.path("lora_bias").asBoolean(false) + "); only "
+                            + "adapters with bias \"none\" are supported");
+                }
+                if (json.path("modules_to_save").isArray() && !json.get("modules_to_save").isEmpty()) {
+                    throw ExpoException.failedPrecondition(file + " saves whole modules (modules_to_save "
+                            + json.get("modules_to_save") + "); only LoRA weights are supported");
+                }
+                if (!json.path("layer_replication").isMissingNode() && !json.get("layer_replication").isNull()) {
+                    throw ExpoException.failedPrecondition(file + " replicates layers (layer_replication), which "
+                            + "changes the base model; not supported");
+                }
                 int rank = json.path("r").asInt(0);
                 if (rank <= 0 || !json.has("lora_alpha")) {
                     throw ExpoException.invalidArgument(file + " needs a positive r and lora_alpha");
                 }
                 List<String> targets = new ArrayList<>();
                 json.path("target_modules").forEach(t -> targets.add(t.asText()));
+                Map<String, Integer> rankPattern = new java.util.LinkedHashMap<>();
+                json.path("rank_pattern").properties().forEach(e -> {
+                    if (!e.getValue().canConvertToInt() || e.getValue().asInt() <= 0) {
+                        throw ExpoException.invalidArgument(file + ": rank_pattern \"" + e.getKey() + "\" must be a "
+                                + "positive integer");
+                    }
+                    rankPattern.put(checkedPattern(file, e.getKey()), e.getValue().asInt());
+                });
+                Map<String, Double> alphaPattern = new java.util.LinkedHashMap<>();
+                json.path("alpha_pattern").properties().forEach(e -> {
+                    if (!e.getValue().isNumber()) {
+                        throw ExpoException.invalidArgument(file + ": alpha_pattern \"" + e.getKey() + "\" must be a "
+                                + "number");
+                    }
+                    alphaPattern.put(checkedPattern(file, e.getKey()), e.getValue().asDouble());
+                });
                 return new LoraConfig(rank, json.get("lora_alpha").asDouble(), List.copyOf(targets),
-                        json.path("base_model_name_or_path").asText(null), json.path("use_rslora").asBoolean(false));
+                        json.path("base_model_name_or_path").asText(null), json.path("use_rslora").asBoolean(false),
+                        rankPattern, alphaPattern);
             } catch (NoSuchFileException e) {
                 throw ExpoException.failedPrecondition(dir + " has no adapter_config.json: not a PEFT adapter");
             } catch (IOException e) {
                 throw new UncheckedIOException("cannot read " + file, e);
+            }
+        }
+
+        private static String checkedPattern(Path file, String key) {
+            try {
+                Pattern.compile(key);
+                return key;
+            } catch (java.util.regex.PatternSyntaxException e) {
+                throw ExpoException.invalidArgument(file + ": pattern \"" + key + "\" is not a regular expression");
             }
         }
     }
