@@ -16,24 +16,43 @@ import java.util.Map;
 
 /**
  * A model's tokenizer: tokenizer.json through DJL's binding of the Rust Hugging Face tokenizers (the same code
- * transformers' fast tokenizers run), plus tokenizer_config.json's special tokens and chat template.
+ * transformers' fast tokenizers run), plus tokenizer_config.json's special tokens, add_bos_token / add_eos_token
+ * (for the classes whose transformers code applies them) and the chat template.
  */
 public final class TextTokenizer implements AutoCloseable {
 
     private static final ObjectMapper JSON = new ObjectMapper();
 
+    /**
+     * Tokenizer classes whose transformers implementation rebuilds tokenizer.json's post-processor from
+     * add_bos_token (default true) and add_eos_token (default false) when it loads.
+     */
+    private static final java.util.Set<String> BOS_EOS_FLAG_CLASSES = java.util.Set.of("LlamaTokenizer",
+            "LlamaTokenizerFast", "CodeLlamaTokenizer", "CodeLlamaTokenizerFast", "GemmaTokenizer",
+            "GemmaTokenizerFast");
+
     private final HuggingFaceTokenizer tokenizer;
     private final Map<String, String> specialTokens;   // bos_token, eos_token, unk_token, ... as their text
     private final int eosTokenId;
     private final ChatTemplate chatTemplate;
+    /** Null: tokenizer.json's post-processor adds the special tokens; else BOS and EOS as these flags say. */
+    private final boolean[] bosEos;
 
     private TextTokenizer(HuggingFaceTokenizer tokenizer, Map<String, String> specialTokens,
-                          ChatTemplate chatTemplate) {
+                          ChatTemplate chatTemplate, boolean[] bosEos) {
         this.tokenizer = tokenizer;
         this.specialTokens = Map.copyOf(specialTokens);
         this.chatTemplate = chatTemplate;
         String eosToken = specialTokens.get("eos_token");
         this.eosTokenId = eosToken == null ? -1 : singleId(eosToken);
+        this.bosEos = bosEos;
+        for (int i = 0; bosEos != null && i < 2; i++) {
+            String token = specialTokens.get(i == 0 ? "bos_token" : "eos_token");
+            if (bosEos[i] && (token == null || singleId(token) < 0)) {
+                throw ExpoException.invalidArgument("tokenizer_config.json sets add_" + (i == 0 ? "bos" : "eos")
+                        + "_token but its " + (i == 0 ? "bos" : "eos") + "_token is not one token of tokenizer.json");
+            }
+        }
     }
 
     /** Loads the tokenizer of a model folder (tokenizer.json, and tokenizer_config.json when present). */
@@ -62,7 +81,11 @@ public final class TextTokenizer implements AutoCloseable {
                 }
             });
             String template = chatTemplate(dir, config);
-            return new TextTokenizer(tokenizer, specialTokens, template == null ? null : new ChatTemplate(template));
+            boolean[] bosEos = BOS_EOS_FLAG_CLASSES.contains(config.path("tokenizer_class").asText())
+                    ? new boolean[] {config.path("add_bos_token").asBoolean(true),
+                        config.path("add_eos_token").asBoolean(false)} : null;
+            return new TextTokenizer(tokenizer, specialTokens, template == null ? null : new ChatTemplate(template),
+                    bosEos);
         } catch (IOException e) {
             throw new UncheckedIOException("cannot read the tokenizer of " + dir, e);
         } catch (RuntimeException e) {
@@ -106,6 +129,18 @@ public final class TextTokenizer implements AutoCloseable {
 
     /** Token ids of {@code text}; with special tokens, the tokenizer's post-processor adds them (e.g. BOS). */
     public long[] encode(String text, boolean addSpecialTokens) {
+        if (addSpecialTokens && bosEos != null) {
+            long[] ids = tokenizer.encode(text, false, false).getIds();
+            long[] out = new long[ids.length + (bosEos[0] ? 1 : 0) + (bosEos[1] ? 1 : 0)];
+            System.arraycopy(ids, 0, out, bosEos[0] ? 1 : 0, ids.length);
+            if (bosEos[0]) {
+                out[0] = singleId(specialTokens.get("bos_token"));
+            }
+            if (bosEos[1]) {
+                out[out.length - 1] = eosTokenId;
+            }
+            return out;
+        }
         Encoding encoding = tokenizer.encode(text, addSpecialTokens, false);
         return encoding.getIds();
     }
