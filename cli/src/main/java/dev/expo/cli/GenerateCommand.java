@@ -46,6 +46,10 @@ public class GenerateCommand implements Callable<Integer> {
 
         @Option(names = "--prompt-ids", paramLabel = "1,2,3", description = "The prompt as token ids.")
         String ids;
+
+        @Option(names = "--messages", paramLabel = "FILE", description = "A conversation: a JSON array of "
+                + "{\"role\": ..., \"content\": ...} rendered by the model's chat template (- reads stdin).")
+        Path messages;
     }
 
     @Option(names = "--chat", description = "Render --prompt as a user turn through the model's chat template.")
@@ -53,6 +57,10 @@ public class GenerateCommand implements Callable<Integer> {
 
     @Option(names = "--system", paramLabel = "TEXT", description = "With --chat: a system turn first.")
     String system;
+
+    @Option(names = "--no-generation-prompt", description = "With --chat or --messages: do not open the assistant's "
+            + "turn (continue the last message instead).")
+    boolean noGenerationPrompt;
 
     @Option(names = "--image", paramLabel = "FILE", description = "A PNG or JPEG image (multimodal models).")
     Path image;
@@ -161,13 +169,19 @@ public class GenerateCommand implements Callable<Integer> {
         if (model.adapterScale != null) {
             request.setAdapterScale(model.adapterScale);
         }
+        if ((input.ids != null || input.messages != null) && (chat || system != null)) {
+            throw new CliException("--chat and --system go with --prompt TEXT (--messages holds the whole "
+                    + "conversation)", 2);
+        }
+        if (noGenerationPrompt && !chat && input.messages == null) {
+            throw new CliException("--no-generation-prompt goes with --chat or --messages", 2);
+        }
         if (input.ids != null) {
-            if (chat) {
-                throw new CliException("--chat goes with --prompt TEXT, not --prompt-ids", 2);
-            }
             request.setTokenIds(TokenIds.newBuilder().addAllIds(ModelOptions.ids(input.ids, "--prompt-ids")));
+        } else if (input.messages != null) {
+            request.setChat(ChatFile.read(input.messages, !noGenerationPrompt));
         } else if (chat) {
-            ChatMessages.Builder messages = ChatMessages.newBuilder();
+            ChatMessages.Builder messages = ChatMessages.newBuilder().setAddGenerationPrompt(!noGenerationPrompt);
             if (system != null) {
                 messages.addMessages(ChatMessage.newBuilder().setRole("system").setContent(system));
             }

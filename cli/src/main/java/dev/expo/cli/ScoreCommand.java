@@ -37,7 +37,15 @@ public class ScoreCommand implements Callable<Integer> {
 
         @Option(names = "--prompt", paramLabel = "TEXT", description = "Text (encoded with the model's tokenizer).")
         String text;
+
+        @Option(names = "--messages", paramLabel = "FILE", description = "A conversation: a JSON array of "
+                + "{\"role\": ..., \"content\": ...} rendered by the model's chat template (- reads stdin).")
+        Path messages;
     }
+
+    @Option(names = "--add-generation-prompt", description = "With --messages: end with the assistant turn's "
+            + "opening (off: score the conversation as it is).")
+    boolean addGenerationPrompt;
 
     @Option(names = "--image", paramLabel = "FILE", description = "A PNG or JPEG image (multimodal models).")
     Path image;
@@ -59,8 +67,13 @@ public class ScoreCommand implements Callable<Integer> {
         if (model.adapterScale != null) {
             request.setAdapterScale(model.adapterScale);
         }
+        if (addGenerationPrompt && input.messages == null) {
+            throw new CliException("--add-generation-prompt goes with --messages", 2);
+        }
         if (input.ids != null) {
             request.setTokenIds(TokenIds.newBuilder().addAllIds(ModelOptions.ids(input.ids, "--ids")));
+        } else if (input.messages != null) {
+            request.setChat(ChatFile.read(input.messages, addGenerationPrompt));
         } else {
             request.setText(input.text);
         }

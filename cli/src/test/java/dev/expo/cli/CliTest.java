@@ -63,6 +63,22 @@ class CliTest {
     }
 
     @Test
+    void aMessagesFileMustBeAConversation(@TempDir Path dir) throws Exception {
+        Path notJson = Files.writeString(dir.resolve("a.json"), "[{\"role\": \"user\"");
+        Path noContent = Files.writeString(dir.resolve("b.json"), "[{\"role\": \"user\", \"text\": \"hi\"}]");
+        Path empty = Files.writeString(dir.resolve("c.json"), "[]");
+        assertThat(run("generate", "--model", "m", "--messages", notJson.toString()).err()).contains("is not JSON");
+        assertThat(run("score", "--model", "m", "--messages", noContent.toString()).err())
+                .contains("entry 0", "string \"content\"");
+        Run run = run("generate", "--model", "m", "--messages", empty.toString());
+        assertThat(run.code()).isEqualTo(2);
+        assertThat(run.err()).contains("non-empty JSON array");
+        assertThat(run("generate", "--model", "m", "--messages", noContent.toString(), "--chat").err())
+                .contains("--chat and --system go with --prompt TEXT");
+        assertThat(run("score", "--model", "m", "--prompt", "hi", "--add-generation-prompt").code()).isEqualTo(2);
+    }
+
+    @Test
     void anEmptyImageFileIsAUsageErrorNotATextOnlyRequest(@TempDir Path dir) throws Exception {
         Path empty = Files.createFile(dir.resolve("empty.png"));
         Run run = run("generate", "--model", "m", "--image", empty.toString(), "--prompt", "hi");

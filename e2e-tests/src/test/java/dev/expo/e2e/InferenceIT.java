@@ -131,6 +131,35 @@ class InferenceIT {
         assertGreedy(stack, "tiny-mistral", null, "p1", "tiny-mistral/golden/generate.json", "bf16");
         assertGreedy(stack, "tiny-llama-sft", "tiny-llama-lora", "p0", "tiny-llama-lora/golden/generate.json", "bf16");
         assertGreedy(stack, "expo-layerwise-golden", null, "p0", "tiny-llama-expo/golden/generate.json", "layerwise");
+        assertChatTokens(stack);
+    }
+
+    /**
+     * bin/expo score --messages: the conversations transformers' apply_chat_template tokenized (the tokenizer
+     * fixture's goldens; tiny-llama-sft has that tokenizer), read back from the scored positions' token ids.
+     */
+    private static void assertChatTokens(Stack stack) throws Exception {
+        for (JsonNode c : JSON.readTree(Files.readString(stack.fixture("tokenizer/golden/tokenizer_golden.json")))
+                .get("chat_template_cases")) {
+            java.nio.file.Path file = Files.createTempFile("messages", ".json");
+            Files.writeString(file, c.get("messages").toString());
+            List<String> args = new ArrayList<>(List.of("score", "--model", "tiny-llama-sft", "--messages",
+                    file.toString(), "--json"));
+            if (c.get("add_generation_prompt").asBoolean()) {
+                args.add("--add-generation-prompt");
+            }
+            Cli.Result result = Cli.run(stack, args.toArray(String[]::new));
+            Files.delete(file);
+            assertThat(result.exitCode()).as(result.toString()).isZero();
+            List<Integer> next = new ArrayList<>();
+            JSON.readTree(result.stdout()).get("positions").forEach(p -> next.add(p.get("token_id").isNull() ? null
+                    : p.get("token_id").asInt()));
+            List<Integer> expected = new ArrayList<>();
+            c.get("ids_apply_chat_template_tokenize_true").forEach(id -> expected.add(id.asInt()));
+            expected.removeFirst();   // position i scores token i + 1; the last scores nothing
+            expected.add(null);
+            assertThat(next).as(c.get("messages").toString()).isEqualTo(expected);
+        }
     }
 
     @Test
