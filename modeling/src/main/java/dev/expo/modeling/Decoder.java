@@ -19,6 +19,12 @@ public interface Decoder extends AutoCloseable {
 
     Cache newCache(int slots);
 
+    /** Bytes of keys and values that one position of one sequence takes in this decoder's cache. */
+    default long kvBytesPerPosition() {
+        LlamaConfig config = config();
+        return 2L * config.numLayers() * config.numKvHeads() * config.headDim() * Float.BYTES;
+    }
+
     /**
      * Runs rows through the model, appending their keys and values to their slots (rows of one slot in position
      * order), and returns the logits of the rows asked for (null for the others).

@@ -56,6 +56,13 @@ public final class DjlDecoder implements Decoder {
     }
 
     @Override
+    public long kvBytesPerPosition() {
+        LlamaConfig config = model.config();
+        return 2L * config.numLayers() * config.numKvHeads() * config.headDim()
+                * model.options().computeType().getNumOfBytes();
+    }
+
+    @Override
     public Cache newCache(int slots) {
         return new DjlCache(model.newCache(slots, 64));
     }

@@ -31,10 +31,17 @@ public class EngineProducer {
         LOG.infof("inference engine: %s %s, KV cache %s, %d worker(s)", options.device(), options.computeType(),
                 options.kvCacheDtype(), config.workers());
         InferenceConfig.Limits limits = config.limits();
-        return new InferenceEngine(new ModelRegistry(store, options, config.memoryBudgetBytes()), new InferenceLimits(limits.maxImageBytes(),
-                limits.maxImagePixels(), limits.maxNewTokens(), config.samplingDefaults().maxNewTokens()),
-                config.workers(), new InferenceEngine.Batching(config.batching().maxBatchSize(),
-                config.batching().maxQueued()), metrics);
+        InferenceConfig.Batching batching = config.batching();
+        InferenceEngine.Batching batches = batching.kvCacheBytes().isPresent()
+                ? new InferenceEngine.Batching(batching.maxBatchSize(), batching.maxQueued(),
+                        batching.kvCacheBytes().getAsLong())
+                : new InferenceEngine.Batching(batching.maxBatchSize(), batching.maxQueued());
+        LOG.infof("batching: up to %d sequences per model, %d waiting, %d MiB of KV cache in all",
+                batches.maxBatch(), batches.maxQueued(), batches.kvCacheBytes() >> 20);
+        return new InferenceEngine(new ModelRegistry(store, options, config.memoryBudgetBytes()),
+                new InferenceLimits(limits.maxImageBytes(), limits.maxImagePixels(), limits.maxNewTokens(),
+                        config.samplingDefaults().maxNewTokens()),
+                config.workers(), batches, metrics);
     }
 
     void close(@Disposes InferenceEngine engine) {

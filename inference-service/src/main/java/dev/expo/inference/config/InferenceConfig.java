@@ -35,6 +35,9 @@ public interface InferenceConfig {
         /** Requests waiting for a slot; beyond, RESOURCE_EXHAUSTED. */
         @WithDefault("64")
         int maxQueued();
+
+        /** Keys and values all running sequences may hold together, in bytes; unset: half the JVM's heap. */
+        java.util.OptionalLong kvCacheBytes();
     }
 
     SamplingDefaults samplingDefaults();

@@ -29,26 +29,36 @@ final class BatchScheduler implements AutoCloseable {
     private final Decoder decoder;
     private final Decoder.Cache cache;
     private final int maxQueued;
+    private final KvCacheBudget kvCacheBudget;
     private final InferenceMetrics metrics;
     private final ArrayDeque<Sequence> waiting = new ArrayDeque<>();
     private final Sequence[] running;
     private final Thread loop;
     private volatile boolean closed;
 
-    BatchScheduler(String name, Decoder decoder, int maxBatch, int maxQueued, InferenceMetrics metrics) {
+    BatchScheduler(String name, Decoder decoder, int maxBatch, int maxQueued, KvCacheBudget kvCacheBudget,
+                   InferenceMetrics metrics) {
         this.name = name;
         this.decoder = decoder;
         this.cache = decoder.newCache(maxBatch);
         this.maxQueued = maxQueued;
+        this.kvCacheBudget = kvCacheBudget;
         this.metrics = metrics;
         this.running = new Sequence[maxBatch];
         this.loop = Thread.ofPlatform().daemon().name("scheduler-" + name).start(this::run);
     }
 
-    /** Queues a sequence; RESOURCE_EXHAUSTED when the queue is full. */
+    /** Queues a sequence; RESOURCE_EXHAUSTED when the queue is full or it alone needs more cache than there is. */
     synchronized void submit(Sequence sequence) {
         if (closed) {
             throw new ExpoException(ExpoException.Kind.UNAVAILABLE, "model \"" + name + "\" is being unloaded");
+        }
+        long bytes = kvBytes(sequence);
+        if (bytes > kvCacheBudget.capacity()) {
+            throw ExpoException.resourceExhausted("a generation of " + sequence.maxPositions() + " positions (prompt "
+                    + "and max_new_tokens) needs " + mib(bytes) + " of KV cache on model \"" + name + "\"; the budget "
+                    + "of all sequences together is " + mib(kvCacheBudget.capacity()) + " (inference.batching."
+                    + "kv-cache-bytes): ask for fewer new tokens or a shorter prompt");
         }
         if (waiting.size() >= maxQueued) {
             throw ExpoException.resourceExhausted("model \"" + name + "\" has " + waiting.size() + " requests waiting "
@@ -135,11 +145,30 @@ final class BatchScheduler implements AutoCloseable {
                 slot--;
                 continue;
             }
+            long bytes = kvBytes(sequence);
+            if (!kvCacheBudget.tryReserve(bytes)) {
+                waiting.addFirst(sequence);   // first in line once running sequences give memory back
+                break;
+            }
+            sequence.kvBytes = bytes;
             sequence.slot = slot;
             running[slot] = sequence;
             admitted.add(sequence);
         }
+        if (admitted.isEmpty() && runningCount() == 0) {
+            wait(10);   // the memory is held by other models' sequences: look again shortly
+            return null;
+        }
         return admitted;
+    }
+
+    private long kvBytes(Sequence sequence) {
+        return KvCacheBudget.bytesFor(sequence.maxPositions(), decoder.config().maxPositions(),
+                decoder.kvBytesPerPosition());
+    }
+
+    private static String mib(long bytes) {
+        return String.format(java.util.Locale.ROOT, "%.1f MiB", bytes / (1024.0 * 1024.0));
     }
 
     /** The new sequences' prompts in one call; each samples its first token from its last position. */
@@ -236,6 +265,8 @@ final class BatchScheduler implements AutoCloseable {
         if (sequence.slot >= 0 && running[sequence.slot] == sequence) {
             running[sequence.slot] = null;
             cache.reset(sequence.slot);
+            kvCacheBudget.release(sequence.kvBytes);
+            sequence.kvBytes = 0;
         }
         notifyAll();
     }
@@ -246,6 +277,8 @@ final class BatchScheduler implements AutoCloseable {
             for (int slot = 0; slot < running.length; slot++) {
                 if (running[slot] != null) {
                     victims.add(running[slot]);
+                    kvCacheBudget.release(running[slot].kvBytes);
+                    running[slot].kvBytes = 0;
                     running[slot] = null;
                     cache.reset(slot);
                 }

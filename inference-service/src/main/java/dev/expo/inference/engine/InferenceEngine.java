@@ -37,18 +37,27 @@ import java.util.concurrent.Future;
  */
 public final class InferenceEngine implements AutoCloseable {
 
-    /** How generations are batched: at most maxBatch sequences per decode step, maxQueued waiting per model. */
-    public record Batching(int maxBatch, int maxQueued) {
+    /**
+     * How generations are batched: at most maxBatch sequences per decode step, maxQueued waiting per model, and at
+     * most kvCacheBytes of keys and values held by all running sequences together.
+     */
+    public record Batching(int maxBatch, int maxQueued, long kvCacheBytes) {
         public Batching {
-            if (maxBatch < 1 || maxQueued < 0) {
+            if (maxBatch < 1 || maxQueued < 0 || kvCacheBytes <= 0) {
                 throw new IllegalArgumentException("invalid batching settings");
             }
+        }
+
+        /** With the default KV cache budget: half the JVM's heap (the CPU decoder keeps its caches there). */
+        public Batching(int maxBatch, int maxQueued) {
+            this(maxBatch, maxQueued, Runtime.getRuntime().maxMemory() / 2);
         }
     }
 
     private final ModelRegistry registry;
     private final InferenceLimits limits;
     private final Batching batching;
+    private final KvCacheBudget kvCacheBudget;
     private final InferenceMetrics metrics;
     private final ExecutorService workers;
     private final Set<String> checkedAdapters = java.util.concurrent.ConcurrentHashMap.newKeySet();
@@ -63,6 +72,7 @@ public final class InferenceEngine implements AutoCloseable {
         this.registry = registry;
         this.limits = limits;
         this.batching = batching;
+        this.kvCacheBudget = new KvCacheBudget(batching.kvCacheBytes());
         this.metrics = metrics;
         registry.setInUse(this::inUse);
         registry.setOnUnload(this::closeScheduler);
@@ -342,7 +352,7 @@ public final class InferenceEngine implements AutoCloseable {
         String name = loaded instanceof LoadedModel.Multimodal mm ? mm.languageModel() : model;
         synchronized (schedulers) {
             return schedulers.computeIfAbsent(decoder, d -> new BatchScheduler(name, d, batching.maxBatch(),
-                    batching.maxQueued(), metrics));
+                    batching.maxQueued(), kvCacheBudget, metrics));
         }
     }
 

@@ -45,6 +45,7 @@ final class Sequence {
     private Duration timeToFirstToken;
     private boolean finished;
     int slot = -1;
+    long kvBytes;   // reserved in the KV cache budget while in a slot
 
     Sequence(String model, float[][] prompt, long[] ids, int context, TextTokenizer tokenizer, Set<Integer> eos,
              Map<LoraAdapter, Float> adapters, SamplingParams params, GenerationListener listener,
@@ -78,6 +79,11 @@ final class Sequence {
         float[][] rows = prompt;
         prompt = null;
         return rows;
+    }
+
+    /** The positions its cache holds at most: the prompt and every new token it may produce. */
+    int maxPositions() {
+        return promptPositions + Math.max(0, maxNew);
     }
 
     int promptPositions() {

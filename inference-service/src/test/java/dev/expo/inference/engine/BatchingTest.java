@@ -198,6 +198,45 @@ class BatchingTest {
     }
 
     @Test
+    void sequencesWaitForKvCacheRoomAndOneThatCanNeverFitIsRefused() throws Exception {
+        Path small = Files.createTempDirectory("expo-kv-budget");
+        copy(root.resolve("tiny-llama-sft"), small.resolve("tiny-llama-sft"));
+        dev.expo.modeling.llama.LlamaConfig config = dev.expo.modeling.llama.LlamaConfig.from(
+                dev.expo.checkpoint.HfConfig.read(small.resolve("tiny-llama-sft")));
+        long perPosition = 2L * config.numLayers() * config.numKvHeads() * config.headDim() * Float.BYTES;
+        // Room for one sequence of up to 128 positions at a time (2 prompt + 100 new grow the cache to 128).
+        long budget = 128 * perPosition * 3 / 2;
+        try (InferenceEngine tight = new InferenceEngine(new ModelRegistry(new ModelStore(small), ModelOptions.cpu()),
+                InferenceLimits.defaults(), 1, new InferenceEngine.Batching(16, 64, budget), InferenceMetrics.NONE)) {
+            Collector first = new Collector();
+            Collector second = new Collector();
+            tight.generate(ModelRef.of("tiny-llama-sft"), Prompt.ofIds(new long[] {1, 7}), params(0f, null, 100), first);
+            tight.generate(ModelRef.of("tiny-llama-sft"), Prompt.ofIds(new long[] {1, 7}), params(0f, null, 100),
+                    second);
+            boolean secondWaited = false;
+            while (!first.done.isDone()) {
+                InferenceEngine.BatchState state = tight.batchState("tiny-llama-sft");
+                assertThat(state.running()).isLessThanOrEqualTo(1);
+                secondWaited |= state.waiting() == 1;
+                Thread.sleep(2);
+            }
+            assertThat(secondWaited).isTrue();
+            assertThat(second.await()).hasSize(100).isEqualTo(first.await());
+            assertThatThrownBy(() -> tight.generate(ModelRef.of("tiny-llama-sft"), Prompt.ofIds(new long[] {1, 7}),
+                    params(0f, null, 200), new Collector()))
+                    .isInstanceOfSatisfying(ExpoException.class,
+                            e -> assertThat(e.kind()).isEqualTo(ExpoException.Kind.RESOURCE_EXHAUSTED))
+                    .hasMessageContaining("of KV cache").hasMessageContaining("inference.batching.kv-cache-bytes");
+            // Everything reserved was given back: the largest sequence that fits still runs.
+            Collector last = new Collector();
+            tight.generate(ModelRef.of("tiny-llama-sft"), Prompt.ofIds(new long[] {1, 7}), params(0f, null, 126), last);
+            assertThat(last.await()).hasSize(126);
+        } finally {
+            ModelStore.deleteTree(small);
+        }
+    }
+
+    @Test
     void aFullQueueIsResourceExhausted() throws Exception {
         Path small = Files.createTempDirectory("expo-small-queue");
         copy(root.resolve("tiny-llama-sft"), small.resolve("tiny-llama-sft"));

@@ -142,6 +142,11 @@ public final class CpuDecoder implements dev.expo.modeling.Decoder {
     }
 
     @Override
+    public long kvBytesPerPosition() {
+        return 2L * config.numLayers() * config.numKvHeads() * config.headDim() * kvCacheDtype.byteSize();
+    }
+
+    @Override
     public CpuKvCache newCache(int slots) {
         return new CpuKvCache(config.numLayers(), config.numKvHeads(), config.headDim(), config.maxPositions(),
                 slots, kvCacheDtype);
