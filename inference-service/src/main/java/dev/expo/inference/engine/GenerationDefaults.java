@@ -51,7 +51,7 @@ public record GenerationDefaults(Set<Integer> eosTokenIds, Float temperature, Fl
                 eos.add(id.asInt());
             }
         }
-        Float temperature = number(json, "temperature") == null ? null : number(json, "temperature").floatValue();
+        Float temperature = floatOf(json, "temperature");
         if (json.path("do_sample").isBoolean() && !json.get("do_sample").asBoolean()) {
             temperature = 0f;
         }
