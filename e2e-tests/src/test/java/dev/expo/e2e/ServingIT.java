@@ -228,6 +228,9 @@ class ServingIT {
         }
         assertThat(metric(stack, "expo_inference_batch_running", "tiny-mistral")).isZero();
         assertThat(metric(stack, "expo_inference_queue_depth", "tiny-mistral")).isZero();
+        // Their KV cache reservations were given back too.
+        assertThat(serverMetric(stack, "expo_inference_kv_cache_budget_bytes")).isPositive();
+        assertThat(serverMetric(stack, "expo_inference_kv_cache_reserved_bytes")).isZero();
         assertThat(metric(stack, "expo_inference_requests_total", "tiny-mistral", "finish_reason=\"cancelled\""))
                 .isGreaterThanOrEqualTo(cancelledBefore + 24);
         // None of the 32 ran on to its 250 tokens on the server after its client had gone.
@@ -348,6 +351,17 @@ class ServingIT {
     }
 
     /** A sample of the inference service's Prometheus metrics, for a model (0 when absent). */
+    /** A metric of the whole service (no model tag). */
+    private static double serverMetric(Stack stack, String name) throws Exception {
+        HttpResponse<String> response = HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI.create(
+                "http://127.0.0.1:" + stack.port("inference-service") + "/q/metrics")).build(),
+                HttpResponse.BodyHandlers.ofString());
+        Matcher matcher = Pattern.compile("^" + Pattern.quote(name) + "(?:\\{[^}]*})? (\\S+)$", Pattern.MULTILINE)
+                .matcher(response.body());
+        assertThat(matcher.find()).as(name + " in /q/metrics").isTrue();
+        return Double.parseDouble(matcher.group(1));
+    }
+
     private static double metric(Stack stack, String name, String model, String... labels) throws Exception {
         HttpResponse<String> response = HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI.create(
                 "http://127.0.0.1:" + stack.port("inference-service") + "/q/metrics")).build(),

@@ -6,6 +6,8 @@ import dev.expo.inference.engine.InferenceEngine;
 import dev.expo.inference.engine.InferenceLimits;
 import dev.expo.inference.engine.ModelRegistry;
 import dev.expo.modeling.ModelOptions;
+import io.micrometer.core.instrument.Gauge;
+import io.micrometer.core.instrument.MeterRegistry;
 import io.quarkus.runtime.StartupEvent;
 import jakarta.enterprise.event.Observes;
 import jakarta.enterprise.inject.Disposes;
@@ -26,7 +28,8 @@ public class EngineProducer {
 
     @Produces
     @Singleton
-    InferenceEngine engine(ModelStore store, InferenceConfig config, MicrometerInferenceMetrics metrics) {
+    InferenceEngine engine(ModelStore store, InferenceConfig config, MicrometerInferenceMetrics metrics,
+                           MeterRegistry registry) {
         ModelOptions options = ModelOptions.of(config.device()).withKvCache(config.kvCacheDtype());
         LOG.infof("inference engine: %s %s, KV cache %s, %d worker(s)", options.device(), options.computeType(),
                 options.kvCacheDtype(), config.workers());
@@ -38,10 +41,17 @@ public class EngineProducer {
                 : new InferenceEngine.Batching(batching.maxBatchSize(), batching.maxQueued());
         LOG.infof("batching: up to %d sequences per model, %d waiting, %d MiB of KV cache in all",
                 batches.maxBatch(), batches.maxQueued(), batches.kvCacheBytes() >> 20);
-        return new InferenceEngine(new ModelRegistry(store, options, config.memoryBudgetBytes()),
+        InferenceEngine engine = new InferenceEngine(new ModelRegistry(store, options, config.memoryBudgetBytes()),
                 new InferenceLimits(limits.maxImageBytes(), limits.maxImagePixels(), limits.maxNewTokens(),
                         config.samplingDefaults().maxNewTokens()),
                 config.workers(), batches, metrics);
+        // Cache pressure, as vLLM's cache usage gauge shows it: reserved against the budget.
+        Gauge.builder("expo.inference.kv.cache.reserved", engine, InferenceEngine::kvCacheReservedBytes)
+                .baseUnit("bytes").description("KV cache reserved by running sequences, all models")
+                .register(registry);
+        Gauge.builder("expo.inference.kv.cache.budget", engine, InferenceEngine::kvCacheBudgetBytes)
+                .baseUnit("bytes").description("inference.batching.kv-cache-bytes").register(registry);
+        return engine;
     }
 
     void close(@Disposes InferenceEngine engine) {

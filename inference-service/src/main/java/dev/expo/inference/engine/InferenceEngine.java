@@ -280,6 +280,15 @@ public final class InferenceEngine implements AutoCloseable {
         void cancel();
     }
 
+    /** Bytes of KV cache the running sequences of all models have reserved (see {@link Batching}). */
+    public long kvCacheReservedBytes() {
+        return kvCacheBudget.reserved();
+    }
+
+    public long kvCacheBudgetBytes() {
+        return kvCacheBudget.capacity();
+    }
+
     /**
      * The sampling defaults of the model a request names (a multimodal model's are its language model's), loading it
      * if need be.
