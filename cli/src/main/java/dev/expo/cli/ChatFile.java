@@ -26,6 +26,8 @@ final class ChatFile {
         try {
             text = file.toString().equals("-") ? new String(System.in.readAllBytes(), StandardCharsets.UTF_8)
                     : Files.readString(file);
+        } catch (java.nio.file.NoSuchFileException e) {
+            throw new CliException("--messages: no such file " + file, 2);
         } catch (IOException e) {
             throw new CliException("--messages: cannot read " + file + " (" + e.getMessage() + ")", 2);
         }
