@@ -56,6 +56,12 @@ public final class LoraAdapter implements AutoCloseable {
         try (Checkpoint weights = Checkpoint.open(dir, "adapter_model")) {
             for (TensorInfo tensor : weights.tensors()) {
                 Matcher matcher = KEY.matcher(tensor.name());
+                if (tensor.name().contains(".lora_embedding_") || (matcher.matches()
+                        && !MODULE.matcher(matcher.group(1)).matches())) {
+                    throw ExpoException.failedPrecondition(dir + " adapts " + (matcher.matches() ? matcher.group(1)
+                            : tensor.name()) + "; this runtime applies LoRA to the decoder layers' attention and MLP "
+                            + "projections only");
+                }
                 if (!matcher.matches()) {
                     throw ExpoException.invalidArgument(dir + ": \"" + tensor.name() + "\" is not a PEFT LoRA key "
                             + "(base_model.model.<module>.lora_A.weight / lora_B.weight)");

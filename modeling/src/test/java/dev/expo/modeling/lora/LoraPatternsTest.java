@@ -156,6 +156,14 @@ class LoraPatternsTest {
             json.putObject("rank_pattern").put("q_proj", 8);   // the tensors still have rank 4
             return json;
         }, (k, v) -> v, (k, s) -> s), ExpoException.Kind.INVALID_ARGUMENT, "has rank 4 but");
+        for (String key : List.of("base_model.model.lm_head.lora_A.weight",
+                "base_model.model.model.embed_tokens.lora_embedding_A")) {
+            Path head = Files.createDirectories(dir.resolve("head" + key.length()));
+            Files.copy(Goldens.path("tiny-llama-lora/fp32/adapter_config.json"), head.resolve("adapter_config.json"));
+            SafetensorsWriter.write(head.resolve("adapter_model.safetensors"),
+                    List.of(Tensor.fromFloats(key, DType.F32, new long[] {2, 2}, new float[4])));
+            assertRefused(head, ExpoException.Kind.FAILED_PRECONDITION, "attention and MLP projections only");
+        }
         assertRefused(adapter("regex", json -> {
             json.putObject("alpha_pattern").put("q_proj(", 8);
             return json;
