@@ -6,8 +6,8 @@ strftime_now), and writes jinja2_renderings.json: the goldens ChatTemplateJinja2
 
 The templates are those of well-known chat models (written out here, so nothing is downloaded), plus one expression
 per Python-ism templates use: str methods, negative indexes, namespace(), tojson, loop controls. Not covered, because
-Jinjava does them its own way: a boolean or None printed as such ("True", "None" in Python), and a string indexed
-by position (s[0]).
+Jinjava does them its own way: a boolean or None printed as such ("True", "None" in Python), a string indexed by
+position (s[0] is null), and loop.previtem / loop.nextitem (undefined).
 """
 import json
 import os

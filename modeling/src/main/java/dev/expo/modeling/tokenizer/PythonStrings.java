@@ -16,7 +16,7 @@ import java.util.Locale;
  * would call Java's methods of the same names instead (or none): {@code split} takes a regular expression and drops
  * trailing empty strings, {@code strip} takes no characters. This resolver answers those calls first, with Python's
  * semantics; every other call goes on to Jinjava's resolvers. (Indexing a string by position, {@code s[0]}, is not
- * covered: Jinjava resolves it before any custom resolver, to an empty string.)
+ * covered: Jinjava resolves it before any custom resolver, to null.)
  */
 final class PythonStrings extends ELResolver {
 
