@@ -46,6 +46,6 @@ final class KvCacheBudget {
         while (capacity < positions) {
             capacity *= 2;
         }
-        return Math.min(capacity, Math.max(context, positions)) * bytesPerPosition;
+        return Math.min(capacity, context) * bytesPerPosition;   // positions never exceed the context
     }
 }

@@ -33,6 +33,7 @@ public final class TextTokenizer implements AutoCloseable {
 
     private final HuggingFaceTokenizer tokenizer;
     private final Map<String, String> specialTokens;   // bos_token, eos_token, unk_token, ... as their text
+    private final int bosTokenId;
     private final int eosTokenId;
     private final ChatTemplate chatTemplate;
     /** Null: tokenizer.json's post-processor adds the special tokens; else BOS and EOS as these flags say. */
@@ -43,15 +44,12 @@ public final class TextTokenizer implements AutoCloseable {
         this.tokenizer = tokenizer;
         this.specialTokens = Map.copyOf(specialTokens);
         this.chatTemplate = chatTemplate;
-        String eosToken = specialTokens.get("eos_token");
-        this.eosTokenId = eosToken == null ? -1 : singleId(eosToken);
+        this.bosTokenId = singleId(specialTokens.get("bos_token"));
+        this.eosTokenId = singleId(specialTokens.get("eos_token"));
         this.bosEos = bosEos;
-        for (int i = 0; bosEos != null && i < 2; i++) {
-            String token = specialTokens.get(i == 0 ? "bos_token" : "eos_token");
-            if (bosEos[i] && (token == null || singleId(token) < 0)) {
-                throw ExpoException.invalidArgument("tokenizer_config.json sets add_" + (i == 0 ? "bos" : "eos")
-                        + "_token but its " + (i == 0 ? "bos" : "eos") + "_token is not one token of tokenizer.json");
-            }
+        if (bosEos != null && ((bosEos[0] && bosTokenId < 0) || (bosEos[1] && eosTokenId < 0))) {
+            throw ExpoException.invalidArgument("tokenizer_config.json sets add_bos_token or add_eos_token, but that "
+                    + "token is not one token of tokenizer.json");
         }
     }
 
@@ -134,7 +132,7 @@ public final class TextTokenizer implements AutoCloseable {
             long[] out = new long[ids.length + (bosEos[0] ? 1 : 0) + (bosEos[1] ? 1 : 0)];
             System.arraycopy(ids, 0, out, bosEos[0] ? 1 : 0, ids.length);
             if (bosEos[0]) {
-                out[0] = singleId(specialTokens.get("bos_token"));
+                out[0] = bosTokenId;
             }
             if (bosEos[1]) {
                 out[out.length - 1] = eosTokenId;
@@ -182,7 +180,11 @@ public final class TextTokenizer implements AutoCloseable {
         return eosTokenId;
     }
 
+    /** The id of a token that is one token of the vocabulary; -1 for none (or null). */
     private int singleId(String token) {
+        if (token == null) {
+            return -1;
+        }
         long[] ids = tokenizer.encode(token, false, false).getIds();
         return ids.length == 1 ? (int) ids[0] : -1;
     }
