@@ -5,9 +5,11 @@ strftime_now), and writes jinja2_renderings.json: the goldens ChatTemplateJinja2
     python3 testdata/chat-templates/render_with_jinja2.py     # Jinja2 3.x (Debian: python3-jinja2)
 
 The templates are those of well-known chat models (written out here, so nothing is downloaded), plus one expression
-per Python-ism templates use: str methods, negative indexes, namespace(), tojson, loop controls. Not covered, because
-Jinjava does them its own way: a boolean or None printed as such ("True", "None" in Python), a string indexed by
-position (s[0] is null), and loop.previtem / loop.nextitem (undefined).
+per Python-ism templates use: str methods, negative indexes, slices with a step, namespace(), tojson, loop controls,
+loop filters and else, loop.previtem / nextitem. Not covered, because Jinjava does them its own way: a boolean or None
+printed as such ("True", "None" in Python; Jinjava prints "true", ""), `a and b` (Jinjava gives a boolean, Python the
+operand), `%` string formatting and `*` on strings, chained comparisons (`a < b < c`), a test after a filter
+(`x | length is even`), and an undefined attribute tested with `is none` (Jinjava has no undefined: it is none).
 """
 import json
 import os
@@ -83,6 +85,51 @@ T["qwen_ns"] = """{%- set ns = namespace(found=false, count=0) -%}
 {%- endif %}
 {{- '<!-- ' ~ ns.count ~ ' -->' if ns.count > 2 else '' }}"""
 T["deepseek_split"] = "{% for message in messages %}{% if message['role'] == 'assistant' %}{% set content = message['content'] %}{% if '</think>' in content %}{% set content = content.split('</think>')[-1] %}{% endif %}{{'<｜Assistant｜>' + content + '<｜end▁of▁sentence｜>'}}{% elif message['role'] == 'user' %}{{'<｜User｜>' + message['content']}}{% endif %}{% endfor %}{% if add_generation_prompt %}{{'<｜Assistant｜><think>\\n'}}{% endif %}"
+# Qwen3's way of finding the last real user turn (walking the conversation backwards with [::-1]) and of keeping
+# reasoning only after it; written out here in its structure, not byte for byte.
+T["qwen3_style"] = """{%- if messages[0].role == 'system' %}
+    {{- '<|im_start|>system\\n' + messages[0].content + '<|im_end|>\\n' }}
+{%- endif %}
+{%- set ns = namespace(multi_step_tool=true, last_query_index=messages|length - 1) %}
+{%- for message in messages[::-1] %}
+    {%- set index = (messages|length - 1) - loop.index0 %}
+    {%- if ns.multi_step_tool and message.role == "user" and not(message.content.startswith('<tool_response>') and message.content.endswith('</tool_response>')) %}
+        {%- set ns.multi_step_tool = false %}
+        {%- set ns.last_query_index = index %}
+    {%- endif %}
+{%- endfor %}
+{%- for message in messages %}
+    {%- set content = message.content if message.content is string else '' %}
+    {%- if (message.role == "user") or (message.role == "system" and not loop.first) %}
+        {{- '<|im_start|>' + message.role + '\\n' + content + '<|im_end|>' + '\\n' }}
+    {%- elif message.role == "assistant" %}
+        {%- set reasoning_content = '' %}
+        {%- if '</think>' in content %}
+            {%- set reasoning_content = content.split('</think>')[0].rstrip('\\n').split('<think>')[-1].lstrip('\\n') %}
+            {%- set content = content.split('</think>')[-1].lstrip('\\n') %}
+        {%- endif %}
+        {%- if loop.index0 > ns.last_query_index and (loop.last or reasoning_content) %}
+            {{- '<|im_start|>' + message.role + '\\n<think>\\n' + reasoning_content.strip('\\n') + '\\n</think>\\n\\n' + content.lstrip('\\n') }}
+        {%- else %}
+            {{- '<|im_start|>' + message.role + '\\n' + content }}
+        {%- endif %}
+        {{- '<|im_end|>\\n' }}
+    {%- endif %}
+{%- endfor %}
+{%- if add_generation_prompt %}
+    {{- '<|im_start|>assistant\\n' }}
+    {%- if enable_thinking is defined and enable_thinking is false %}
+        {{- '<think>\\n\\n</think>\\n\\n' }}
+    {%- endif %}
+{%- endif %}"""
+# Jinja2's loop filter and else, and loop.previtem / nextitem.
+T["filtered_loop"] = """{% for m in messages if m.role != 'system' %}
+{% if loop.previtem is defined %}[after {{ loop.previtem.role }}]{% endif %}{{ loop.index }}/{{ loop.length }} {{ m.role }}: {{ m.content | trim }}
+{% if loop.nextitem is defined %}(then {{ loop.nextitem.role }})
+{% endif %}
+{% else %}
+(no turns)
+{% endfor %}"""
 T["phi3"] = "{% for message in messages %}{% if message['role'] == 'system' %}{{'<|system|>\\n' + message['content'] + '<|end|>\\n'}}{% elif message['role'] == 'user' %}{{'<|user|>\\n' + message['content'] + '<|end|>\\n'}}{% elif message['role'] == 'assistant' %}{{'<|assistant|>\\n' + message['content'] + '<|end|>\\n'}}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>\\n' }}{% else %}{{ eos_token }}{% endif %}"
 
 EXPRESSIONS = [
@@ -100,6 +147,16 @@ EXPRESSIONS = [
     "{% if messages[0]['tool_calls'] is defined %}T{% else %}F{% endif %}|{{ (messages | last).role }}|{{ messages[0]['content'] | capitalize }}",
     "{% if strftime_now is defined %}{{ strftime_now('%d %b %Y') | length }}{% endif %}|{{ raise_exception('not like this') if messages | length > 5 }}",
     "{% generation %}kept{% endgeneration %}",
+    "{% for m in messages[::-1] %}{{ m.role }},{{ loop.index0 }};{% endfor %}|{{ messages[1:-1] | length }}|{{ messages[-1:][0].role }}|{{ [1, 2, 3, 4, 5][4:0:-2] }}|{{ [1, 2, 3][::2] }}|{{ [1, 2, 3][-10:10] }}",
+    "{{ messages[0].content[0] }}|{{ messages[0].content[-1] }}|{{ messages[0].content[1:4] }}|{{ messages[0].content[::-1] }}|[{{ 'ab'[5] }}]|{{ '日本語'[1] }}{{ '日本語'[::-1] }}",
+    "{% for m in messages %}{% if not loop.first %}{{ loop.previtem.role }}{% endif %}>{% if not loop.last %}{{ loop.nextitem.role }}{% endif %};{% endfor %}",
+    "{% for m in messages if m.role != 'system' %}{{ loop.index }}:{{ m.role }}{{ loop.length }};{% endfor %}|{% for m in [] %}x{% else %}empty{% endfor %}|{% for m in messages %}{{ m.role }}{% else %}none{% endfor %}",
+    "{% for k, v in messages[0].items() if k != 'role' %}{{ k }}={{ v | trim }}{% endfor %}|{% for m in messages if m.role == 'nobody' %}x{% else %}filtered out{% endfor %}",
+    "{{ 'a b c'.rsplit(' ', 1) }}|{{ 'a b c'.rsplit() }}|{{ messages[0].content.index('k') }}|{{ 'a\\nb\\r\\nc'.splitlines() }}|{{ messages[0].content.rindex('e') }}",
+    "{{ 'Hello {}!'.format(messages[0].role) }}|{{ '%d items'|format(3) }}|{{ 1 / 2 }}|{{ 10 // 3 }}|{{ 2 ** 3 }}|{{ messages | map(attribute='content') | map('trim') | join('|') }}",
+    "{% set x = [1, 2, 3, 4, 5] %}{{ x[::-2] }}{{ x[-1:-4:-1] }}{{ x[10:] }}{{ x[:-10] }}{{ x[None:2] }}{{ x[1::3] }}{{ x[-2:] }}{{ x[4:1] }}{{ x[3::-1] }}{{ x[-10::-1] }}|{{ 'héllo'[1:4:2] }}",
+    "{% set ns = namespace(last=messages|length - 1, who=messages[5] or 'nobody', kind='sys' if messages[0].role == 'system' else 'user', n=2 * 3 + 1,) %}{{ ns.last }}|{{ ns.who }}|{{ ns.kind }}|{{ ns.n }}|{{ [1, 2,] }}|{{ messages | tojson(indent=1 + 1) }}",
+    "{% macro turn(m) %}<{{ m.role }}>{{ m.content | trim }}</{{ m.role }}>{% endmacro %}{% for m in messages %}{{ turn(m) }}{% endfor %}|{% for i in range(3) %}{{ i }}{% endfor %}",
 ]
 for i, e in enumerate(EXPRESSIONS):
     T["python-%02d" % i] = e
@@ -111,6 +168,8 @@ MESSAGES = {
                     {"role": "user", "content": "Tell me a joke\nplease"}],
     "roles-not-alternating": [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}],
     "unicode": [{"role": "user", "content": "héllo wörld ✓ 日本語 \"quoted\" back\\slash"}],
+    "reasoning-last": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "2+2?"},
+                       {"role": "assistant", "content": "<think>\nadd them\n</think>\n\n4"}],
     "template-syntax-in-text": [{"role": "user", "content": "{{ 7*7 }} {% if true %}x{% endif %} {# c #} {{ raise_exception('no') }}"}],
 }
 

@@ -4,23 +4,29 @@ import com.hubspot.jinjava.Jinjava;
 import com.hubspot.jinjava.JinjavaConfig;
 import com.hubspot.jinjava.LegacyOverrides;
 import com.hubspot.jinjava.el.JinjavaInterpreterResolver;
+import com.hubspot.jinjava.el.TruthyTypeConverter;
 import com.hubspot.jinjava.interpret.FatalTemplateErrorsException;
 import com.hubspot.jinjava.lib.fn.ELFunctionDefinition;
 import dev.expo.common.ExpoException;
+import jinjava.de.odysseus.el.ExpressionFactoryImpl;
+import jinjava.de.odysseus.el.tree.TreeBuilder;
 import jinjava.javax.el.CompositeELResolver;
+import jinjava.javax.el.ExpressionFactory;
 
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Properties;
 
 /**
  * A Hugging Face chat template (Jinja, from chat_template.jinja or tokenizer_config.json) rendered by a real Jinja engine set up as
  * transformers sets up Jinja2: trim_blocks and lstrip_blocks, whitespace control on expressions and comments
  * ({@code {{- x -}}}, {@code {#- c #}}), Python's operator precedence and {@code str} methods ({@link PythonStrings}),
- * transformers' {@code tojson} ({@link PythonJson}), the functions raise_exception and strftime_now, and the
- * variables messages, add_generation_prompt and the special tokens.
+ * slices, string indexes and keyword arguments ({@link PythonSubscripts}), loop filters, loop else and
+ * previtem/nextitem ({@link PythonForTag}), transformers' {@code tojson} ({@link PythonJson}), the functions
+ * raise_exception and strftime_now, and the variables messages, add_generation_prompt and the special tokens.
  */
 public final class ChatTemplate {
 
@@ -36,7 +42,7 @@ public final class ChatTemplate {
         CompositeELResolver resolver = new CompositeELResolver();
         resolver.add(new PythonStrings());
         resolver.add(JinjavaInterpreterResolver.DEFAULT_RESOLVER_READ_ONLY);
-        this.jinja = new Jinjava(JinjavaConfig.newBuilder()
+        this.jinja = new PythonJinjava(JinjavaConfig.newBuilder()
                 .withElResolver(resolver)
                 .withTrimBlocks(true)
                 .withLstripBlocks(true)
@@ -61,6 +67,28 @@ public final class ChatTemplate {
                 ChatTemplate.class, "strftimeNow", String.class));
         jinja.getGlobalContext().registerFilter(new PythonJson());
         jinja.getGlobalContext().registerTag(new GenerationTag());
+        jinja.getGlobalContext().registerTag(new PythonForTag());
+    }
+
+    /** Jinjava parsing expressions with Python's subscripts ({@link PythonSubscripts}). */
+    private static final class PythonJinjava extends Jinjava {
+        private static final ExpressionFactory EXPRESSIONS = expressions();
+
+        PythonJinjava(JinjavaConfig config) {
+            super(config);
+        }
+
+        /** Built as Jinjava builds its own (a tree builder named by class, its type converter), with ours. */
+        private static ExpressionFactory expressions() {
+            Properties properties = new Properties();
+            properties.setProperty(TreeBuilder.class.getName(), PythonSubscripts.Syntax.class.getName());
+            return new ExpressionFactoryImpl(properties, new TruthyTypeConverter());
+        }
+
+        @Override
+        public ExpressionFactory getExpressionFactory() {
+            return EXPRESSIONS;
+        }
     }
 
     /** Called by templates that reject a conversation (e.g. roles not alternating). */

@@ -15,8 +15,8 @@ import java.util.Locale;
  * Python {@code str}: {@code content.split('</think>')[-1].lstrip('\n')}, {@code role.startswith('tool')}. Jinjava
  * would call Java's methods of the same names instead (or none): {@code split} takes a regular expression and drops
  * trailing empty strings, {@code strip} takes no characters. This resolver answers those calls first, with Python's
- * semantics; every other call goes on to Jinjava's resolvers. (Indexing a string by position, {@code s[0]}, is not
- * covered: Jinjava resolves it before any custom resolver, to null.)
+ * semantics; every other call goes on to Jinjava's resolvers. (Indexing and slicing a string by position are
+ * {@link PythonSubscripts}'.)
  */
 final class PythonStrings extends ELResolver {
 
@@ -52,8 +52,11 @@ final class PythonStrings extends ELResolver {
             case "startswith" -> a.length == 1 ? anyMatch(a[0], s::startsWith) : NOT_HANDLED;
             case "endswith" -> a.length == 1 ? anyMatch(a[0], s::endsWith) : NOT_HANDLED;
             case "split" -> split(s, a.length > 0 ? a[0] : null, a.length > 1 ? ((Number) a[1]).intValue() : -1);
+            case "rsplit" -> rsplit(s, a.length > 0 ? a[0] : null, a.length > 1 ? ((Number) a[1]).intValue() : -1);
+            case "splitlines" -> a.length == 0 ? splitlines(s) : NOT_HANDLED;
             case "replace" -> a.length >= 2 ? replace(s, str(a[0]), str(a[1]),
                     a.length > 2 ? ((Number) a[2]).intValue() : -1) : NOT_HANDLED;
+            case "format" -> format(s, a);
             case "title" -> a.length == 0 ? title(s) : NOT_HANDLED;
             case "capitalize" -> a.length == 0 ? (s.isEmpty() ? s
                     : s.substring(0, 1).toUpperCase(Locale.ROOT) + s.substring(1).toLowerCase(Locale.ROOT))
@@ -61,6 +64,12 @@ final class PythonStrings extends ELResolver {
             case "count" -> a.length == 1 ? (long) count(s, str(a[0])) : NOT_HANDLED;
             case "find" -> a.length == 1 ? (long) codePointIndex(s, s.indexOf(str(a[0]))) : NOT_HANDLED;
             case "rfind" -> a.length == 1 ? (long) codePointIndex(s, s.lastIndexOf(str(a[0]))) : NOT_HANDLED;
+            case "index" -> a.length == 1 ? found(codePointIndex(s, s.indexOf(str(a[0])))) : NOT_HANDLED;
+            case "rindex" -> a.length == 1 ? found(codePointIndex(s, s.lastIndexOf(str(a[0])))) : NOT_HANDLED;
+            case "isupper" -> a.length == 0 ? cased(s) && s.codePoints().noneMatch(Character::isLowerCase) : NOT_HANDLED;
+            case "islower" -> a.length == 0 ? cased(s) && s.codePoints().noneMatch(Character::isUpperCase) : NOT_HANDLED;
+            case "isalnum" -> a.length == 0 ? !s.isEmpty() && s.codePoints().allMatch(Character::isLetterOrDigit)
+                    : NOT_HANDLED;
             case "join" -> a.length == 1 && a[0] instanceof Iterable<?> items ? join(s, items) : NOT_HANDLED;
             case "isspace" -> a.length == 0 ? !s.isEmpty() && s.codePoints().allMatch(PythonStrings::isSpace)
                     : NOT_HANDLED;
@@ -74,6 +83,68 @@ final class PythonStrings extends ELResolver {
                     ? s.substring(0, s.length() - str(a[0]).length()) : a.length == 1 ? s : NOT_HANDLED;
             default -> NOT_HANDLED;
         };
+    }
+
+    /**
+     * Python's str.format with positional fields ({@code {}}, {@code {0}}) and doubled braces; a field with a name,
+     * an attribute or a format spec is refused rather than rendered differently.
+     */
+    private static String format(String s, Object[] args) {
+        StringBuilder out = new StringBuilder();
+        int next = 0;
+        for (int i = 0; i < s.length(); i++) {
+            char c = s.charAt(i);
+            if ((c == '{' || c == '}') && i + 1 < s.length() && s.charAt(i + 1) == c) {
+                out.append(c);
+                i++;
+            } else if (c == '{') {
+                int close = s.indexOf('}', i);
+                String field = close < 0 ? "" : s.substring(i + 1, close);
+                int position;
+                if (field.isEmpty() && close > 0) {
+                    position = next++;
+                } else if (!field.isEmpty() && field.chars().allMatch(Character::isDigit)) {
+                    position = Integer.parseInt(field);
+                } else {
+                    throw new IllegalArgumentException("str.format field {" + field + "} is not supported here");
+                }
+                if (position >= args.length) {
+                    throw new IllegalArgumentException("str.format: no argument " + position);
+                }
+                out.append(pythonStr(args[position]));
+                i = close;
+            } else if (c == '}') {
+                throw new IllegalArgumentException("str.format: single '}' encountered");
+            } else {
+                out.append(c);
+            }
+        }
+        return out.toString();
+    }
+
+    /** Python's str() of a template value. */
+    static String pythonStr(Object value) {
+        return switch (value) {
+            case null -> "None";
+            case Boolean b -> b ? "True" : "False";
+            case Double d when d.isNaN() -> "nan";
+            case Double d when d.isInfinite() -> d > 0 ? "inf" : "-inf";
+            case Double d -> PythonJson.pythonFloat(d);
+            default -> value.toString();
+        };
+    }
+
+    /** str.index / rindex: find's position, or Python's ValueError. */
+    private static long found(int position) {
+        if (position < 0) {
+            throw new IllegalArgumentException("substring not found");
+        }
+        return position;
+    }
+
+    /** isupper / islower need at least one cased character. */
+    private static boolean cased(String s) {
+        return s.codePoints().anyMatch(c -> Character.isUpperCase(c) || Character.isLowerCase(c));
     }
 
     /** Python's str.isspace for one character (Java's isWhitespace leaves out no-break spaces). */
@@ -155,6 +226,45 @@ final class PythonStrings extends ELResolver {
         }
         parts.add(s.substring(from));
         return parts;
+    }
+
+    /** Python's str.rsplit: split from the right, so a limit keeps the leftmost part whole. */
+    private static List<String> rsplit(String s, Object separator, int maxSplit) {
+        if (maxSplit < 0) {
+            return split(s, separator, -1);
+        }
+        // Splitting the reversed string with the reversed separator splits from the right.
+        List<String> reversed = split(reverse(s), separator == null ? null : reverse(str(separator)), maxSplit);
+        List<String> parts = new ArrayList<>();
+        for (int i = reversed.size() - 1; i >= 0; i--) {
+            parts.add(reverse(reversed.get(i)));
+        }
+        return parts;
+    }
+
+    private static String reverse(String s) {
+        return new StringBuilder(s).reverse().toString();
+    }
+
+    /** Python's str.splitlines: at \n, \r, \r\n and the other Unicode line breaks, without them. */
+    private static List<String> splitlines(String s) {
+        List<String> lines = new ArrayList<>();
+        int start = 0;
+        for (int i = 0; i < s.length(); i++) {
+            char c = s.charAt(i);
+            if (c == '\n' || c == '\r' || c == 0x0b || c == 0x0c || c == 0x1c || c == 0x1d || c == 0x1e
+                    || c == 0x85 || c == 0x2028 || c == 0x2029) {
+                lines.add(s.substring(start, i));
+                if (c == '\r' && i + 1 < s.length() && s.charAt(i + 1) == '\n') {
+                    i++;
+                }
+                start = i + 1;
+            }
+        }
+        if (start < s.length()) {
+            lines.add(s.substring(start));
+        }
+        return lines;
     }
 
     private static String replace(String s, String old, String replacement, int count) {
