@@ -1,5 +1,6 @@
 package dev.expo.checkpoint.catalog;
 
+import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.expo.checkpoint.DType;
@@ -72,6 +73,41 @@ public final class ModelCatalog {
         }
         return new ModelDescription(name, ModelKind.UNKNOWN, null, weights.dtype, weights.bytes, weights.parameters,
                 null);
+    }
+
+    /**
+     * Why {@link #describe} lists a model as UNKNOWN, as the error for someone who asks to use it: INVALID_ARGUMENT
+     * naming a malformed file, else FAILED_PRECONDITION saying what the folder lacks or what it holds instead.
+     */
+    public ExpoException whyUnknown(String name) {
+        Path dir = store.existing("model", name);
+        for (String file : List.of(MANIFEST, "adapter_config.json")) {
+            Path path = dir.resolve(file);
+            if (Files.isRegularFile(path)) {
+                try {
+                    JSON.readTree(path.toFile());
+                } catch (JsonProcessingException e) {
+                    return ExpoException.invalidArgument(path + " is not valid JSON: " + e.getOriginalMessage());
+                } catch (IOException e) {
+                    return ExpoException.failedPrecondition("cannot read " + path + ": " + e.getMessage());
+                }
+            }
+        }
+        if (!Files.isRegularFile(dir.resolve(HfConfig.FILE_NAME))) {
+            return ExpoException.failedPrecondition("model \"" + name + "\" has no " + HfConfig.FILE_NAME
+                    + ", adapter_config.json or " + MANIFEST + ": not a model this system can use");
+        }
+        try {
+            HfConfig config = HfConfig.read(dir);
+            return ExpoException.failedPrecondition("model \"" + name + "\" is " + config.architectures()
+                    + " (model_type " + config.modelType() + "): not a causal language model, a CLIP vision tower,"
+                    + " a multimodal manifest or an adapter");
+        } catch (ExpoException e) {
+            return e;
+        } catch (RuntimeException e) {
+            return ExpoException.failedPrecondition("cannot read " + dir.resolve(HfConfig.FILE_NAME) + ": "
+                    + e.getMessage());
+        }
     }
 
     private static ModelKind kindOf(HfConfig config, String architecture) {

@@ -51,13 +51,13 @@ public record GenerationDefaults(Set<Integer> eosTokenIds, Float temperature, Fl
                 eos.add(id.asInt());
             }
         }
-        Float temperature = floatOf(json, "temperature");
+        Float temperature = floatOf(file, json, "temperature");
         if (json.path("do_sample").isBoolean() && !json.get("do_sample").asBoolean()) {
             temperature = 0f;
         }
-        GenerationDefaults defaults = new GenerationDefaults(eos, temperature, floatOf(json, "top_p"),
-                intOf(json, "top_k"), floatOf(json, "repetition_penalty"), intOf(json, "no_repeat_ngram_size"),
-                intOf(json, "max_new_tokens"));
+        GenerationDefaults defaults = new GenerationDefaults(eos, temperature, floatOf(file, json, "top_p"),
+                intOf(file, json, "top_k"), floatOf(file, json, "repetition_penalty"),
+                intOf(file, json, "no_repeat_ngram_size"), intOf(file, json, "max_new_tokens"));
         try {
             defaults.over(SamplingParams.greedy(1));   // the same checks as a request's values
         } catch (ExpoException e) {
@@ -80,18 +80,31 @@ public record GenerationDefaults(Set<Integer> eosTokenIds, Float temperature, Fl
                 fallback.seed(), fallback.ignoreEos(), fallback.logprobs(), fallback.topLogprobs());
     }
 
-    private static Number number(JsonNode json, String field) {
+    /** A field's number; absent or null is unset, anything else (a string, a boolean) is refused by name. */
+    private static Number number(Path file, JsonNode json, String field) {
         JsonNode node = json.get(field);
-        return node != null && node.isNumber() ? node.numberValue() : null;
+        if (node == null || node.isNull()) {
+            return null;
+        }
+        if (!node.isNumber()) {
+            throw ExpoException.invalidArgument(file + ": " + field + " must be a number, not " + node);
+        }
+        return node.numberValue();
     }
 
-    private static Float floatOf(JsonNode json, String field) {
-        Number n = number(json, field);
+    private static Float floatOf(Path file, JsonNode json, String field) {
+        Number n = number(file, json, field);
         return n == null ? null : n.floatValue();
     }
 
-    private static Integer intOf(JsonNode json, String field) {
-        JsonNode node = json.get(field);
-        return node != null && node.canConvertToInt() && node.isIntegralNumber() ? node.asInt() : null;
+    private static Integer intOf(Path file, JsonNode json, String field) {
+        Number n = number(file, json, field);
+        if (n == null) {
+            return null;
+        }
+        if (!json.get(field).canConvertToExactIntegral() || !json.get(field).canConvertToInt()) {
+            throw ExpoException.invalidArgument(file + ": " + field + " must be an integer, not " + json.get(field));
+        }
+        return json.get(field).asInt();
     }
 }

@@ -143,9 +143,9 @@ public final class ModelRegistry implements AutoCloseable {
             case VISION_TOWER -> new LoadedModel.Vision(name, ClipVisionModel.load(dir, manager, options));
             case MULTIMODAL -> loadMultimodal(name, dir);
             case ADAPTER -> new LoadedModel.Adapter(name, LoraAdapter.load(dir, manager, options));
-            case PROJECTOR, UNKNOWN -> throw ExpoException.failedPrecondition("model \"" + name + "\" is a "
-                    + description.kind().name().toLowerCase() + " (" + description.architecture()
-                    + "), which this service cannot serve on its own");
+            case PROJECTOR -> throw ExpoException.failedPrecondition("model \"" + name + "\" is a projector ("
+                    + description.architecture() + "), which this service serves only inside a multimodal manifest");
+            case UNKNOWN -> throw catalog.whyUnknown(name);
         };
         loaded.put(name, model);
         bytes.put(name, needed);

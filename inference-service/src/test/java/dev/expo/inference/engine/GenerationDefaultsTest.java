@@ -60,5 +60,20 @@ class GenerationDefaultsTest {
                 .isInstanceOfSatisfying(ExpoException.class,
                         e -> assertThat(e.kind()).isEqualTo(ExpoException.Kind.INVALID_ARGUMENT))
                 .hasMessageContaining("generation_config.json: top_k");
+        // A value of the wrong type is refused by name, not taken as unset.
+        assertThatThrownBy(() -> read("{\"temperature\": \"hot\"}"))
+                .isInstanceOfSatisfying(ExpoException.class,
+                        e -> assertThat(e.kind()).isEqualTo(ExpoException.Kind.INVALID_ARGUMENT))
+                .hasMessageContaining("temperature must be a number, not \"hot\"");
+        assertThatThrownBy(() -> read("{\"top_k\": 2.5}")).hasMessageContaining("top_k must be an integer, not 2.5");
+        assertThatThrownBy(() -> read("{\"max_new_tokens\": true}")).hasMessageContaining("max_new_tokens must be");
+    }
+
+    @Test
+    void nullIsUnsetAndWholeFloatsAreIntegers() throws Exception {
+        GenerationDefaults defaults = read("{\"temperature\": null, \"top_k\": 40.0, \"top_p\": null}");
+        assertThat(defaults.temperature()).isNull();
+        assertThat(defaults.topP()).isNull();
+        assertThat(defaults.topK()).isEqualTo(40);
     }
 }

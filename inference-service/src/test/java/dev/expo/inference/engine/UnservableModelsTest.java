@@ -1,0 +1,52 @@
+package dev.expo.inference.engine;
+
+import dev.expo.common.ExpoException;
+import dev.expo.common.store.ModelStore;
+import dev.expo.modeling.ModelOptions;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+/** A folder in the store that is not a model this service serves says why, naming the file, and nothing breaks. */
+class UnservableModelsTest {
+
+    @TempDir
+    Path root;
+
+    @Test
+    void eachFolderSaysWhatIsWrongWithIt() throws Exception {
+        Path fixtures = Path.of(System.getProperty("expo.testdata", "../testdata/fixtures"));
+        BatchingTest.copy(fixtures.resolve("tiny-llama-sft"), root.resolve("good"));
+        BatchingTest.copy(fixtures.resolve("tiny-llama-sft"), root.resolve("broken-config"));
+        Files.writeString(root.resolve("broken-config/config.json"), "{\"model_type\": \"llama\", \"hidden_size\": ");
+        Files.createDirectories(root.resolve("no-config"));
+        Files.writeString(root.resolve("no-config/notes.txt"), "not a model");
+        Files.createDirectories(root.resolve("bert"));
+        Files.writeString(root.resolve("bert/config.json"),
+                "{\"architectures\": [\"BertModel\"], \"model_type\": \"bert\"}");
+        Files.createDirectories(root.resolve("broken-adapter"));
+        Files.writeString(root.resolve("broken-adapter/adapter_config.json"), "{\"peft_type\": ");
+
+        try (ModelRegistry registry = new ModelRegistry(new ModelStore(root), ModelOptions.cpu(), Long.MAX_VALUE)) {
+            expect(registry, "broken-config", ExpoException.Kind.INVALID_ARGUMENT, "config.json is not valid JSON");
+            expect(registry, "no-config", ExpoException.Kind.FAILED_PRECONDITION, "has no config.json");
+            expect(registry, "bert", ExpoException.Kind.FAILED_PRECONDITION, "[BertModel] (model_type bert)");
+            expect(registry, "broken-adapter", ExpoException.Kind.INVALID_ARGUMENT,
+                    "adapter_config.json is not valid JSON");
+            registry.get("good");
+            assertThat(registry.loadedNames()).containsExactly("good");
+        }
+    }
+
+    private static void expect(ModelRegistry registry, String name, ExpoException.Kind kind, String message) {
+        assertThatThrownBy(() -> registry.get(name)).isInstanceOfSatisfying(ExpoException.class, e -> {
+            assertThat(e.kind()).isEqualTo(kind);
+            assertThat(e.getMessage()).contains(message);
+        });
+    }
+}
