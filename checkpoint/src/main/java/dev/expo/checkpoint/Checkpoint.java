@@ -10,6 +10,7 @@ import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collections;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
@@ -155,6 +156,21 @@ public final class Checkpoint implements AutoCloseable {
 
     public Tensor tensor(String name) {
         return shard(name).tensor(name);
+    }
+
+    /**
+     * Refuses tensors whose shapes are not {@code expected} (by name), as transformers refuses a "size mismatch";
+     * {@code source} says where the expectation comes from (e.g. the config's sizes). Absent tensors are not
+     * checked here: the loader that needs one names it.
+     */
+    public void requireShapes(Map<String, long[]> expected, String source) {
+        expected.forEach((name, shape) -> {
+            if (contains(name) && !Arrays.equals(info(name).shape(), shape)) {
+                throw ExpoException.invalidArgument(directory + ": tensor " + name + " has shape "
+                        + Arrays.toString(info(name).shape()) + ", but " + source + " makes it "
+                        + Arrays.toString(shape));
+            }
+        });
     }
 
     public SafetensorsFile shard(String name) {

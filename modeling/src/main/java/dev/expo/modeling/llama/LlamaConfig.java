@@ -1,11 +1,14 @@
 package dev.expo.modeling.llama;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import dev.expo.checkpoint.Checkpoint;
 import dev.expo.checkpoint.HfConfig;
 import dev.expo.common.ExpoException;
 
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 
 /**
  * The decoder's configuration, read from a Hugging Face config.json: LLaMA and Mistral (grouped-query attention,
@@ -55,9 +58,19 @@ public record LlamaConfig(String architecture, int vocabSize, int hiddenSize, in
         } else if (eosNode != null && eosNode.canConvertToInt()) {
             eos.add(eosNode.asInt());
         }
+        int kvHeads = integer(json, "num_key_value_heads", heads);
+        for (String field : List.of("vocab_size", "intermediate_size", "num_hidden_layers")) {
+            if (integer(json, field, -1) <= 0) {
+                throw ExpoException.invalidArgument(config.file() + " needs " + field + " (a positive integer)");
+            }
+        }
+        if (kvHeads <= 0 || heads % kvHeads != 0 || headDim <= 0) {
+            throw ExpoException.invalidArgument(config.file() + ": num_attention_heads " + heads
+                    + " must be a multiple of num_key_value_heads " + kvHeads + ", with a positive head_dim");
+        }
         return new LlamaConfig(architecture,
                 integer(json, "vocab_size", -1), hidden, integer(json, "intermediate_size", -1),
-                integer(json, "num_hidden_layers", -1), heads, integer(json, "num_key_value_heads", heads), headDim,
+                integer(json, "num_hidden_layers", -1), heads, kvHeads, headDim,
                 json.has("rope_theta") ? json.get("rope_theta").asDouble() : 10000.0,
                 json.has("rms_norm_eps") ? json.get("rms_norm_eps").asDouble() : 1e-6,
                 integer(json, "max_position_embeddings", 2048),
@@ -65,6 +78,46 @@ public record LlamaConfig(String architecture, int vocabSize, int hiddenSize, in
                 windowed ? window.asInt() : 0,
                 integer(json, "bos_token_id", 1), List.copyOf(eos),
                 integer(json, "num_labels", 1), integer(json, "pad_token_id", -1), ropeScaling);
+    }
+
+    /**
+     * The shape of every tensor such a checkpoint holds, as transformers builds the model from config.json
+     * (projections are [out, in]); the output head is lm_head.weight, or score.weight for a classifier.
+     */
+    public Map<String, long[]> tensorShapes() {
+        Map<String, long[]> shapes = new LinkedHashMap<>();
+        long attention = (long) numHeads * headDim;
+        long keyValue = (long) numKvHeads * headDim;
+        shapes.put("model.embed_tokens.weight", new long[] {vocabSize, hiddenSize});
+        for (int i = 0; i < numLayers; i++) {
+            String p = "model.layers." + i + ".";
+            shapes.put(p + "input_layernorm.weight", new long[] {hiddenSize});
+            shapes.put(p + "self_attn.q_proj.weight", new long[] {attention, hiddenSize});
+            shapes.put(p + "self_attn.k_proj.weight", new long[] {keyValue, hiddenSize});
+            shapes.put(p + "self_attn.v_proj.weight", new long[] {keyValue, hiddenSize});
+            shapes.put(p + "self_attn.o_proj.weight", new long[] {hiddenSize, attention});
+            shapes.put(p + "post_attention_layernorm.weight", new long[] {hiddenSize});
+            shapes.put(p + "mlp.gate_proj.weight", new long[] {intermediateSize, hiddenSize});
+            shapes.put(p + "mlp.up_proj.weight", new long[] {intermediateSize, hiddenSize});
+            shapes.put(p + "mlp.down_proj.weight", new long[] {hiddenSize, intermediateSize});
+        }
+        shapes.put("model.norm.weight", new long[] {hiddenSize});
+        if (isSequenceClassifier()) {
+            shapes.put("score.weight", new long[] {numLabels, hiddenSize});
+        } else {
+            shapes.put("lm_head.weight", new long[] {vocabSize, hiddenSize});
+        }
+        return shapes;
+    }
+
+    /**
+     * Refuses a checkpoint whose tensors do not have the shapes its config.json gives them: the decoders size their
+     * buffers from the config and would otherwise compute garbage or fail mid-request.
+     */
+    public void requireShapes(Checkpoint weights) {
+        weights.requireShapes(tensorShapes(), "config.json (hidden_size " + hiddenSize + ", intermediate_size "
+                + intermediateSize + ", " + numHeads + " heads, " + numKvHeads + " key/value heads of " + headDim
+                + ", vocab_size " + vocabSize + ")");
     }
 
     public boolean isSequenceClassifier() {

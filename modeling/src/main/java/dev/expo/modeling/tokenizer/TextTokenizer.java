@@ -59,18 +59,22 @@ public final class TextTokenizer implements AutoCloseable {
         if (!Files.isRegularFile(file)) {
             throw ExpoException.failedPrecondition("model folder " + dir + " has no tokenizer.json");
         }
+        HuggingFaceTokenizer tokenizer;
         try {
-            HuggingFaceTokenizer tokenizer = HuggingFaceTokenizer.builder()
+            tokenizer = HuggingFaceTokenizer.builder()
                     .optTokenizerPath(file)
                     .optAddSpecialTokens(true)
                     .optTruncation(false)
                     .optPadding(false)
                     .build();
-            JsonNode config = JSON.createObjectNode();
-            Path configFile = dir.resolve("tokenizer_config.json");
-            if (Files.isRegularFile(configFile)) {
-                config = JSON.readTree(Files.readString(configFile));
-            }
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read " + file, e);
+        } catch (RuntimeException e) {
+            throw ExpoException.invalidArgument(file + " is not a tokenizer the Hugging Face tokenizers library can "
+                    + "load: " + e.getMessage());
+        }
+        try {
+            JsonNode config = config(dir.resolve("tokenizer_config.json"));
             Map<String, String> specialTokens = new LinkedHashMap<>();
             config.properties().forEach(field -> {
                 String text = field.getKey().endsWith("_token") ? tokenText(field.getValue()) : null;
@@ -85,14 +89,29 @@ public final class TextTokenizer implements AutoCloseable {
             return new TextTokenizer(tokenizer, specialTokens, template == null ? null : new ChatTemplate(template),
                     bosEos);
         } catch (IOException e) {
-            throw new UncheckedIOException("cannot read the tokenizer of " + dir, e);
+            tokenizer.close();
+            throw new UncheckedIOException("cannot read the tokenizer files of " + dir, e);
         } catch (RuntimeException e) {
-            if (e instanceof ExpoException) {
-                throw e;
-            }
-            throw ExpoException.invalidArgument(file + " is not a tokenizer the Hugging Face tokenizers library can "
-                    + "load: " + e.getMessage());
+            tokenizer.close();
+            throw e;
         }
+    }
+
+    /** tokenizer_config.json as a JSON object (empty when the folder has none); INVALID_ARGUMENT if malformed. */
+    private static JsonNode config(Path file) throws IOException {
+        if (!Files.isRegularFile(file)) {
+            return JSON.createObjectNode();
+        }
+        JsonNode config;
+        try {
+            config = JSON.readTree(Files.readString(file));
+        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+            throw ExpoException.invalidArgument(file + " is not valid JSON: " + e.getOriginalMessage());
+        }
+        if (config == null || !config.isObject()) {
+            throw ExpoException.invalidArgument(file + " must hold a JSON object");
+        }
+        return config;
     }
 
     /**

@@ -1,20 +1,25 @@
 package dev.expo.modeling.clip;
 
 import ai.djl.ndarray.NDManager;
+import dev.expo.common.ExpoException;
 import dev.expo.modeling.Goldens;
 import dev.expo.modeling.ModelOptions;
 import dev.expo.modeling.NdArrays;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
 import java.io.IOException;
 import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 /**
  * CLIPImageProcessor and CLIPVisionModel against transformers 4.44.2: the resized uint8 image identical to Pillow's,
@@ -85,5 +90,25 @@ class ClipParityTest {
                 }
             }
         }
+    }
+
+    /** A tower whose tensors disagree with its config.json is refused, naming the tensor, not run. */
+    @Test
+    void tensorsThatDisagreeWithTheConfigAreRefused(@TempDir Path dir) throws IOException {
+        try (var files = Files.list(Goldens.path("tiny-clip-vision"))) {
+            for (Path file : files.toList()) {
+                Files.copy(file, dir.resolve(file.getFileName()));
+            }
+        }
+        String config = Files.readString(dir.resolve("config.json"));
+        var json = (com.fasterxml.jackson.databind.node.ObjectNode) new com.fasterxml.jackson.databind.ObjectMapper()
+                .readTree(config);
+        int inter = json.get("intermediate_size").asInt();
+        Files.writeString(dir.resolve("config.json"), json.put("intermediate_size", inter + 8).toString());
+        assertThatThrownBy(() -> ClipVisionModel.load(dir, manager, ModelOptions.cpu()))
+                .isInstanceOfSatisfying(ExpoException.class,
+                        e -> assertThat(e.kind()).isEqualTo(ExpoException.Kind.INVALID_ARGUMENT))
+                .hasMessageContaining("tensor vision_model.encoder.layers.0.mlp.fc1.weight has shape [" + inter)
+                .hasMessageContaining("makes it [" + (inter + 8));
     }
 }

@@ -4,11 +4,13 @@ import ai.djl.ndarray.NDManager;
 import dev.expo.checkpoint.DType;
 import dev.expo.checkpoint.SafetensorsWriter;
 import dev.expo.checkpoint.Tensor;
+import dev.expo.common.ExpoException;
 import dev.expo.modeling.Decoder;
 import dev.expo.modeling.DjlDecoder;
 import dev.expo.modeling.ModelOptions;
 import dev.expo.modeling.llama.LlamaModel;
 import dev.expo.modeling.sampling.TokenSampler;
+import org.assertj.core.api.ThrowableAssert.ThrowingCallable;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -20,6 +22,7 @@ import java.util.List;
 import java.util.Random;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 /**
  * Sizes that are not multiples of the vector width (hidden 20, intermediate 36, head size 4, one key/value head for
@@ -51,6 +54,37 @@ class OddShapesTest {
     void headsWiderThanTheHiddenSizeMatchTheDjlDecoder(@TempDir Path dir) throws IOException {
         writeModel(dir, 20, 36, 4, 2, 6, ", \"head_dim\": 6");
         cpuMatchesDjl(dir);
+    }
+
+    /** Tensors whose shapes disagree with config.json are refused by both decoders, naming the tensor. */
+    @Test
+    void tensorsThatDisagreeWithTheConfigAreRefused(@TempDir Path dir) throws IOException {
+        writeModel(dir, 20, 36, 5, 1, 4, "");
+        String config = Files.readString(dir.resolve("config.json"));
+        Files.writeString(dir.resolve("config.json"), config.replace("\"intermediate_size\": 36",
+                "\"intermediate_size\": 72"));
+        assertRefused(dir, "tensor model.layers.0.mlp.gate_proj.weight has shape [36, 20]", "makes it [72, 20]");
+        Files.writeString(dir.resolve("config.json"), config.replace("\"num_key_value_heads\": 1",
+                "\"num_key_value_heads\": 5"));
+        assertRefused(dir, "tensor model.layers.0.self_attn.k_proj.weight has shape [4, 20]", "makes it [20, 20]");
+        Files.writeString(dir.resolve("config.json"), config.replace("\"num_key_value_heads\": 1",
+                "\"num_key_value_heads\": 2"));
+        assertRefused(dir, "num_attention_heads 5 must be a multiple of num_key_value_heads 2");
+        Files.writeString(dir.resolve("config.json"), config.replace("\"num_hidden_layers\": 2,", ""));
+        assertRefused(dir, "needs num_hidden_layers");
+    }
+
+    private static void assertRefused(Path dir, String... message) {
+        try (NDManager manager = NDManager.newBaseManager()) {
+            List<ThrowingCallable> loads = List.of(() -> CpuDecoder.load(dir).close(),
+                    () -> LlamaModel.load(dir, manager, ModelOptions.cpu()));
+            for (ThrowingCallable load : loads) {
+                assertThatThrownBy(load).isInstanceOfSatisfying(ExpoException.class, e -> {
+                    assertThat(e.kind()).isEqualTo(ExpoException.Kind.INVALID_ARGUMENT);
+                    assertThat(e.getMessage()).contains(message);
+                });
+            }
+        }
     }
 
     private static void writeModel(Path dir, int hidden, int inter, int heads, int kvHeads, int headDim,

@@ -63,4 +63,16 @@ class ChatTemplateDiscoveryTest {
                         e -> assertThat(e.kind()).isEqualTo(ExpoException.Kind.FAILED_PRECONDITION))
                 .hasMessageContaining("chat_template.jinja");
     }
+
+    @Test
+    void aMalformedTokenizerConfigIsAnInvalidArgumentNamingIt() throws Exception {
+        copyTokenizer();
+        for (String broken : List.of("{\"chat_template\": ", "[1, 2]")) {
+            Files.writeString(dir.resolve("tokenizer_config.json"), broken);
+            assertThatThrownBy(() -> TextTokenizer.load(dir)).isInstanceOfSatisfying(ExpoException.class, e -> {
+                assertThat(e.kind()).isEqualTo(ExpoException.Kind.INVALID_ARGUMENT);
+                assertThat(e.getMessage()).contains("tokenizer_config.json");
+            });
+        }
+    }
 }
