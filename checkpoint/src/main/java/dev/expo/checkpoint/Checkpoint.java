@@ -159,16 +159,23 @@ public final class Checkpoint implements AutoCloseable {
     }
 
     /**
-     * Refuses tensors whose shapes are not {@code expected} (by name), as transformers refuses a "size mismatch";
-     * {@code source} says where the expectation comes from (e.g. the config's sizes). Absent tensors are not
-     * checked here: the loader that needs one names it.
+     * Refuses weights that are not of {@code expected} shapes (by name), as transformers refuses a "size mismatch",
+     * or not of a floating-point dtype (F32, F16, BF16); {@code source} says where the shapes come from (e.g. the
+     * config's sizes). Absent tensors are not checked here: the loader that needs one names it.
      */
-    public void requireShapes(Map<String, long[]> expected, String source) {
+    public void requireWeights(Map<String, long[]> expected, String source) {
         expected.forEach((name, shape) -> {
-            if (contains(name) && !Arrays.equals(info(name).shape(), shape)) {
+            if (!contains(name)) {
+                return;
+            }
+            TensorInfo tensor = info(name);
+            if (!Arrays.equals(tensor.shape(), shape)) {
                 throw ExpoException.invalidArgument(directory + ": tensor " + name + " has shape "
-                        + Arrays.toString(info(name).shape()) + ", but " + source + " makes it "
-                        + Arrays.toString(shape));
+                        + Arrays.toString(tensor.shape()) + ", but " + source + " makes it " + Arrays.toString(shape));
+            }
+            if (tensor.dtype() != DType.F32 && tensor.dtype() != DType.F16 && tensor.dtype() != DType.BF16) {
+                throw ExpoException.invalidArgument(directory + ": tensor " + name + " has dtype " + tensor.dtype()
+                        + "; weights must be F32, F16 or BF16");
             }
         });
     }

@@ -1,5 +1,7 @@
 package dev.expo.checkpoint;
 
+import dev.expo.common.ExpoException;
+
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
@@ -52,8 +54,8 @@ public record Tensor(TensorInfo info, MemorySegment bytes) {
                 }
             }
             case F32 -> MemorySegment.copy(bytes, FLOAT_LE, from * 4, out, offset, count);
-            default -> throw new IllegalStateException("tensor " + name() + " has dtype " + info.dtype()
-                    + ", not a floating-point type this reader converts");
+            default -> throw ExpoException.invalidArgument("tensor " + name() + " has dtype " + info.dtype()
+                    + ", where a floating-point tensor (F32, F16, BF16) is needed");
         }
     }
 
@@ -68,8 +70,8 @@ public record Tensor(TensorInfo info, MemorySegment bytes) {
                 case U32 -> Integer.toUnsignedLong(bytes.get(INT_LE, (long) i * 4));
                 case U8, BOOL -> Byte.toUnsignedInt(bytes.get(ValueLayout.JAVA_BYTE, i));
                 case I8 -> bytes.get(ValueLayout.JAVA_BYTE, i);
-                default -> throw new IllegalStateException("tensor " + name() + " has dtype " + info.dtype()
-                        + ", not an integer type");
+                default -> throw ExpoException.invalidArgument("tensor " + name() + " has dtype " + info.dtype()
+                        + ", where an integer tensor is needed");
             };
         }
         return out;

@@ -74,9 +74,9 @@ public record ClipVisionConfig(int hiddenSize, int intermediateSize, int numLaye
         return shapes;
     }
 
-    /** Refuses a checkpoint whose tensors do not have the shapes this config gives them. */
-    public void requireShapes(Checkpoint weights) {
-        weights.requireShapes(tensorShapes(), "config.json (hidden_size " + hiddenSize + ", intermediate_size "
+    /** Refuses a checkpoint whose tensors do not have the shapes this config gives them (or are not floats). */
+    public void requireWeights(Checkpoint weights) {
+        weights.requireWeights(tensorShapes(), "config.json (hidden_size " + hiddenSize + ", intermediate_size "
                 + intermediateSize + ", image_size " + imageSize + ", patch_size " + patchSize + ")");
     }
 

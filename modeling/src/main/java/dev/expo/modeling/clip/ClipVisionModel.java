@@ -83,7 +83,7 @@ public final class ClipVisionModel implements AutoCloseable {
         ClipImageProcessor processor = ClipImageProcessor.load(dir, config.imageSize());
         NDManager manager = parent.newSubManager(options.device());
         try (Checkpoint weights = Checkpoint.open(dir)) {
-            config.requireShapes(weights);
+            config.requireWeights(weights);
             return new ClipVisionModel(config, processor, manager, weights, options);
         } catch (RuntimeException e) {
             manager.close();

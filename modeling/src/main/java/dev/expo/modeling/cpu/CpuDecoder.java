@@ -84,7 +84,7 @@ public final class CpuDecoder implements dev.expo.modeling.Decoder {
         }
         Arena arena = Arena.ofShared();
         try (Checkpoint weights = Checkpoint.open(dir)) {
-            config.requireShapes(weights);
+            config.requireWeights(weights);
             // Every matrix, as stacked for the kernels; one block of (huge-page) memory holds them all.
             List<String[]> matrices = new ArrayList<>();
             matrices.add(new String[] {"model.embed_tokens.weight"});

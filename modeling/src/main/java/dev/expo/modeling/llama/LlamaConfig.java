@@ -111,11 +111,11 @@ public record LlamaConfig(String architecture, int vocabSize, int hiddenSize, in
     }
 
     /**
-     * Refuses a checkpoint whose tensors do not have the shapes its config.json gives them: the decoders size their
+     * Refuses a checkpoint whose tensors do not have the shapes its config.json gives them (or are not floats): the decoders size their
      * buffers from the config and would otherwise compute garbage or fail mid-request.
      */
-    public void requireShapes(Checkpoint weights) {
-        weights.requireShapes(tensorShapes(), "config.json (hidden_size " + hiddenSize + ", intermediate_size "
+    public void requireWeights(Checkpoint weights) {
+        weights.requireWeights(tensorShapes(), "config.json (hidden_size " + hiddenSize + ", intermediate_size "
                 + intermediateSize + ", " + numHeads + " heads, " + numKvHeads + " key/value heads of " + headDim
                 + ", vocab_size " + vocabSize + ")");
     }

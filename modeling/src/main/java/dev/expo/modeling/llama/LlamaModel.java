@@ -83,7 +83,7 @@ public final class LlamaModel implements AutoCloseable {
         LlamaConfig config = LlamaConfig.from(HfConfig.read(dir));
         NDManager manager = parent.newSubManager(options.device());
         try (Checkpoint weights = Checkpoint.open(dir)) {
-            config.requireShapes(weights);
+            config.requireWeights(weights);
             String head = config.isSequenceClassifier() ? "score.weight" : "lm_head.weight";
             NDArray embed = load(manager, weights, "model.embed_tokens.weight", options);
             List<Layer> layers = new ArrayList<>();

@@ -1,9 +1,11 @@
 package dev.expo.modeling.cpu;
 
 import ai.djl.ndarray.NDManager;
+import dev.expo.checkpoint.Checkpoint;
 import dev.expo.checkpoint.DType;
 import dev.expo.checkpoint.SafetensorsWriter;
 import dev.expo.checkpoint.Tensor;
+import dev.expo.checkpoint.TensorInfo;
 import dev.expo.common.ExpoException;
 import dev.expo.modeling.Decoder;
 import dev.expo.modeling.DjlDecoder;
@@ -15,6 +17,8 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.io.IOException;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -72,6 +76,20 @@ class OddShapesTest {
         assertRefused(dir, "num_attention_heads 5 must be a multiple of num_key_value_heads 2");
         Files.writeString(dir.resolve("config.json"), config.replace("\"num_hidden_layers\": 2,", ""));
         assertRefused(dir, "needs num_hidden_layers");
+        // A weight stored as integers (same bytes per element as BF16) is refused by name, not read as floats.
+        Files.writeString(dir.resolve("config.json"), config);
+        List<Tensor> tensors = new ArrayList<>();
+        try (Checkpoint weights = Checkpoint.open(dir)) {
+            for (TensorInfo info : weights.tensors()) {
+                Tensor t = weights.tensor(info.name());
+                DType dtype = info.name().endsWith("layers.1.mlp.down_proj.weight") ? DType.I16 : info.dtype();
+                byte[] bytes = t.bytes().toArray(ValueLayout.JAVA_BYTE);
+                tensors.add(new Tensor(new TensorInfo(info.name(), dtype, info.shape(), 0, bytes.length),
+                        MemorySegment.ofArray(bytes)));
+            }
+        }
+        SafetensorsWriter.write(dir.resolve("model.safetensors"), tensors);
+        assertRefused(dir, "tensor model.layers.1.mlp.down_proj.weight has dtype I16");
     }
 
     private static void assertRefused(Path dir, String... message) {
