@@ -7,9 +7,9 @@ strftime_now), and writes jinja2_renderings.json: the goldens ChatTemplateJinja2
 The templates are those of well-known chat models (written out here, so nothing is downloaded), plus one expression
 per Python-ism templates use: str methods, negative indexes, slices with a step, namespace(), tojson, loop controls,
 loop filters and else, loop.previtem / nextitem. Not covered, because Jinjava does them its own way: a boolean or None
-printed as such ("True", "None" in Python; Jinjava prints "true", ""), `a and b` (Jinjava gives a boolean, Python the
-operand), `%` string formatting and `*` on strings, chained comparisons (`a < b < c`), a test after a filter
-(`x | length is even`), and an undefined attribute tested with `is none` (Jinjava has no undefined: it is none).
+printed as such ("True", "None" in Python; Jinjava prints "true", ""), chained comparisons (`a < b < c`), a test after
+a filter (`x | length is even`), an undefined attribute tested with `is none` (Jinjava has no undefined: it is none),
+and %g / %(name)s in `%` formatting.
 """
 import json
 import os
@@ -156,6 +156,8 @@ EXPRESSIONS = [
     "{{ 'Hello {}!'.format(messages[0].role) }}|{{ '%d items'|format(3) }}|{{ 1 / 2 }}|{{ 10 // 3 }}|{{ 2 ** 3 }}|{{ messages | map(attribute='content') | map('trim') | join('|') }}",
     "{% set x = [1, 2, 3, 4, 5] %}{{ x[::-2] }}{{ x[-1:-4:-1] }}{{ x[10:] }}{{ x[:-10] }}{{ x[None:2] }}{{ x[1::3] }}{{ x[-2:] }}{{ x[4:1] }}{{ x[3::-1] }}{{ x[-10::-1] }}|{{ 'héllo'[1:4:2] }}",
     "{% set ns = namespace(last=messages|length - 1, who=messages[5] or 'nobody', kind='sys' if messages[0].role == 'system' else 'user', n=2 * 3 + 1,) %}{{ ns.last }}|{{ ns.who }}|{{ ns.kind }}|{{ ns.n }}|{{ [1, 2,] }}|{{ messages | tojson(indent=1 + 1) }}",
+    "{{ messages[0].role and messages[0].role ~ ': ' }}|{{ '' and 'x' }}|{{ 'n' if (none and 'x') is none else 'v' }}|{{ 0 and 1 }}|{{ 'ab' * 3 }}|{{ 2 * '-' }}|{{ [1, 2] * 2 }}|{{ 3 * 4 }}|{{ 2.5 * 2 }}",
+    "{{ '<|%s|>' % messages[0].role }}|{{ '%s=%d' % ('n', 3) }}|{{ '%5.2f|%-4s|%04d|%x|%r|%%' % (3.14159, 'ab', 42, 255, 'q') }}|{{ -7 % 3 }}|{{ 7 % -3 }}|{{ 7.5 % 2 }}|{{ loop_free if false else 10 % 4 }}|{{ '%s' % [1, 'a'] }}|{{ '%.3s' % 'abcdef' }}|{{ '%d' % 3.9 }}",
     "{% macro turn(m) %}<{{ m.role }}>{{ m.content | trim }}</{{ m.role }}>{% endmacro %}{% for m in messages %}{{ turn(m) }}{% endfor %}|{% for i in range(3) %}{{ i }}{% endfor %}",
 ]
 for i, e in enumerate(EXPRESSIONS):

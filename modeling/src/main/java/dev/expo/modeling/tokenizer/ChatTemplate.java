@@ -24,7 +24,7 @@ import java.util.Properties;
  * A Hugging Face chat template (Jinja, from chat_template.jinja or tokenizer_config.json) rendered by a real Jinja engine set up as
  * transformers sets up Jinja2: trim_blocks and lstrip_blocks, whitespace control on expressions and comments
  * ({@code {{- x -}}}, {@code {#- c #}}), Python's operator precedence and {@code str} methods ({@link PythonStrings}),
- * slices, string indexes and keyword arguments ({@link PythonSubscripts}), loop filters, loop else and
+ * slices, string indexes, keyword arguments and Python's and/%/* ({@link PythonSyntax}), loop filters, loop else and
  * previtem/nextitem ({@link PythonForTag}), transformers' {@code tojson} ({@link PythonJson}), the functions
  * raise_exception and strftime_now, and the variables messages, add_generation_prompt and the special tokens.
  */
@@ -70,7 +70,7 @@ public final class ChatTemplate {
         jinja.getGlobalContext().registerTag(new PythonForTag());
     }
 
-    /** Jinjava parsing expressions with Python's subscripts ({@link PythonSubscripts}). */
+    /** Jinjava parsing expressions as Jinja2 does ({@link PythonSyntax}). */
     private static final class PythonJinjava extends Jinjava {
         private static final ExpressionFactory EXPRESSIONS = expressions();
 
@@ -81,7 +81,7 @@ public final class ChatTemplate {
         /** Built as Jinjava builds its own (a tree builder named by class, its type converter), with ours. */
         private static ExpressionFactory expressions() {
             Properties properties = new Properties();
-            properties.setProperty(TreeBuilder.class.getName(), PythonSubscripts.Syntax.class.getName());
+            properties.setProperty(TreeBuilder.class.getName(), PythonSyntax.Syntax.class.getName());
             return new ExpressionFactoryImpl(properties, new TruthyTypeConverter());
         }
 

@@ -1,5 +1,6 @@
 package dev.expo.modeling.tokenizer;
 
+import com.hubspot.jinjava.objects.serialization.PyishObjectMapper;
 import jinjava.javax.el.ELContext;
 import jinjava.javax.el.ELResolver;
 
@@ -15,8 +16,8 @@ import java.util.Locale;
  * Python {@code str}: {@code content.split('</think>')[-1].lstrip('\n')}, {@code role.startswith('tool')}. Jinjava
  * would call Java's methods of the same names instead (or none): {@code split} takes a regular expression and drops
  * trailing empty strings, {@code strip} takes no characters. This resolver answers those calls first, with Python's
- * semantics; every other call goes on to Jinjava's resolvers. (Indexing and slicing a string by position are
- * {@link PythonSubscripts}'.)
+ * semantics; every other call goes on to Jinjava's resolvers. (Indexing and slicing a string by position, and
+ * {@code %} formatting, are {@link PythonSyntax}'s.)
  */
 final class PythonStrings extends ELResolver {
 
@@ -130,6 +131,8 @@ final class PythonStrings extends ELResolver {
             case Double d when d.isNaN() -> "nan";
             case Double d when d.isInfinite() -> d > 0 ? "inf" : "-inf";
             case Double d -> PythonJson.pythonFloat(d);
+            case java.util.Collection<?> c -> PyishObjectMapper.getAsPyishString(c);
+            case java.util.Map<?, ?> m -> PyishObjectMapper.getAsPyishString(m);
             default -> value.toString();
         };
     }

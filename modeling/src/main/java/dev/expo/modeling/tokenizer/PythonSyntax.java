@@ -7,6 +7,7 @@ import jinjava.de.odysseus.el.tree.Bindings;
 import jinjava.de.odysseus.el.tree.impl.Parser;
 import jinjava.de.odysseus.el.tree.impl.Scanner.ScanException;
 import jinjava.de.odysseus.el.tree.impl.Scanner.Symbol;
+import jinjava.de.odysseus.el.tree.impl.ast.AstBinary;
 import jinjava.de.odysseus.el.tree.impl.ast.AstBracket;
 import jinjava.de.odysseus.el.tree.impl.ast.AstDot;
 import jinjava.de.odysseus.el.tree.impl.ast.AstIdentifier;
@@ -23,21 +24,23 @@ import static jinjava.de.odysseus.el.tree.impl.Builder.Feature.METHOD_INVOCATION
 import static jinjava.de.odysseus.el.tree.impl.Builder.Feature.NULL_PROPERTIES;
 
 /**
- * Python's subscripts and keyword arguments in chat-template expressions, where Jinjava's grammar differs: a slice
- * with a step
- * ({@code messages[::-1]}, Qwen3's templates walk the conversation backwards that way) and a string indexed by
- * position ({@code content[0]}, {@code content[-1]}). Both follow Python: positions count code points, negative ones
- * count from the end, a slice clamps to the sequence and an index past it is undefined (empty, as Jinja2 prints it).
- * And a keyword argument's value is a whole expression: Jinjava parsed {@code namespace(last=messages|length - 1)}
- * as {@code (last=messages|length) - 1} and failed (Qwen3's templates say exactly that).
+ * Chat-template expressions parsed as Jinja2 parses them where Jinjava's grammar differs:
+ * <ul>
+ *   <li>a slice with a step ({@code messages[::-1]}: Qwen3's templates walk the conversation backwards that way) and
+ *   a string indexed by position ({@code content[0]}, {@code content[-1]}), with Python's semantics: positions count
+ *   code points, negative ones count from the end, a slice clamps to the sequence, and an index past it is undefined
+ *   (empty, as Jinja2 prints it);</li>
+ *   <li>a keyword argument's value as a whole expression: Jinjava parsed {@code namespace(last=messages|length - 1)}
+ *   as {@code (last=messages|length) - 1} and failed (Qwen3's templates say exactly that);</li>
+ *   <li>Python's {@code and}, {@code *} and {@code %} ({@link PythonOperators}).</li>
+ * </ul>
  *
  * <p>Jinjava builds its parser from a {@link jinjava.de.odysseus.el.tree.TreeBuilder} named by class, so this is
- * that builder ({@link Syntax}) and its parser; everything but the postfix {@code [...]} and argument lists is
- * Jinjava's own.
+ * that builder ({@link Syntax}) and its parser; everything else is Jinjava's own.
  */
-final class PythonSubscripts {
+final class PythonSyntax {
 
-    private PythonSubscripts() {
+    private PythonSyntax() {
     }
 
     /** The tree builder Jinjava instantiates by name (public, with Jinjava's constructor). */
@@ -50,7 +53,7 @@ final class PythonSubscripts {
 
         @Override
         protected Parser createParser(String expression) {
-            return new SubscriptParser(this, expression);
+            return new PythonParser(this, expression);
         }
     }
 
@@ -59,9 +62,9 @@ final class PythonSubscripts {
      * to a value when operator precedence is not natural; templates are parsed with natural precedence (filters
      * bind at {@code filter()}), so here the postfix chain is all there is.
      */
-    static final class SubscriptParser extends ExtendedParser {
+    static final class PythonParser extends ExtendedParser {
 
-        SubscriptParser(jinjava.de.odysseus.el.tree.impl.Builder context, String input) {
+        PythonParser(jinjava.de.odysseus.el.tree.impl.Builder context, String input) {
             super(context, input);
         }
 
@@ -89,6 +92,11 @@ final class PythonSubscripts {
                     }
                 }
             }
+        }
+
+        @Override
+        protected AstBinary createAstBinary(AstNode left, AstNode right, AstBinary.Operator operator) {
+            return super.createAstBinary(left, right, PythonOperators.of(operator));
         }
 
         /** An argument list, or a list literal: each item an expression, or {@code name=expression}. */
