@@ -111,8 +111,8 @@ public record LlamaConfig(String architecture, int vocabSize, int hiddenSize, in
     }
 
     /**
-     * Refuses a checkpoint whose tensors do not have the shapes its config.json gives them (or are not floats): the decoders size their
-     * buffers from the config and would otherwise compute garbage or fail mid-request.
+     * Refuses a checkpoint whose tensors do not have the shapes its config.json gives them, or are not floats: the
+     * decoders size their buffers from the config and would otherwise compute garbage or fail mid-request.
      */
     public void requireWeights(Checkpoint weights) {
         weights.requireWeights(tensorShapes(), "config.json (hidden_size " + hiddenSize + ", intermediate_size "

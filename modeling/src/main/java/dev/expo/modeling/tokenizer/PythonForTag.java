@@ -16,6 +16,7 @@ import com.hubspot.jinjava.util.ObjectTruthValue;
 import org.apache.commons.lang3.tuple.Pair;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 
@@ -61,7 +62,8 @@ final class PythonForTag extends ForTag {
                     items.add(item);
                 } else {
                     bind(interpreter, vars, item);
-                    if (ObjectTruthValue.evaluate(interpreter.resolveELExpression(iterableAndFilter[1], tagNode.getLineNumber()))) {
+                    Object keep = interpreter.resolveELExpression(iterableAndFilter[1], tagNode.getLineNumber());
+                    if (ObjectTruthValue.evaluate(keep)) {
                         items.add(item);
                     }
                 }
@@ -99,7 +101,7 @@ final class PythonForTag extends ForTag {
             interpreter.getContext().put(vars.get(0), hides ? NullValue.INSTANCE : item);
             return;
         }
-        List<?> parts = item instanceof Map.Entry<?, ?> entry ? java.util.Arrays.asList(entry.getKey(), entry.getValue())
+        List<?> parts = item instanceof Map.Entry<?, ?> entry ? Arrays.asList(entry.getKey(), entry.getValue())
                 : item instanceof List<?> list ? list : null;
         if (parts == null || parts.size() != vars.size()) {
             throw new IllegalArgumentException("cannot unpack " + (item == null ? "None" : item) + " into "

@@ -221,6 +221,7 @@ final class PythonOperators {
         if (value instanceof Boolean b) {
             return b ? 1 : 0;
         }
-        throw new ELException("a number is required, not " + (value == null ? "None" : value.getClass().getSimpleName()));
+        throw new ELException("a number is required, not "
+                + (value == null ? "None" : value.getClass().getSimpleName()));
     }
 }

@@ -269,7 +269,7 @@ final class PythonSyntax {
         }
     }
 
-    /** The positions {@code seq[start:stop:step]} takes from a sequence of {@code length}, as Python's slice.indices. */
+    /** The positions {@code seq[start:stop:step]} takes from a sequence of {@code length} (Python's slice.indices). */
     static int[] positions(int length, Integer start, Integer stop, Integer step) {
         int by = step == null ? 1 : step;
         if (by == 0) {
