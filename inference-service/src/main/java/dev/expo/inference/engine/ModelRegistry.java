@@ -136,17 +136,19 @@ public final class ModelRegistry implements AutoCloseable {
         }
         ModelDescription description = catalog.describe(name);
         Path dir = store.existing("model", name);
-        long needed = estimate(description);
-        makeRoom(name, needed);
-        model = switch (description.kind()) {
-            case LANGUAGE_MODEL -> loadLanguage(name, dir);
-            case VISION_TOWER -> new LoadedModel.Vision(name, ClipVisionModel.load(dir, manager, options));
-            case MULTIMODAL -> loadMultimodal(name, dir);
-            case ADAPTER -> new LoadedModel.Adapter(name, LoraAdapter.load(dir, manager, options));
+        // What cannot be served is refused before anything is evicted to make room for it.
+        Supplier<LoadedModel> loader = switch (description.kind()) {
+            case LANGUAGE_MODEL -> () -> loadLanguage(name, dir);
+            case VISION_TOWER -> () -> new LoadedModel.Vision(name, ClipVisionModel.load(dir, manager, options));
+            case MULTIMODAL -> () -> loadMultimodal(name, dir);
+            case ADAPTER -> () -> new LoadedModel.Adapter(name, LoraAdapter.load(dir, manager, options));
             case PROJECTOR -> throw ExpoException.failedPrecondition("model \"" + name + "\" is a projector ("
                     + description.architecture() + "), which this service serves only inside a multimodal manifest");
             case UNKNOWN -> throw catalog.whyUnknown(name);
         };
+        long needed = estimate(description);
+        makeRoom(name, needed);
+        model = loader.get();
         loaded.put(name, model);
         bytes.put(name, needed);
         lastUsed.put(name, ++clock);

@@ -32,13 +32,19 @@ class UnservableModelsTest {
         Files.createDirectories(root.resolve("broken-adapter"));
         Files.writeString(root.resolve("broken-adapter/adapter_config.json"), "{\"peft_type\": ");
 
-        try (ModelRegistry registry = new ModelRegistry(new ModelStore(root), ModelOptions.cpu(), Long.MAX_VALUE)) {
+        long good;
+        try (ModelRegistry unlimited = new ModelRegistry(new ModelStore(root), ModelOptions.cpu(), Long.MAX_VALUE)) {
+            unlimited.get("good");
+            good = unlimited.loadedBytes();
+        }
+        // A budget with room for "good" alone: a refused model must not evict it on its way to being refused.
+        try (ModelRegistry registry = new ModelRegistry(new ModelStore(root), ModelOptions.cpu(), good)) {
+            registry.get("good");
             expect(registry, "broken-config", ExpoException.Kind.INVALID_ARGUMENT, "config.json is not valid JSON");
             expect(registry, "no-config", ExpoException.Kind.FAILED_PRECONDITION, "has no config.json");
             expect(registry, "bert", ExpoException.Kind.FAILED_PRECONDITION, "[BertModel] (model_type bert)");
             expect(registry, "broken-adapter", ExpoException.Kind.INVALID_ARGUMENT,
                     "adapter_config.json is not valid JSON");
-            registry.get("good");
             assertThat(registry.loadedNames()).containsExactly("good");
         }
     }
