@@ -5,7 +5,10 @@ import com.hubspot.jinjava.JinjavaConfig;
 import com.hubspot.jinjava.LegacyOverrides;
 import com.hubspot.jinjava.el.JinjavaInterpreterResolver;
 import com.hubspot.jinjava.el.TruthyTypeConverter;
+import com.hubspot.jinjava.interpret.Context;
 import com.hubspot.jinjava.interpret.FatalTemplateErrorsException;
+import com.hubspot.jinjava.interpret.JinjavaInterpreter;
+import com.hubspot.jinjava.interpret.JinjavaInterpreterFactory;
 import com.hubspot.jinjava.lib.fn.ELFunctionDefinition;
 import dev.expo.common.ExpoException;
 import jinjava.de.odysseus.el.ExpressionFactoryImpl;
@@ -21,12 +24,13 @@ import java.util.Map;
 import java.util.Properties;
 
 /**
- * A Hugging Face chat template (Jinja, from chat_template.jinja or tokenizer_config.json) rendered by a real Jinja engine set up as
- * transformers sets up Jinja2: trim_blocks and lstrip_blocks, whitespace control on expressions and comments
- * ({@code {{- x -}}}, {@code {#- c #}}), Python's operator precedence and {@code str} methods ({@link PythonStrings}),
- * slices, string indexes, keyword arguments and Python's and/%/* ({@link PythonSyntax}), loop filters, loop else and
- * previtem/nextitem ({@link PythonForTag}), transformers' {@code tojson} ({@link PythonJson}), the functions
- * raise_exception and strftime_now, and the variables messages, add_generation_prompt and the special tokens.
+ * A Hugging Face chat template (Jinja, from chat_template.jinja or tokenizer_config.json) rendered by a real Jinja
+ * engine set up as transformers sets up Jinja2: trim_blocks and lstrip_blocks, whitespace control on expressions and
+ * comments ({@code {{- x -}}}, {@code {#- c #}}), Python's operator precedence and {@code str} methods
+ * ({@link PythonStrings}), slices, string indexes, keyword arguments and Python's and/%/* ({@link PythonSyntax}),
+ * loop filters, loop else and previtem/nextitem ({@link PythonForTag}), transformers' {@code tojson}
+ * ({@link PythonJson}), the functions raise_exception and strftime_now, and the variables messages,
+ * add_generation_prompt and the special tokens; values print as Python prints them ({@link PythonRepr}).
  */
 public final class ChatTemplate {
 
@@ -49,6 +53,7 @@ public final class ChatTemplate {
                 .withFailOnUnknownTokens(false)
                 // A message's text is data: "{{ 7*7 }}" in it stays as written (Jinjava would render it again).
                 .withNestedInterpretationEnabled(false)
+                .withInterperterFactory(new PythonOutput())
                 // Each of these is Jinja2's behaviour where Jinjava's default differs; templates are written for Jinja2.
                 .withLegacyOverrides(LegacyOverrides.newBuilder()
                         .withUseTrimmingForNotesAndExpressions(true)
@@ -68,6 +73,15 @@ public final class ChatTemplate {
         jinja.getGlobalContext().registerFilter(new PythonJson());
         jinja.getGlobalContext().registerTag(new GenerationTag());
         jinja.getGlobalContext().registerTag(new PythonForTag());
+    }
+
+    /** Interpreters printing {@code {{ }}} values as Python does ({@link PythonRepr}): set on each render's context. */
+    private static final class PythonOutput extends JinjavaInterpreterFactory {
+        @Override
+        public JinjavaInterpreter newInstance(Jinjava jinjava, Context context, JinjavaConfig config) {
+            context.setExpressionStrategy(new PythonRepr());
+            return super.newInstance(jinjava, context, config);
+        }
     }
 
     /** Jinjava parsing expressions as Jinja2 does ({@link PythonSyntax}). */

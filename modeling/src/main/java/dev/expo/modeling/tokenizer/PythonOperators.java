@@ -181,8 +181,8 @@ final class PythonOperators {
 
     private static String convertChecked(String spec, char conversion, Object value) {
         return switch (conversion) {
-            case 's' -> pad(spec, PythonStrings.pythonStr(value));
-            case 'r' -> pad(spec, value instanceof CharSequence s ? "'" + s + "'" : PythonStrings.pythonStr(value));
+            case 's' -> pad(spec, PythonRepr.str(value));
+            case 'r' -> pad(spec, PythonRepr.repr(value));
             case 'c' -> pad(spec, value instanceof Number n ? Character.toString(n.intValue()) : String.valueOf(value));
             case 'd', 'i' -> String.format(Locale.ROOT, spec + "d", integer(value));
             case 'x', 'X', 'o' -> String.format(Locale.ROOT, spec + conversion, integer(value));

@@ -1,6 +1,5 @@
 package dev.expo.modeling.tokenizer;
 
-import com.hubspot.jinjava.objects.serialization.PyishObjectMapper;
 import jinjava.javax.el.ELContext;
 import jinjava.javax.el.ELResolver;
 
@@ -112,7 +111,7 @@ final class PythonStrings extends ELResolver {
                 if (position >= args.length) {
                     throw new IllegalArgumentException("str.format: no argument " + position);
                 }
-                out.append(pythonStr(args[position]));
+                out.append(PythonRepr.str(args[position]));
                 i = close;
             } else if (c == '}') {
                 throw new IllegalArgumentException("str.format: single '}' encountered");
@@ -121,20 +120,6 @@ final class PythonStrings extends ELResolver {
             }
         }
         return out.toString();
-    }
-
-    /** Python's str() of a template value. */
-    static String pythonStr(Object value) {
-        return switch (value) {
-            case null -> "None";
-            case Boolean b -> b ? "True" : "False";
-            case Double d when d.isNaN() -> "nan";
-            case Double d when d.isInfinite() -> d > 0 ? "inf" : "-inf";
-            case Double d -> PythonJson.pythonFloat(d);
-            case java.util.Collection<?> c -> PyishObjectMapper.getAsPyishString(c);
-            case java.util.Map<?, ?> m -> PyishObjectMapper.getAsPyishString(m);
-            default -> value.toString();
-        };
     }
 
     /** str.index / rindex: find's position, or Python's ValueError. */
