@@ -6,11 +6,10 @@ strftime_now), and writes jinja2_renderings.json: the goldens ChatTemplateJinja2
 
 The templates are those of well-known chat models (written out here, so nothing is downloaded), plus one expression
 per Python-ism templates use: str methods, negative indexes, slices with a step, namespace(), tojson, loop controls,
-loop filters and else, loop.previtem / nextitem, and/%/*, values printed as Python prints them. Not covered, because
-Jinjava does them its own way: None printed bare (Jinja2 prints "None", Jinjava nothing: it cannot tell None from
-undefined, which prints nothing), chained comparisons (`a < b < c`), a test after a filter (`x | length is even`),
-an undefined attribute tested with `is none` (Jinjava has no undefined: it is none), {% filter %} blocks, and %g /
-%(name)s in `%` formatting.
+loop filters and else, loop.previtem / nextitem, and/%/*, chained comparisons, tests after filters, filter blocks,
+values printed as Python prints them. Not covered, because Jinjava does them its own way: None printed bare (Jinja2
+prints "None", Jinjava nothing: it cannot tell None from undefined, which prints nothing), an undefined attribute
+tested with `is none` (Jinjava has no undefined: it is none), and %g / %(name)s in `%` formatting.
 """
 import json
 import os
@@ -160,6 +159,8 @@ EXPRESSIONS = [
     "{{ messages[0].role and messages[0].role ~ ': ' }}|{{ '' and 'x' }}|{{ 'n' if (none and 'x') is none else 'v' }}|{{ 0 and 1 }}|{{ 'ab' * 3 }}|{{ 2 * '-' }}|{{ [1, 2] * 2 }}|{{ 3 * 4 }}|{{ 2.5 * 2 }}",
     "{{ '<|%s|>' % messages[0].role }}|{{ '%s=%d' % ('n', 3) }}|{{ '%5.2f|%-4s|%04d|%x|%r|%%' % (3.14159, 'ab', 42, 255, 'q') }}|{{ -7 % 3 }}|{{ 7 % -3 }}|{{ 7.5 % 2 }}|{{ loop_free if false else 10 % 4 }}|{{ '%s' % [1, 'a'] }}|{{ '%.3s' % 'abcdef' }}|{{ '%d' % 3.9 }}",
     r"""{{ true }}|{{ false }}|{{ [true, none, 1.5, 'it\'s', "q\"", 'a\nb', 'tab\there', 'é'] }}|{{ {'a': true, 'b': [none]} }}|{{ 'role' in messages[0] }}|{{ messages[0].content.startswith('You') }}|{{ 'ab' | list }}|{{ '%r' % 'x' }}|{{ '%s' % true }}|{{ messages[0] }}""",
+    "{% filter upper %}{{ messages[0].role }} x{% endfilter %}|{% filter replace('o', '0') | trim %} {{ messages[1].content }} {% endfilter %}|{{ 1 < messages|length < 5 }}|{{ 3 > 2 > 1 }}|{{ 1 < 2 > 3 }}|{{ 'y' if 0 <= messages|length - 2 < 1 else 'n' }}",
+    "{{ messages | length is even }}|{{ messages | length is not divisibleby 3 }}|{{ messages | map(attribute='role') | list is sequence }}|{% if messages | selectattr('role', 'equalto', 'tool') | list | length is odd %}T{% else %}F{% endif %}",
     "{% macro turn(m) %}<{{ m.role }}>{{ m.content | trim }}</{{ m.role }}>{% endmacro %}{% for m in messages %}{{ turn(m) }}{% endfor %}|{% for i in range(3) %}{{ i }}{% endfor %}",
 ]
 for i, e in enumerate(EXPRESSIONS):

@@ -27,10 +27,11 @@ import java.util.Properties;
  * A Hugging Face chat template (Jinja, from chat_template.jinja or tokenizer_config.json) rendered by a real Jinja
  * engine set up as transformers sets up Jinja2: trim_blocks and lstrip_blocks, whitespace control on expressions and
  * comments ({@code {{- x -}}}, {@code {#- c #}}), Python's operator precedence and {@code str} methods
- * ({@link PythonStrings}), slices, string indexes, keyword arguments and Python's and/%/* ({@link PythonSyntax}),
- * loop filters, loop else and previtem/nextitem ({@link PythonForTag}), transformers' {@code tojson}
- * ({@link PythonJson}), the functions raise_exception and strftime_now, and the variables messages,
- * add_generation_prompt and the special tokens; values print as Python prints them ({@link PythonRepr}).
+ * ({@link PythonStrings}), slices, string indexes, keyword arguments, chained comparisons, tests after filters and
+ * Python's and/%/* ({@link PythonSyntax}), loop filters, loop else and previtem/nextitem ({@link PythonForTag}),
+ * filter blocks ({@link FilterBlockTag}), transformers' {@code tojson} ({@link PythonJson}), the functions
+ * raise_exception and strftime_now, and the variables messages, add_generation_prompt and the special tokens; values
+ * print as Python prints them ({@link PythonRepr}).
  */
 public final class ChatTemplate {
 
@@ -73,6 +74,7 @@ public final class ChatTemplate {
         jinja.getGlobalContext().registerFilter(new PythonJson());
         jinja.getGlobalContext().registerTag(new GenerationTag());
         jinja.getGlobalContext().registerTag(new PythonForTag());
+        jinja.getGlobalContext().registerTag(new FilterBlockTag());
     }
 
     /** Interpreters printing {@code {{ }}} values as Python does ({@link PythonRepr}): set on each render's context. */

@@ -19,6 +19,7 @@ import jinjava.javax.el.ELException;
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 
 import static jinjava.de.odysseus.el.tree.impl.Builder.Feature.METHOD_INVOCATIONS;
 import static jinjava.de.odysseus.el.tree.impl.Builder.Feature.NULL_PROPERTIES;
@@ -32,7 +33,8 @@ import static jinjava.de.odysseus.el.tree.impl.Builder.Feature.NULL_PROPERTIES;
  *   (empty, as Jinja2 prints it);</li>
  *   <li>a keyword argument's value as a whole expression: Jinjava parsed {@code namespace(last=messages|length - 1)}
  *   as {@code (last=messages|length) - 1} and failed (Qwen3's templates say exactly that);</li>
- *   <li>Python's {@code and}, {@code *} and {@code %} ({@link PythonOperators}).</li>
+ *   <li>Python's {@code and}, {@code *} and {@code %} ({@link PythonOperators}), chained comparisons
+ *   ({@code a < b < c}) and tests after filters ({@code messages | length is even}).</li>
  * </ul>
  *
  * <p>Jinjava builds its parser from a {@link jinjava.de.odysseus.el.tree.TreeBuilder} named by class, so this is
@@ -94,6 +96,54 @@ final class PythonSyntax {
             }
         }
 
+        /**
+         * Comparisons as Python chains them: {@code a < b < c} is {@code a < b and b < c} (Jinjava stopped after
+         * one and failed to parse the rest).
+         */
+        @Override
+        protected AstNode cmp(boolean required) throws ScanException, ParseException {
+            AstNode first = super.cmp(required);
+            AstNode chain = first;
+            AstNode right = first instanceof AstBinary binary && ORDER.contains(binary.getOperator())
+                    ? binary.getChild(1) : null;
+            while (right != null && ORDER_SYMBOLS.containsKey(getToken().getSymbol())) {
+                AstBinary.Operator operator = ORDER_SYMBOLS.get(consumeToken().getSymbol());
+                AstNode next = add(true);
+                chain = createAstBinary(chain, createAstBinary(right, next, operator), AstBinary.AND);
+                right = next;
+            }
+            return chain;
+        }
+
+        /**
+         * A test after filters, {@code messages | length is even}: Jinjava applies tests only to an unfiltered
+         * value.
+         */
+        @Override
+        protected AstNode filter(boolean required) throws ScanException, ParseException {
+            AstNode v = super.filter(required);
+            if (v != null && "is".equals(getToken().getImage()) && isWord(lookahead(0).getImage())) {
+                consumeToken();
+                boolean negated = "not".equals(getToken().getImage()) && isWord(lookahead(0).getImage());
+                if (negated) {
+                    consumeToken();
+                }
+                String test = consumeToken().getImage();
+                List<AstNode> params = new ArrayList<>(List.of(v, interpreter()));
+                AstNode argument = value();
+                if (argument != null) {
+                    params.add(argument);
+                }
+                v = createAstMethod(createAstDot(identifier(EXPTEST_PREFIX + test),
+                        negated ? "evaluateNegated" : "evaluate", true), createAstParameters(params));
+            }
+            return v;
+        }
+
+        private static boolean isWord(String image) {
+            return image != null && !image.isEmpty() && Character.isLetter(image.charAt(0));
+        }
+
         @Override
         protected AstBinary createAstBinary(AstNode left, AstNode right, AstBinary.Operator operator) {
             return super.createAstBinary(left, right, PythonOperators.of(operator));
@@ -148,6 +198,10 @@ final class PythonSyntax {
             return new Slice(base, start, stop, step);
         }
     }
+
+    private static final Map<Symbol, AstBinary.Operator> ORDER_SYMBOLS = Map.of(Symbol.LT, AstBinary.LT,
+            Symbol.LE, AstBinary.LE, Symbol.GT, AstBinary.GT, Symbol.GE, AstBinary.GE);
+    private static final java.util.Set<AstBinary.Operator> ORDER = java.util.Set.copyOf(ORDER_SYMBOLS.values());
 
     /** {@code base[i]}: a string by code point as Python indexes it; anything else as Jinjava resolves it. */
     static final class Index extends AstBracket {
