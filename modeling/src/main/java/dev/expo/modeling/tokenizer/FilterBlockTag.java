@@ -3,7 +3,6 @@ package dev.expo.modeling.tokenizer;
 import com.hubspot.jinjava.interpret.JinjavaInterpreter;
 import com.hubspot.jinjava.interpret.JinjavaInterpreter.InterpreterScopeClosable;
 import com.hubspot.jinjava.lib.tag.Tag;
-import com.hubspot.jinjava.tree.Node;
 import com.hubspot.jinjava.tree.TagNode;
 
 /**
@@ -21,12 +20,9 @@ final class FilterBlockTag implements Tag {
 
     @Override
     public String interpret(TagNode tagNode, JinjavaInterpreter interpreter) {
-        StringBuilder body = new StringBuilder();
-        for (Node child : tagNode.getChildren()) {
-            body.append(child.render(interpreter).getValue());
-        }
+        String body = GenerationTag.renderChildren(tagNode, interpreter);
         try (InterpreterScopeClosable scope = interpreter.enterScope()) {
-            interpreter.getContext().put(BODY, body.toString());
+            interpreter.getContext().put(BODY, body);
             Object filtered = interpreter.resolveELExpression(BODY + " | " + tagNode.getHelpers().trim(),
                     tagNode.getLineNumber());
             return PythonRepr.str(filtered);

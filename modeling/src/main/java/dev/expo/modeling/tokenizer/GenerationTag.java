@@ -18,6 +18,11 @@ final class GenerationTag implements Tag {
 
     @Override
     public String interpret(TagNode tagNode, JinjavaInterpreter interpreter) {
+        return renderChildren(tagNode, interpreter);
+    }
+
+    /** A block tag's body, rendered. */
+    static String renderChildren(TagNode tagNode, JinjavaInterpreter interpreter) {
         StringBuilder out = new StringBuilder();
         for (Node child : tagNode.getChildren()) {
             out.append(child.render(interpreter).getValue());
