@@ -1,7 +1,9 @@
 package dev.expo.inference.engine;
 
 import ai.djl.ndarray.NDManager;
+import dev.expo.checkpoint.Checkpoint;
 import dev.expo.checkpoint.DType;
+import dev.expo.checkpoint.HfConfig;
 import dev.expo.checkpoint.catalog.ModelCatalog;
 import dev.expo.checkpoint.catalog.ModelDescription;
 import dev.expo.checkpoint.catalog.ModelKind;
@@ -138,7 +140,10 @@ public final class ModelRegistry implements AutoCloseable {
         Path dir = store.existing("model", name);
         // What cannot be served is refused before anything is evicted to make room for it.
         Supplier<LoadedModel> loader = switch (description.kind()) {
-            case LANGUAGE_MODEL -> () -> loadLanguage(name, dir);
+            case LANGUAGE_MODEL -> {
+                checkLanguage(dir);
+                yield () -> loadLanguage(name, dir);
+            }
             case VISION_TOWER -> () -> new LoadedModel.Vision(name, ClipVisionModel.load(dir, manager, options));
             case MULTIMODAL -> () -> loadMultimodal(name, dir);
             case ADAPTER -> () -> new LoadedModel.Adapter(name, LoraAdapter.load(dir, manager, options));
@@ -268,6 +273,18 @@ public final class ModelRegistry implements AutoCloseable {
     }
 
     /** On a CPU the Java decoder (BF16 weights, no per-op native calls); on a GPU the DJL one. */
+    /**
+     * What can refuse a language model short of loading it: its config, its weights' shapes and dtypes (headers
+     * only), its generation config. Checked before anything is evicted to make room for it.
+     */
+    private static void checkLanguage(Path dir) {
+        LlamaConfig config = LlamaConfig.from(HfConfig.read(dir));
+        try (Checkpoint weights = Checkpoint.open(dir)) {
+            config.requireWeights(weights);
+        }
+        GenerationDefaults.read(dir);
+    }
+
     private LoadedModel.Language loadLanguage(String name, Path dir) {
         Decoder decoder = options.device().isGpu() ? new DjlDecoder(LlamaModel.load(dir, manager, options))
                 : CpuDecoder.load(dir, options.kvCacheDtype());

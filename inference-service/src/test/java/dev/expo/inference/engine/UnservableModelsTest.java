@@ -29,6 +29,10 @@ class UnservableModelsTest {
         Files.createDirectories(root.resolve("bert"));
         Files.writeString(root.resolve("bert/config.json"),
                 "{\"architectures\": [\"BertModel\"], \"model_type\": \"bert\"}");
+        BatchingTest.copy(fixtures.resolve("tiny-llama-sft"), root.resolve("wrong-shapes"));
+        String config = Files.readString(root.resolve("wrong-shapes/config.json"));
+        Files.writeString(root.resolve("wrong-shapes/config.json"),
+                config.replaceFirst("\"intermediate_size\": *(\\d+)", "\"intermediate_size\": 1$1"));
         Files.createDirectories(root.resolve("broken-adapter"));
         Files.writeString(root.resolve("broken-adapter/adapter_config.json"), "{\"peft_type\": ");
 
@@ -45,6 +49,7 @@ class UnservableModelsTest {
             expect(registry, "bert", ExpoException.Kind.FAILED_PRECONDITION, "[BertModel] (model_type bert)");
             expect(registry, "broken-adapter", ExpoException.Kind.INVALID_ARGUMENT,
                     "adapter_config.json is not valid JSON");
+            expect(registry, "wrong-shapes", ExpoException.Kind.INVALID_ARGUMENT, "mlp.gate_proj.weight has shape");
             assertThat(registry.loadedNames()).containsExactly("good");
         }
     }
