@@ -1,5 +1,8 @@
 package dev.expo.benchmarks;
 
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -31,19 +34,24 @@ public final class ExtrapolationBenchmark {
     record Run(double seconds, long peakAnonBytes, long inputBytes, int shards, String kernel) {
     }
 
-    public static void main(String[] args) throws Exception {
+    @Command(name = "bin/expo-bench extrapolation", description = "ExPO throughput against the I/O floor, and peak "
+            + "memory, on synthetic BF16 LLaMA-shaped pairs (docs/benchmarks.md).")
+    static final class Options {
+        @Option(names = "--sizes", split = ",", description = "pair sizes in GB (default: 1.5,4)")
         List<Double> sizes = List.of(1.5, 4.0);
+        @Option(names = "--work", description = "where the synthetic models are written (default: bench-work)")
         Path work = Path.of("bench-work");
+        @Option(names = "--rounds", description = "runs of each, alternating (default: 2)")
         int rounds = 2;
-        for (int i = 0; i < args.length; i++) {
-            switch (args[i]) {
-                case "--sizes" -> sizes = java.util.Arrays.stream(args[++i].split(",")).map(Double::parseDouble)
-                        .toList();
-                case "--work" -> work = Path.of(args[++i]);
-                case "--rounds" -> rounds = Integer.parseInt(args[++i]);
-                default -> throw new IllegalArgumentException("unknown argument " + args[i]);
-            }
-        }
+        @Option(names = {"-h", "--help"}, usageHelp = true, description = "this help")
+        boolean help;
+    }
+
+    public static void main(String[] args) throws Exception {
+        Options options = BenchOptions.parse(new Options(), args);
+        List<Double> sizes = options.sizes;
+        Path work = options.work;
+        int rounds = options.rounds;
         System.out.printf("ExPO benchmark: %d cores, Java %s, work dir %s%nMeasured process flags: %s%n",
                 Runtime.getRuntime().availableProcessors(), Runtime.version(), work.toAbsolutePath(),
                 System.getProperty("expo.bench.child-jvm-flags", "(defaults)"));

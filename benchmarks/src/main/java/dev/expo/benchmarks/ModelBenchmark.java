@@ -10,6 +10,8 @@ import dev.expo.modeling.NdArrays;
 import dev.expo.modeling.llama.KvCache;
 import dev.expo.modeling.llama.LlamaModel;
 import dev.expo.modeling.sampling.TokenSampler;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -30,21 +32,27 @@ public final class ModelBenchmark {
     private ModelBenchmark() {
     }
 
-    public static void main(String[] args) throws Exception {
+    @Command(name = "bin/expo-bench model", description = "Prefill and decode tokens/s of the 134M-parameter "
+            + "benchmark LLaMA on both decoders, CPU, 2 threads (docs/benchmarks.md).")
+    static final class Options {
+        @Option(names = "--work", description = "where the synthetic model is written (default: bench-work)")
         Path work = Path.of("bench-work");
+        @Option(names = "--prompt", description = "prompt tokens (default: 128)")
         int promptLength = 128;
+        @Option(names = "--new", description = "new tokens (default: 128)")
         int newTokens = 128;
+        @Option(names = "--batches", split = ",", description = "batch sizes (default: 1,8)")
         List<Integer> batches = List.of(1, 8);
-        for (int i = 0; i < args.length; i++) {
-            switch (args[i]) {
-                case "--work" -> work = Path.of(args[++i]);
-                case "--prompt" -> promptLength = Integer.parseInt(args[++i]);
-                case "--new" -> newTokens = Integer.parseInt(args[++i]);
-                case "--batches" -> batches = java.util.Arrays.stream(args[++i].split(",")).map(Integer::parseInt)
-                        .toList();
-                default -> throw new IllegalArgumentException("unknown argument " + args[i]);
-            }
-        }
+        @Option(names = {"-h", "--help"}, usageHelp = true, description = "this help")
+        boolean help;
+    }
+
+    public static void main(String[] args) throws Exception {
+        Options options = BenchOptions.parse(new Options(), args);
+        Path work = options.work;
+        int promptLength = options.promptLength;
+        int newTokens = options.newTokens;
+        List<Integer> batches = options.batches;
         Path dir = work.resolve("llama-134m");
         if (!Files.exists(dir.resolve("config.json"))) {
             System.out.println("Writing the synthetic 134M-parameter LLaMA to " + dir + " ...");

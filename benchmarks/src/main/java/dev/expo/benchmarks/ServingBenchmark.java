@@ -12,6 +12,8 @@ import io.grpc.health.v1.HealthCheckResponse;
 import io.grpc.health.v1.HealthGrpc;
 import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import io.grpc.stub.StreamObserver;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
 
 import java.io.IOException;
 import java.net.ServerSocket;
@@ -77,24 +79,34 @@ public final class ServingBenchmark {
         }
     }
 
-    public static void main(String[] args) throws Exception {
+    @Command(name = "bin/expo-bench serving", description = "Concurrent Generate streams through the inference "
+            + "service and the gateway, as processes: TTFT, aggregate tokens/s, gateway cost (docs/benchmarks.md).")
+    static final class Options {
+        @Option(names = "--work", description = "where the model and store are prepared (default: bench-work)")
         Path work = Path.of("bench-work");
+        @Option(names = "--streams", split = ",", description = "concurrent streams per row (default: 1,4,8,16)")
         List<Integer> streamCounts = List.of(1, 4, 8, 16);
+        @Option(names = "--prompt", description = "prompt tokens per stream (default: 128)")
         int promptLength = 128;
+        @Option(names = "--new", description = "new tokens per stream (default: 128)")
         int newTokens = 128;
+        @Option(names = "--rounds", description = "rounds of each row (default: 1)")
         int rounds = 1;
+        @Option(names = "--kv-cache-dtype", description = "the inference service's KV cache: float32 or bfloat16 "
+                + "(default: float32)")
         String kvCacheDtype = "float32";
-        for (int i = 0; i < args.length; i++) {
-            switch (args[i]) {
-                case "--work" -> work = Path.of(args[++i]);
-                case "--streams" -> streamCounts = Arrays.stream(args[++i].split(",")).map(Integer::parseInt).toList();
-                case "--prompt" -> promptLength = Integer.parseInt(args[++i]);
-                case "--new" -> newTokens = Integer.parseInt(args[++i]);
-                case "--rounds" -> rounds = Integer.parseInt(args[++i]);
-                case "--kv-cache-dtype" -> kvCacheDtype = args[++i];
-                default -> throw new IllegalArgumentException("unknown argument " + args[i]);
-            }
-        }
+        @Option(names = {"-h", "--help"}, usageHelp = true, description = "this help")
+        boolean help;
+    }
+
+    public static void main(String[] args) throws Exception {
+        Options options = BenchOptions.parse(new Options(), args);
+        Path work = options.work;
+        List<Integer> streamCounts = options.streamCounts;
+        int promptLength = options.promptLength;
+        int newTokens = options.newTokens;
+        int rounds = options.rounds;
+        String kvCacheDtype = options.kvCacheDtype;
         Path store = prepareStore(work);
         Path root = Path.of(System.getProperty("expo.bench.root", ".")).toAbsolutePath();
         int inferencePort = freePort();
