@@ -1,15 +1,12 @@
 package dev.expo.checkpoint;
 
-import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.expo.common.ExpoException;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -18,25 +15,15 @@ import java.util.List;
 public record HfConfig(Path file, ObjectNode json) {
 
     public static final String FILE_NAME = "config.json";
-    private static final ObjectMapper JSON = new ObjectMapper();
     private static final java.util.regex.Pattern TORCH_DTYPE =
             java.util.regex.Pattern.compile("\"torch_dtype\"\\s*:\\s*(\"[^\"]*\"|null)");
 
     public static HfConfig read(Path modelDirectory) {
         Path file = modelDirectory.resolve(FILE_NAME);
-        try {
-            JsonNode node = JSON.readTree(Files.readString(file));
-            if (!(node instanceof ObjectNode object)) {
-                throw ExpoException.invalidArgument(file + " is not a JSON object");
-            }
-            return new HfConfig(file, object);
-        } catch (NoSuchFileException e) {
+        if (!Files.isRegularFile(file)) {
             throw ExpoException.failedPrecondition("model folder " + modelDirectory + " has no config.json");
-        } catch (JsonProcessingException e) {
-            throw ExpoException.invalidArgument(file + " is not valid JSON: " + e.getOriginalMessage());
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot read " + file, e);
         }
+        return new HfConfig(file, JsonFiles.readObject(file));
     }
 
     public List<String> architectures() {

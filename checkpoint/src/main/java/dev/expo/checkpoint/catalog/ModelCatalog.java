@@ -1,16 +1,17 @@
 package dev.expo.checkpoint.catalog;
 
-import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.expo.checkpoint.DType;
 import dev.expo.checkpoint.HfConfig;
+import dev.expo.checkpoint.JsonFiles;
 import dev.expo.checkpoint.SafetensorsHeader;
 import dev.expo.checkpoint.TensorInfo;
 import dev.expo.common.ExpoException;
 import dev.expo.common.store.ModelStore;
 
 import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.nio.channels.FileChannel;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
@@ -85,11 +86,11 @@ public final class ModelCatalog {
             Path path = dir.resolve(file);
             if (Files.isRegularFile(path)) {
                 try {
-                    JSON.readTree(path.toFile());
-                } catch (JsonProcessingException e) {
-                    return ExpoException.invalidArgument(path + " is not valid JSON: " + e.getOriginalMessage());
-                } catch (IOException e) {
-                    return ExpoException.failedPrecondition("cannot read " + path + ": " + e.getMessage());
+                    JsonFiles.readObject(path);
+                } catch (ExpoException e) {
+                    return e;
+                } catch (UncheckedIOException e) {
+                    return ExpoException.failedPrecondition(e.getMessage());
                 }
             }
         }

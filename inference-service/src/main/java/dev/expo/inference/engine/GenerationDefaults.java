@@ -1,11 +1,10 @@
 package dev.expo.inference.engine;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.expo.checkpoint.JsonFiles;
 import dev.expo.common.ExpoException;
 import dev.expo.modeling.sampling.SamplingParams;
 
-import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.LinkedHashSet;
@@ -23,7 +22,6 @@ public record GenerationDefaults(Set<Integer> eosTokenIds, Float temperature, Fl
 
     public static final String FILE_NAME = "generation_config.json";
     public static final GenerationDefaults NONE = new GenerationDefaults(Set.of(), null, null, null, null, null, null);
-    private static final ObjectMapper JSON = new ObjectMapper();
 
     public GenerationDefaults {
         eosTokenIds = Set.copyOf(eosTokenIds);
@@ -35,15 +33,7 @@ public record GenerationDefaults(Set<Integer> eosTokenIds, Float temperature, Fl
         if (!Files.isRegularFile(file)) {
             return NONE;
         }
-        JsonNode json;
-        try {
-            json = JSON.readTree(Files.readString(file));
-        } catch (IOException e) {
-            throw ExpoException.invalidArgument(file + " is not valid JSON: " + e.getMessage());
-        }
-        if (json == null || !json.isObject()) {
-            throw ExpoException.invalidArgument(file + " must hold a JSON object");
-        }
+        JsonNode json = JsonFiles.readObject(file);
         Set<Integer> eos = new LinkedHashSet<>();
         JsonNode eosNode = json.path("eos_token_id");
         for (JsonNode id : eosNode.isArray() ? eosNode : List.of(eosNode)) {

@@ -4,6 +4,7 @@ import ai.djl.huggingface.tokenizers.Encoding;
 import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.expo.checkpoint.JsonFiles;
 import dev.expo.common.ExpoException;
 
 import java.io.IOException;
@@ -97,21 +98,9 @@ public final class TextTokenizer implements AutoCloseable {
         }
     }
 
-    /** tokenizer_config.json as a JSON object (empty when the folder has none); INVALID_ARGUMENT if malformed. */
-    private static JsonNode config(Path file) throws IOException {
-        if (!Files.isRegularFile(file)) {
-            return JSON.createObjectNode();
-        }
-        JsonNode config;
-        try {
-            config = JSON.readTree(Files.readString(file));
-        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
-            throw ExpoException.invalidArgument(file + " is not valid JSON: " + e.getOriginalMessage());
-        }
-        if (config == null || !config.isObject()) {
-            throw ExpoException.invalidArgument(file + " must hold a JSON object");
-        }
-        return config;
+    /** tokenizer_config.json (an empty object when the folder has none). */
+    private static JsonNode config(Path file) {
+        return Files.isRegularFile(file) ? JsonFiles.readObject(file) : JSON.createObjectNode();
     }
 
     /**
