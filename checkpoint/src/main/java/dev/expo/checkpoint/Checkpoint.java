@@ -1,12 +1,8 @@
 package dev.expo.checkpoint;
 
-import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.expo.common.ExpoException;
 
-import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -26,7 +22,6 @@ import java.util.regex.Pattern;
  */
 public final class Checkpoint implements AutoCloseable {
 
-    private static final ObjectMapper JSON = new ObjectMapper();
     private static final Pattern PLAIN_FILE_NAME = Pattern.compile("[A-Za-z0-9][A-Za-z0-9._-]*\\.safetensors");
 
     private final Path directory;
@@ -100,15 +95,7 @@ public final class Checkpoint implements AutoCloseable {
 
     /** Shard file name -> its tensor names, shards in file-name order. */
     private static Map<String, List<String>> readIndex(Path index) {
-        JsonNode root;
-        try {
-            root = JSON.readTree(Files.readString(index));
-        } catch (JsonProcessingException e) {
-            throw ExpoException.invalidArgument(index + " is not valid JSON: " + e.getOriginalMessage());
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot read " + index, e);
-        }
-        JsonNode weightMap = root == null ? null : root.get("weight_map");
+        JsonNode weightMap = JsonFiles.readObject(index).get("weight_map");
         if (weightMap == null || !weightMap.isObject() || weightMap.isEmpty()) {
             throw ExpoException.invalidArgument(index + " has no weight_map object");
         }
