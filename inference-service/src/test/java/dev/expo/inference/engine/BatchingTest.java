@@ -35,8 +35,11 @@ class BatchingTest {
     static Path root;
     static InferenceEngine engine;
     static final AtomicInteger largestBatch = new AtomicInteger();
-    /** While set, the scheduler waits at its first token for it: requests submitted meanwhile queue up together. */
-    static volatile CountDownLatch hold;
+    /**
+     * Runs on the scheduler's thread (outside its lock) at every sequence's first token: a test stops the scheduler
+     * there to line requests up deterministically instead of racing it.
+     */
+    static volatile Runnable atFirstToken = () -> { };
 
     @BeforeAll
     static void start() throws IOException {
@@ -54,14 +57,7 @@ class BatchingTest {
         InferenceMetrics metrics = new InferenceMetrics() {
             @Override
             public void firstToken(String model, Duration ttft) {
-                CountDownLatch latch = hold;
-                if (latch != null) {
-                    try {
-                        latch.await(30, TimeUnit.SECONDS);
-                    } catch (InterruptedException e) {
-                        Thread.currentThread().interrupt();
-                    }
-                }
+                atFirstToken.run();
             }
 
             @Override
@@ -105,9 +101,14 @@ class BatchingTest {
         final List<Integer> tokens = new ArrayList<>();
         final StringBuilder text = new StringBuilder();
         final CompletableFuture<Outputs.FinishReason> done = new CompletableFuture<>();
+        volatile long firstDeltaAt;
+        volatile long finishedAt;
 
         @Override
         public synchronized void onDelta(String delta, int[] ids, List<Outputs.GeneratedLogprobs> logprobs) {
+            if (firstDeltaAt == 0) {
+                firstDeltaAt = System.nanoTime();
+            }
             text.append(delta);
             for (int id : ids) {
                 tokens.add(id);
@@ -116,6 +117,7 @@ class BatchingTest {
 
         @Override
         public void onFinished(Outputs.FinishReason reason, Outputs.Usage usage) {
+            finishedAt = System.nanoTime();
             done.complete(reason);
         }
 
@@ -172,9 +174,10 @@ class BatchingTest {
             alone.add(collector.await());
         }
         largestBatch.set(0);
-        // The scheduler (on its own thread, outside its lock) waits at the first request's first token until all
-        // are submitted, so that the test does not depend on out-submitting a 12-token generation.
-        hold = new CountDownLatch(1);
+        // The scheduler waits at the first request's first token until all are submitted, so that the test does not
+        // depend on out-submitting a 12-token generation.
+        CountDownLatch submitted = new CountDownLatch(1);
+        atFirstToken = () -> await(submitted);
         List<Collector> together = new ArrayList<>();
         try {
             for (Request request : requests) {
@@ -183,8 +186,8 @@ class BatchingTest {
                 together.add(collector);
             }
         } finally {
-            hold.countDown();
-            hold = null;
+            atFirstToken = () -> { };
+            submitted.countDown();
         }
         for (int i = 0; i < requests.size(); i++) {
             assertThat(together.get(i).await()).as("request " + i).isEqualTo(alone.get(i));
@@ -193,18 +196,50 @@ class BatchingTest {
         assertThat(largestBatch.get()).as("requests really shared decode steps").isEqualTo(requests.size());
     }
 
+    private static void await(CountDownLatch latch) {
+        try {
+            latch.await(30, TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
     @Test
     void cancelledStreamsFreeTheirSlots() throws Exception {
         List<Collector> collectors = new ArrayList<>();
         List<InferenceEngine.GenerationHandle> handles = new ArrayList<>();
-        for (int i = 0; i < 24; i++) {
-            Collector collector = new Collector();
-            handles.add(engine.generate(ModelRef.of("tiny-llama-sft"), Prompt.ofIds(new long[] {1, 5 + i}),
-                    params(1f, (long) i, 200), collector));
-            collectors.add(collector);
+        // Lined up deterministically: the scheduler waits at the first request's first token until all 24 are
+        // queued, then admits 15 more (16 slots) and waits again at the last of their first tokens until every
+        // stream is cancelled. So 16 are cancelled mid-generation and 8 while queued.
+        CountDownLatch submitted = new CountDownLatch(1);
+        CountDownLatch sixteenRunning = new CountDownLatch(1);
+        CountDownLatch cancelled = new CountDownLatch(1);
+        AtomicInteger firstTokens = new AtomicInteger();
+        atFirstToken = () -> {
+            int n = firstTokens.incrementAndGet();
+            if (n == 1) {
+                await(submitted);
+            } else if (n == 16) {
+                sixteenRunning.countDown();
+                await(cancelled);
+            }
+        };
+        try {
+            for (int i = 0; i < 24; i++) {
+                Collector collector = new Collector();
+                handles.add(engine.generate(ModelRef.of("tiny-llama-sft"), Prompt.ofIds(new long[] {1, 5 + i}),
+                        params(1f, (long) i, 200), collector));
+                collectors.add(collector);
+            }
+            submitted.countDown();
+            assertThat(sixteenRunning.await(30, TimeUnit.SECONDS)).isTrue();
+            assertThat(engine.batchState("tiny-llama-sft")).isEqualTo(new InferenceEngine.BatchState(16, 8, 0));
+            handles.forEach(InferenceEngine.GenerationHandle::cancel);
+        } finally {
+            atFirstToken = () -> { };
+            submitted.countDown();
+            cancelled.countDown();
         }
-        Thread.sleep(50);
-        handles.forEach(InferenceEngine.GenerationHandle::cancel);
         for (Collector collector : collectors) {
             assertThat(collector.done.get(30, TimeUnit.SECONDS)).isEqualTo(Outputs.FinishReason.CANCELLED);
         }
@@ -233,15 +268,13 @@ class BatchingTest {
             tight.generate(ModelRef.of("tiny-llama-sft"), Prompt.ofIds(new long[] {1, 7}), params(0f, null, 100), first);
             tight.generate(ModelRef.of("tiny-llama-sft"), Prompt.ofIds(new long[] {1, 7}), params(0f, null, 100),
                     second);
-            boolean secondWaited = false;
             while (!first.done.isDone()) {
-                InferenceEngine.BatchState state = tight.batchState("tiny-llama-sft");
-                assertThat(state.running()).isLessThanOrEqualTo(1);
-                secondWaited |= state.waiting() == 1;
+                assertThat(tight.batchState("tiny-llama-sft").running()).isLessThanOrEqualTo(1);
                 Thread.sleep(2);
             }
-            assertThat(secondWaited).isTrue();
             assertThat(second.await()).hasSize(100).isEqualTo(first.await());
+            // The second waited for the first's memory: its first token came after the first had finished.
+            assertThat(second.firstDeltaAt).isGreaterThan(first.finishedAt);
             assertThatThrownBy(() -> tight.generate(ModelRef.of("tiny-llama-sft"), Prompt.ofIds(new long[] {1, 7}),
                     params(0f, null, 200), new Collector()))
                     .isInstanceOfSatisfying(ExpoException.class,
@@ -260,24 +293,54 @@ class BatchingTest {
     void aFullQueueIsResourceExhausted() throws Exception {
         Path small = Files.createTempDirectory("expo-small-queue");
         copy(root.resolve("tiny-llama-sft"), small.resolve("tiny-llama-sft"));
+        // The scheduler stops at the first request's first token until released, so the queue fills deterministically.
+        CountDownLatch release = new CountDownLatch(1);
+        InferenceMetrics holding = new InferenceMetrics() {
+            @Override
+            public void firstToken(String model, Duration ttft) {
+                await(release);
+            }
+
+            @Override
+            public void token(String model, Duration latency) {
+            }
+
+            @Override
+            public void finished(String model, Outputs.FinishReason reason, int tokens) {
+            }
+
+            @Override
+            public void batch(String model, int running, int waiting) {
+            }
+        };
         try (InferenceEngine tiny = new InferenceEngine(new ModelRegistry(new ModelStore(small), ModelOptions.cpu()),
-                InferenceLimits.defaults(), 1, new InferenceEngine.Batching(2, 2), InferenceMetrics.NONE)) {
+                InferenceLimits.defaults(), 1, new InferenceEngine.Batching(2, 2), holding)) {
             List<InferenceEngine.GenerationHandle> handles = new ArrayList<>();
             List<Collector> collectors = new ArrayList<>();
-            for (int i = 0; i < 4; i++) {
-                Collector collector = new Collector();
-                handles.add(tiny.generate(ModelRef.of("tiny-llama-sft"), Prompt.ofIds(new long[] {1, 7}),
-                        params(1f, 1L, 250), collector));
-                collectors.add(collector);
-                Thread.sleep(20);
+            try {
+                for (int i = 0; i < 3; i++) {
+                    Collector collector = new Collector();
+                    handles.add(tiny.generate(ModelRef.of("tiny-llama-sft"), Prompt.ofIds(new long[] {1, 7}),
+                            params(1f, 1L, 250), collector));
+                    collectors.add(collector);
+                    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+                    while (i == 0 && tiny.batchState("tiny-llama-sft").running() == 0
+                            && System.nanoTime() < deadline) {
+                        Thread.sleep(1);   // the first is admitted; the scheduler then holds
+                    }
+                }
+                assertThat(tiny.batchState("tiny-llama-sft")).isEqualTo(new InferenceEngine.BatchState(1, 2, 1));
+                assertThatThrownBy(() -> tiny.generate(ModelRef.of("tiny-llama-sft"), Prompt.ofIds(new long[] {1, 7}),
+                        params(1f, 1L, 5), new Collector()))
+                        .isInstanceOfSatisfying(ExpoException.class,
+                                e -> assertThat(e.kind()).isEqualTo(ExpoException.Kind.RESOURCE_EXHAUSTED))
+                        .hasMessageContaining("2 requests waiting").hasMessageContaining("retry later");
+            } finally {
+                release.countDown();
+                handles.forEach(InferenceEngine.GenerationHandle::cancel);
             }
-            assertThatThrownBy(() -> tiny.generate(ModelRef.of("tiny-llama-sft"), Prompt.ofIds(new long[] {1, 7}),
-                    params(1f, 1L, 5), new Collector()))
-                    .isInstanceOfSatisfying(ExpoException.class,
-                            e -> assertThat(e.kind()).isEqualTo(ExpoException.Kind.RESOURCE_EXHAUSTED));
-            handles.forEach(InferenceEngine.GenerationHandle::cancel);
             for (Collector collector : collectors) {
-                collector.done.get(30, TimeUnit.SECONDS);
+                assertThat(collector.done.get(30, TimeUnit.SECONDS)).isEqualTo(Outputs.FinishReason.CANCELLED);
             }
         } finally {
             ModelStore.deleteTree(small);
