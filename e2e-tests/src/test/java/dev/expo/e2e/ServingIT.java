@@ -168,12 +168,25 @@ class ServingIT {
                 expected.add(golden.expected());
             }
         }
+        // Four long sampled streams go first, so that every golden request on tiny-llama-sft's batch shares its decode
+        // steps with them whatever the timing of the others (a 20-token stream can be over before the next starts).
+        GenerateRequest companion = GenerateRequest.newBuilder().setModel("tiny-llama-sft")
+                .setTokenIds(TokenIds.newBuilder().addAllIds(List.of(1, 17, 23)))
+                .setSampling(SamplingParams.newBuilder().setTemperature(1f).setSeed(5).setMaxNewTokens(250)
+                        .setIgnoreEos(true)).build();
+        List<CompletableFuture<Outcome>> companions = new ArrayList<>();
+        for (int i = 0; i < 4; i++) {
+            companions.add(start(stack, companion, false));
+        }
         List<CompletableFuture<Outcome>> outcomes = requests.stream().map(r -> start(stack, r, false)).toList();
         for (int i = 0; i < outcomes.size(); i++) {
             Outcome outcome = await(outcomes.get(i));
             assertThat(outcome.status()).as("stream " + i).isNull();
             assertThat(outcome.tokens()).as("stream " + i + " (" + requests.get(i).getModel() + ")")
                     .isEqualTo(expected.get(i));
+        }
+        for (CompletableFuture<Outcome> outcome : companions) {
+            assertThat(await(outcome).tokens()).hasSize(250);
         }
         // They ran together: the decode steps of tiny-llama-sft's batch held several sequences at once.
         assertThat(metric(stack, "expo_inference_batch_size_max", "tiny-llama-sft")).isGreaterThan(4);
