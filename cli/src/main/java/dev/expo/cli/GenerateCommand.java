@@ -69,6 +69,7 @@ public class GenerateCommand implements Callable<Integer> {
     @Option(names = "--temperature", paramLabel = "T") Float temperature;
     @Option(names = "--top-p", paramLabel = "P") Float topP;
     @Option(names = "--top-k", paramLabel = "K") Integer topK;
+    @Option(names = "--min-p", paramLabel = "P") Float minP;
     @Option(names = "--repetition-penalty", paramLabel = "R") Float repetitionPenalty;
     @Option(names = "--frequency-penalty", paramLabel = "F") Float frequencyPenalty;
     @Option(names = "--presence-penalty", paramLabel = "P") Float presencePenalty;
@@ -195,6 +196,7 @@ public class GenerateCommand implements Callable<Integer> {
         if (temperature != null) sampling.setTemperature(temperature);
         if (topP != null) sampling.setTopP(topP);
         if (topK != null) sampling.setTopK(topK);
+        if (minP != null) sampling.setMinP(minP);
         if (repetitionPenalty != null) sampling.setRepetitionPenalty(repetitionPenalty);
         if (frequencyPenalty != null) sampling.setFrequencyPenalty(frequencyPenalty);
         if (presencePenalty != null) sampling.setPresencePenalty(presencePenalty);

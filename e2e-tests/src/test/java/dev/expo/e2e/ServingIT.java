@@ -313,6 +313,8 @@ class ServingIT {
                         Status.Code.INVALID_ARGUMENT, "temperature"),
                 new Case("top_p above 1", b -> b.setSampling(b.getSampling().toBuilder().setTopP(1.5f)),
                         Status.Code.INVALID_ARGUMENT, "top_p"),
+                new Case("min_p below 0", b -> b.setSampling(b.getSampling().toBuilder().setMinP(-0.1f)),
+                        Status.Code.INVALID_ARGUMENT, "min_p"),
                 new Case("max_new_tokens 0", b -> b.setSampling(b.getSampling().toBuilder().setMaxNewTokens(0)),
                         Status.Code.INVALID_ARGUMENT, "max_new_tokens"),
                 new Case("image on a text model", b -> b.setImage(ByteString.copyFrom(png)),

@@ -68,6 +68,9 @@ public interface InferenceConfig {
         @WithDefault("0")
         int topK();
 
+        @WithDefault("0")
+        float minP();
+
         @WithDefault("1.0")
         float repetitionPenalty();
 

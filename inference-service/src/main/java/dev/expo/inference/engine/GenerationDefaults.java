@@ -17,11 +17,12 @@ import java.util.Set;
  * Only values the file sets count (transformers' class defaults, such as top_k 50, do not); {@code "do_sample":
  * false} makes greedy decoding the default, as it is in transformers. Null = not set.
  */
-public record GenerationDefaults(Set<Integer> eosTokenIds, Float temperature, Float topP, Integer topK,
+public record GenerationDefaults(Set<Integer> eosTokenIds, Float temperature, Float topP, Integer topK, Float minP,
                                  Float repetitionPenalty, Integer noRepeatNgramSize, Integer maxNewTokens) {
 
     public static final String FILE_NAME = "generation_config.json";
-    public static final GenerationDefaults NONE = new GenerationDefaults(Set.of(), null, null, null, null, null, null);
+    public static final GenerationDefaults NONE = new GenerationDefaults(Set.of(), null, null, null, null, null, null,
+            null);
 
     public GenerationDefaults {
         eosTokenIds = Set.copyOf(eosTokenIds);
@@ -46,7 +47,7 @@ public record GenerationDefaults(Set<Integer> eosTokenIds, Float temperature, Fl
             temperature = 0f;
         }
         GenerationDefaults defaults = new GenerationDefaults(eos, temperature, floatOf(file, json, "top_p"),
-                intOf(file, json, "top_k"), floatOf(file, json, "repetition_penalty"),
+                intOf(file, json, "top_k"), floatOf(file, json, "min_p"), floatOf(file, json, "repetition_penalty"),
                 intOf(file, json, "no_repeat_ngram_size"), intOf(file, json, "max_new_tokens"));
         try {
             defaults.over(SamplingParams.greedy(1));   // the same checks as a request's values
@@ -62,6 +63,7 @@ public record GenerationDefaults(Set<Integer> eosTokenIds, Float temperature, Fl
                 temperature != null ? temperature : fallback.temperature(),
                 topP != null ? topP : fallback.topP(),
                 topK != null ? topK : fallback.topK(),
+                minP != null ? minP : fallback.minP(),
                 repetitionPenalty != null ? repetitionPenalty : fallback.repetitionPenalty(),
                 fallback.frequencyPenalty(), fallback.presencePenalty(),
                 noRepeatNgramSize != null ? noRepeatNgramSize : fallback.noRepeatNgramSize(),

@@ -112,13 +112,14 @@ final class InferenceProtoMapper {
     static SamplingParams sampling(GenerateRequest r, InferenceConfig.SamplingDefaults server,
                                    GenerationDefaults model) {
         SamplingParams defaults = model.over(new SamplingParams(server.temperature(), server.topP(), server.topK(),
-                server.repetitionPenalty(), 0f, 0f, 0, List.of(), Set.of(), server.maxNewTokens(), null, false,
+                server.minP(), server.repetitionPenalty(), 0f, 0f, 0, List.of(), Set.of(), server.maxNewTokens(), null, false,
                 false, 0));
         var s = r.getSampling();
         return new SamplingParams(
                 s.hasTemperature() ? s.getTemperature() : defaults.temperature(),
                 s.hasTopP() ? s.getTopP() : defaults.topP(),
                 s.hasTopK() ? s.getTopK() : defaults.topK(),
+                s.hasMinP() ? s.getMinP() : defaults.minP(),
                 s.hasRepetitionPenalty() ? s.getRepetitionPenalty() : defaults.repetitionPenalty(),
                 s.hasFrequencyPenalty() ? s.getFrequencyPenalty() : 0f,
                 s.hasPresencePenalty() ? s.getPresencePenalty() : 0f,

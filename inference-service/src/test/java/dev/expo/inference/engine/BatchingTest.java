@@ -136,7 +136,7 @@ class BatchingTest {
     }
 
     private static SamplingParams params(float temperature, Long seed, int tokens) {
-        return new SamplingParams(temperature, 0.9f, 40, 1.1f, 0f, 0f, 0, List.of(), Set.of(), tokens, seed, true,
+        return new SamplingParams(temperature, 0.9f, 40, 0.05f, 1.1f, 0f, 0f, 0, List.of(), Set.of(), tokens, seed, true,
                 false, 0);
     }
 

@@ -28,8 +28,8 @@ class GenerationDefaultsTest {
                 {"bos_token_id": 128000, "eos_token_id": [128001, 128009], "do_sample": true, "temperature": 0.6,
                  "max_length": 4096, "top_p": 0.9}""");
         assertThat(llama3.eosTokenIds()).containsExactlyInAnyOrder(128001, 128009);
-        SamplingParams server = new SamplingParams(1f, 1f, 0, 1f, 0f, 0f, 0, java.util.List.of(), java.util.Set.of(),
-                256, null, false, false, 0);
+        SamplingParams server = new SamplingParams(1f, 1f, 0, 0f, 1f, 0f, 0f, 0, java.util.List.of(),
+                java.util.Set.of(), 256, null, false, false, 0);
         SamplingParams merged = llama3.over(server);
         assertThat(merged.temperature()).isEqualTo(0.6f);
         assertThat(merged.topP()).isEqualTo(0.9f);
@@ -41,6 +41,8 @@ class GenerationDefaultsTest {
         assertThat(qwen.over(server)).extracting(SamplingParams::topK, SamplingParams::repetitionPenalty,
                 SamplingParams::maxNewTokens).containsExactly(20, 1.05f, 2048);
         assertThat(qwen.eosTokenIds()).containsExactly(2);
+        // min_p is a GenerationConfig field too (transformers >= 4.39)
+        assertThat(read("{\"do_sample\": true, \"min_p\": 0.05}").over(server).minP()).isEqualTo(0.05f);
     }
 
     @Test
@@ -65,6 +67,7 @@ class GenerationDefaultsTest {
                 .isInstanceOfSatisfying(ExpoException.class,
                         e -> assertThat(e.kind()).isEqualTo(ExpoException.Kind.INVALID_ARGUMENT))
                 .hasMessageContaining("temperature must be a number, not \"hot\"");
+        assertThatThrownBy(() -> read("{\"min_p\": 2}")).hasMessageContaining("generation_config.json: min_p");
         assertThatThrownBy(() -> read("{\"top_k\": 2.5}")).hasMessageContaining("top_k must be an integer, not 2.5");
         assertThatThrownBy(() -> read("{\"max_new_tokens\": true}")).hasMessageContaining("max_new_tokens must be");
     }

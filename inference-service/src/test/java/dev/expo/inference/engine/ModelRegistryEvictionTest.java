@@ -125,7 +125,7 @@ class ModelRegistryEvictionTest {
 
     @Test
     void anEvictedModelsBatchGoesWithItAndComesBackOnUse() throws Exception {
-        SamplingParams greedy = new SamplingParams(0f, 1f, 0, 1f, 0f, 0f, 0, List.of(), Set.of(), 8, null, true,
+        SamplingParams greedy = new SamplingParams(0f, 1f, 0, 0f, 1f, 0f, 0f, 0, List.of(), Set.of(), 8, null, true,
                 false, 0);
         try (InferenceEngine engine = new InferenceEngine(registry(Math.max(sft, dpo)), InferenceLimits.defaults(),
                 1)) {

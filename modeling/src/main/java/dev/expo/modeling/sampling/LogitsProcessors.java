@@ -9,8 +9,8 @@ import java.util.Set;
 
 /**
  * The logits processors, applied in transformers' order: repetition penalty, then frequency/presence penalties,
- * then no-repeat n-grams, then (when sampling) temperature, top-k and top-p. Each edits the row in place; a banned
- * token gets -infinity.
+ * then no-repeat n-grams, then (when sampling) temperature, top-k, top-p and min-p. Each edits the row in place; a
+ * banned token gets -infinity.
  */
 public final class LogitsProcessors {
 
@@ -43,6 +43,9 @@ public final class LogitsProcessors {
             }
             if (params.topP() < 1f) {
                 topP(logits, params.topP());
+            }
+            if (params.minP() > 0f) {
+                minP(logits, params.minP());
             }
         }
     }
@@ -121,6 +124,24 @@ public final class LogitsProcessors {
                 logits[order[rank]] = Float.NEGATIVE_INFINITY;
             } else {
                 break;
+            }
+        }
+    }
+
+    /**
+     * transformers' MinPLogitsWarper: drop every token whose probability is below min_p times the most likely one's
+     * (which always stays).
+     */
+    static void minP(float[] logits, float minP) {
+        double[] probabilities = softmax(logits);
+        double highest = 0;
+        for (double p : probabilities) {
+            highest = Math.max(highest, p);
+        }
+        double threshold = minP * highest;
+        for (int i = 0; i < logits.length; i++) {
+            if (probabilities[i] < threshold) {
+                logits[i] = Float.NEGATIVE_INFINITY;
             }
         }
     }

@@ -11,6 +11,7 @@ import java.util.Set;
  * @param temperature        0 = greedy
  * @param topP               1 = off
  * @param topK               0 = off
+ * @param minP               0 = off; transformers' MinPLogitsWarper (after temperature, top-k and top-p)
  * @param repetitionPenalty  1 = off; transformers' semantics over prompt and output
  * @param frequencyPenalty   0 = off; OpenAI semantics over the output
  * @param presencePenalty    0 = off
@@ -18,7 +19,7 @@ import java.util.Set;
  * @param seed               null = a random seed
  * @param topLogprobs        alternatives returned per position (0 = none)
  */
-public record SamplingParams(float temperature, float topP, int topK, float repetitionPenalty,
+public record SamplingParams(float temperature, float topP, int topK, float minP, float repetitionPenalty,
                              float frequencyPenalty, float presencePenalty, int noRepeatNgramSize,
                              List<String> stop, Set<Integer> stopTokenIds, int maxNewTokens, Long seed,
                              boolean ignoreEos, boolean logprobs, int topLogprobs) {
@@ -32,6 +33,7 @@ public record SamplingParams(float temperature, float topP, int topK, float repe
                 "must be between 0 (greedy) and 100");
         check(topP > 0 && topP <= 1, "top_p", topP, "must be in (0, 1]");
         check(topK >= 0, "top_k", topK, "must be 0 (off) or positive");
+        check(minP >= 0 && minP <= 1, "min_p", minP, "must be in [0, 1] (0 = off)");
         check(Float.isFinite(repetitionPenalty) && repetitionPenalty > 0, "repetition_penalty", repetitionPenalty,
                 "must be positive (1 = off)");
         check(Float.isFinite(frequencyPenalty) && Math.abs(frequencyPenalty) <= 2, "frequency_penalty",
@@ -56,8 +58,9 @@ public record SamplingParams(float temperature, float topP, int topK, float repe
 
     /** The same, with another max_new_tokens. */
     public SamplingParams withMaxNewTokens(int maxNewTokens) {
-        return new SamplingParams(temperature, topP, topK, repetitionPenalty, frequencyPenalty, presencePenalty,
-                noRepeatNgramSize, stop, stopTokenIds, maxNewTokens, seed, ignoreEos, logprobs, topLogprobs);
+        return new SamplingParams(temperature, topP, topK, minP, repetitionPenalty, frequencyPenalty,
+                presencePenalty, noRepeatNgramSize, stop, stopTokenIds, maxNewTokens, seed, ignoreEos, logprobs,
+                topLogprobs);
     }
 
     public boolean greedy() {
@@ -66,6 +69,7 @@ public record SamplingParams(float temperature, float topP, int topK, float repe
 
     /** Greedy, at most {@code maxNewTokens}, nothing else. */
     public static SamplingParams greedy(int maxNewTokens) {
-        return new SamplingParams(0f, 1f, 0, 1f, 0f, 0f, 0, List.of(), Set.of(), maxNewTokens, null, false, false, 0);
+        return new SamplingParams(0f, 1f, 0, 0f, 1f, 0f, 0f, 0, List.of(), Set.of(), maxNewTokens, null, false,
+                false, 0);
     }
 }

@@ -16,8 +16,13 @@ class SamplingTest {
 
     private static SamplingParams params(float temperature, float topP, int topK, float repetition, float frequency,
                                          float presence, int ngram, Long seed) {
-        return new SamplingParams(temperature, topP, topK, repetition, frequency, presence, ngram, List.of(), Set.of(),
-                16, seed, false, false, 0);
+        return params(temperature, topP, topK, 0f, repetition, frequency, presence, ngram, seed);
+    }
+
+    private static SamplingParams params(float temperature, float topP, int topK, float minP, float repetition,
+                                         float frequency, float presence, int ngram, Long seed) {
+        return new SamplingParams(temperature, topP, topK, minP, repetition, frequency, presence, ngram, List.of(),
+                Set.of(), 16, seed, false, false, 0);
     }
 
     @Test
@@ -61,6 +66,25 @@ class SamplingTest {
     }
 
     @Test
+    void minPDropsWhatIsLessLikelyThanAFractionOfTheMostLikelyAfterTemperature() {
+        // probabilities ~ {0.032, 0.644, 0.237, 0.087}
+        float[] tenth = {1f, 4f, 3f, 2f};
+        LogitsProcessors.minP(tenth, 0.1f);   // below 0.0644
+        assertThat(tenth).containsExactly(NEG_INF, 4f, 3f, 2f);
+        float[] fifth = {1f, 4f, 3f, 2f};
+        LogitsProcessors.minP(fifth, 0.2f);   // below 0.129
+        assertThat(fifth).containsExactly(NEG_INF, 4f, 3f, NEG_INF);
+        float[] all = {1f, 4f, 4f, 2f};
+        LogitsProcessors.minP(all, 1f);       // only the most likely, ties included
+        assertThat(all).containsExactly(NEG_INF, 4f, 4f, NEG_INF);
+        // Temperature first (as transformers orders its warpers): at T = 2 the probabilities are ~ {0.101, 0.455,
+        // 0.276, 0.167}, so min_p 0.25 (below 0.114) drops only token 0; at T = 1 it would drop token 3 too.
+        float[] warm = {1f, 4f, 3f, 2f};
+        LogitsProcessors.apply(warm, params(2f, 1f, 0, 0.25f, 1f, 0f, 0f, 0, 1L), new int[] {}, 0, 0);
+        assertThat(warm).containsExactly(NEG_INF, 2f, 1.5f, 1f);
+    }
+
+    @Test
     void greedyIsTheArgmaxAndTheSameSeedGivesTheSameDraws() {
         float[] logits = {0.5f, 2f, 1.9f, -1f};
         assertThat(new TokenSampler(params(0f, 1f, 0, 1f, 0f, 0f, 0, null)).pick(logits)).isEqualTo(1);
@@ -94,6 +118,8 @@ class SamplingTest {
                 .hasMessageContaining("temperature");
         assertThatThrownBy(() -> params(1f, 0f, 0, 1f, 0f, 0f, 0, null)).hasMessageContaining("top_p");
         assertThatThrownBy(() -> params(1f, 1f, -3, 1f, 0f, 0f, 0, null)).hasMessageContaining("top_k");
+        assertThatThrownBy(() -> params(1f, 1f, 0, 1.5f, 1f, 0f, 0f, 0, null)).hasMessageContaining("min_p");
+        assertThatThrownBy(() -> params(1f, 1f, 0, Float.NaN, 1f, 0f, 0f, 0, null)).hasMessageContaining("min_p");
         assertThatThrownBy(() -> params(1f, 1f, 0, 0f, 0f, 0f, 0, null)).hasMessageContaining("repetition_penalty");
         assertThatThrownBy(() -> params(1f, 1f, 0, 1f, 3f, 0f, 0, null)).hasMessageContaining("frequency_penalty");
         assertThatThrownBy(() -> params(1f, 1f, 0, 1f, 0f, 0f, -1, null)).hasMessageContaining("no_repeat_ngram_size");
