@@ -139,10 +139,12 @@ public final class ModelRegistry implements AutoCloseable {
         ModelDescription description = catalog.describe(name);
         Path dir = store.existing("model", name);
         // What cannot be served is refused before anything is evicted to make room for it.
+        Runnable discard = () -> { };   // what was read ahead, if the load does not happen after all
         Supplier<LoadedModel> loader = switch (description.kind()) {
             case LANGUAGE_MODEL -> {
-                checkLanguage(dir);
-                yield () -> loadLanguage(name, dir);
+                LanguageFiles files = readLanguage(dir);
+                discard = files.tokenizer()::close;
+                yield () -> loadLanguage(name, dir, files);
             }
             case VISION_TOWER -> () -> new LoadedModel.Vision(name, ClipVisionModel.load(dir, manager, options));
             case MULTIMODAL -> () -> loadMultimodal(name, dir);
@@ -152,8 +154,13 @@ public final class ModelRegistry implements AutoCloseable {
             case UNKNOWN -> throw catalog.whyUnknown(name);
         };
         long needed = estimate(description);
-        makeRoom(name, needed);
-        model = loader.get();
+        try {
+            makeRoom(name, needed);
+            model = loader.get();
+        } catch (RuntimeException | Error e) {
+            discard.run();
+            throw e;
+        }
         loaded.put(name, model);
         bytes.put(name, needed);
         lastUsed.put(name, ++clock);
@@ -273,30 +280,29 @@ public final class ModelRegistry implements AutoCloseable {
     }
 
     /** On a CPU the Java decoder (BF16 weights, no per-op native calls); on a GPU the DJL one. */
+    /** A language model's small files, read (and so checked) before its weights. */
+    private record LanguageFiles(TextTokenizer tokenizer, GenerationDefaults generation) {
+    }
+
     /**
-     * What can refuse a language model short of loading it: its config, its weights' shapes and dtypes (headers
-     * only), its generation config. Checked before anything is evicted to make room for it.
+     * Everything that can refuse a language model short of loading its weights: its config, its weights' shapes and
+     * dtypes (headers only), its generation config and its tokenizer. Read before anything is evicted to make room
+     * for it; the tokenizer and generation config are then used as read.
      */
-    private static void checkLanguage(Path dir) {
+    private static LanguageFiles readLanguage(Path dir) {
         LlamaConfig config = LlamaConfig.from(HfConfig.read(dir));
         try (Checkpoint weights = Checkpoint.open(dir)) {
             config.requireWeights(weights);
         }
-        GenerationDefaults.read(dir);
+        GenerationDefaults generation = GenerationDefaults.read(dir);
+        return new LanguageFiles(TextTokenizer.load(dir), generation);
     }
 
-    private LoadedModel.Language loadLanguage(String name, Path dir) {
+    private LoadedModel.Language loadLanguage(String name, Path dir, LanguageFiles files) {
         Decoder decoder = options.device().isGpu() ? new DjlDecoder(LlamaModel.load(dir, manager, options))
                 : CpuDecoder.load(dir, options.kvCacheDtype());
-        try {
-            TextTokenizer tokenizer = TextTokenizer.load(dir);
-            GenerationDefaults generation = GenerationDefaults.read(dir);
-            return new LoadedModel.Language(name, decoder, tokenizer,
-                    eosIds(decoder.config(), generation, tokenizer), generation);
-        } catch (RuntimeException e) {
-            decoder.close();
-            throw e;
-        }
+        return new LoadedModel.Language(name, decoder, files.tokenizer(),
+                eosIds(decoder.config(), files.generation(), files.tokenizer()), files.generation());
     }
 
     private LoadedModel.Multimodal loadMultimodal(String name, Path dir) {

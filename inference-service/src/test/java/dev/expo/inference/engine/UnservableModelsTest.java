@@ -33,6 +33,8 @@ class UnservableModelsTest {
         String config = Files.readString(root.resolve("wrong-shapes/config.json"));
         Files.writeString(root.resolve("wrong-shapes/config.json"),
                 config.replaceFirst("\"intermediate_size\": *(\\d+)", "\"intermediate_size\": 1$1"));
+        BatchingTest.copy(fixtures.resolve("tiny-llama-sft"), root.resolve("broken-tokenizer"));
+        Files.writeString(root.resolve("broken-tokenizer/tokenizer.json"), "{\"version\": \"1.0\", \"model\": ");
         Files.createDirectories(root.resolve("broken-adapter"));
         Files.writeString(root.resolve("broken-adapter/adapter_config.json"), "{\"peft_type\": ");
 
@@ -50,6 +52,8 @@ class UnservableModelsTest {
             expect(registry, "broken-adapter", ExpoException.Kind.INVALID_ARGUMENT,
                     "adapter_config.json is not valid JSON");
             expect(registry, "wrong-shapes", ExpoException.Kind.INVALID_ARGUMENT, "mlp.gate_proj.weight has shape");
+            expect(registry, "broken-tokenizer", ExpoException.Kind.INVALID_ARGUMENT,
+                    "tokenizer.json is not a tokenizer the Hugging Face tokenizers library can load");
             assertThat(registry.loadedNames()).containsExactly("good");
         }
     }
