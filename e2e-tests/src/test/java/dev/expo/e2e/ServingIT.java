@@ -8,6 +8,7 @@ import dev.expo.api.v1.GenerateResponse;
 import dev.expo.api.v1.InferenceServiceGrpc;
 import dev.expo.api.v1.SamplingParams;
 import dev.expo.api.v1.TokenIds;
+import dev.expo.benchmarks.SyntheticLlama;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.grpc.stub.ClientCallStreamObserver;
@@ -245,6 +246,9 @@ class ServingIT {
         assertThat(serverMetric(stack, "expo_inference_kv_cache_budget_bytes")).isPositive();
         assertThat(serverMetric(stack, "expo_inference_kv_cache_reserved_bytes")).isZero();
         assertThat(metric(stack, "expo_inference_requests_total", "tiny-mistral", "finish_reason=\"cancelled\""))
+                .as("cancelled on the server (%s before; all finishes now %s, length %s)", cancelledBefore,
+                        metric(stack, "expo_inference_requests_total", "tiny-mistral"), metric(stack,
+                                "expo_inference_requests_total", "tiny-mistral", "finish_reason=\"length\""))
                 .isGreaterThanOrEqualTo(cancelledBefore + 24);
         // None of the 32 ran on to its 250 tokens on the server after its client had gone.
         assertThat(metric(stack, "expo_inference_requests_total", "tiny-mistral", "finish_reason=\"length\""))
@@ -253,6 +257,52 @@ class ServingIT {
                 .setMaxNewTokens(5)).build(), false));
         assertThat(after.status()).isNull();
         assertThat(after.tokens()).hasSize(5);
+    }
+
+    @Test
+    void aClientWhoseConnectionDropsStopsItsGeneration(Stack stack) throws Exception {
+        // Slow enough (57M parameters, ~3 s for its 250 tokens on two cores) that the client is gone long before.
+        java.nio.file.Path slow = stack.store.resolve("slow-llama");
+        if (!Files.exists(slow)) {
+            SyntheticLlama.writeModel(new SyntheticLlama.Shape(384, 768, 2048, 8, 12), Long.MAX_VALUE, slow);
+            for (String file : List.of("tokenizer.json", "tokenizer_config.json")) {
+                Files.copy(stack.fixture("tiny-llama-sft/" + file), slow.resolve(file));
+            }
+        }
+        for (String target : List.of("gateway", "inference-service")) {
+            double cancelledBefore = metric(stack, "expo_inference_requests_total", "slow-llama",
+                    "finish_reason=\"cancelled\"");
+            Process client = new ProcessBuilder(Stack.javaBin(), "-cp", System.getProperty("java.class.path"),
+                    AbandonedStream.class.getName(), "127.0.0.1:" + stack.port(target), "slow-llama")
+                    .redirectErrorStream(true).start();
+            try (java.io.BufferedReader out = new java.io.BufferedReader(new java.io.InputStreamReader(
+                    client.getInputStream(), java.nio.charset.StandardCharsets.UTF_8))) {
+                CompletableFuture<String> first = CompletableFuture.supplyAsync(() -> {
+                    try {
+                        for (String line = out.readLine(); line != null; line = out.readLine()) {
+                            if (line.equals("first token")) {
+                                return line;
+                            }
+                        }
+                        return "the client exited";
+                    } catch (IOException e) {
+                        return e.toString();
+                    }
+                });
+                assertThat(first.get(2, TimeUnit.MINUTES)).as("through the " + target).isEqualTo("first token");
+            } finally {
+                client.destroyForcibly().waitFor();   // SIGKILL: the kernel closes its connection, nothing is sent
+            }
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+            while (System.nanoTime() < deadline && metric(stack, "expo_inference_requests_total", "slow-llama",
+                    "finish_reason=\"cancelled\"") < cancelledBefore + 1) {
+                Thread.sleep(50);
+            }
+            assertThat(metric(stack, "expo_inference_requests_total", "slow-llama", "finish_reason=\"cancelled\""))
+                    .as("through the " + target + ": stopped as cancelled").isEqualTo(cancelledBefore + 1);
+            assertThat(metric(stack, "expo_inference_requests_total", "slow-llama", "finish_reason=\"length\""))
+                    .as("through the " + target + ": none ran on to its 250 tokens").isZero();
+        }
     }
 
     @Test

@@ -1,5 +1,6 @@
 package dev.expo.gateway.routing;
 
+import dev.expo.service.ClientDisconnects;
 import io.grpc.CallOptions;
 import io.grpc.Channel;
 import io.grpc.ClientCall;
@@ -77,6 +78,9 @@ public final class ForwardingService {
             }
             ClientCall<byte[], byte[]> clientCall = backend.channel().newCall(method, options);
             CallProxy proxy = new CallProxy(serverCall, clientCall, backend);
+            // A client whose connection just closes (no RST_STREAM) never reaches onCancel below on Vert.x's gRPC
+            // server; its stream's close does (after a normal end it is a no-op).
+            ClientDisconnects.onClose(() -> proxy.clientLeft("the gateway's client went away"));
             clientCall.start(proxy.clientListener, forwardedHeaders(headers));
             serverCall.request(1);
             clientCall.request(1);
@@ -105,8 +109,7 @@ public final class ForwardingService {
 
             @Override
             public void onCancel() {
-                clientCancelled = true;
-                clientCall.cancel("the gateway's client cancelled the call", null);
+                clientLeft("the gateway's client cancelled the call");
             }
 
             @Override
@@ -165,6 +168,12 @@ public final class ForwardingService {
 
         private boolean clientGone() {
             return clientCancelled || serverCall.isCancelled();
+        }
+
+        /** The client is gone: nothing more goes to it, and the backend call is cancelled (if it is still going). */
+        void clientLeft(String why) {
+            clientCancelled = true;
+            clientCall.cancel(why, null);
         }
 
         CallProxy(ServerCall<byte[], byte[]> serverCall, ClientCall<byte[], byte[]> clientCall, Backend backend) {

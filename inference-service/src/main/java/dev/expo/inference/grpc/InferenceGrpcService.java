@@ -19,6 +19,7 @@ import dev.expo.inference.config.InferenceConfig;
 import dev.expo.inference.engine.GenerationListener;
 import dev.expo.inference.engine.InferenceEngine;
 import dev.expo.inference.engine.Outputs;
+import dev.expo.service.ClientDisconnects;
 import dev.expo.service.GrpcErrors;
 import dev.expo.service.Pages;
 import io.quarkus.grpc.GrpcService;
@@ -30,7 +31,6 @@ import io.smallrye.mutiny.subscription.MultiEmitter;
 import jakarta.inject.Inject;
 
 import java.util.List;
-import java.util.concurrent.atomic.AtomicReference;
 
 /** expo.v1.InferenceService: maps requests, calls the engine, maps answers. */
 @GrpcService
@@ -44,20 +44,41 @@ public class InferenceGrpcService implements InferenceService {
 
     @Override
     public Multi<GenerateResponse> generate(GenerateRequest request) {
-        return Multi.createFrom().<GenerateResponse>emitter(emitter -> start(request, emitter))
+        // Registered here, on the call's event loop where its request context is current; start runs on a worker.
+        StopOnce stop = new StopOnce();
+        ClientDisconnects.onClose(stop::fire);
+        return Multi.createFrom().<GenerateResponse>emitter(emitter -> start(request, emitter, stop))
                 .runSubscriptionOn(Infrastructure.getDefaultWorkerPool());
     }
 
-    private void start(GenerateRequest request, MultiEmitter<? super GenerateResponse> emitter) {
-        AtomicReference<InferenceEngine.GenerationHandle> handle = new AtomicReference<>();
-        emitter.onTermination(() -> {
-            if (handle.get() != null) {
-                handle.get().cancel();   // a client that left (or whose deadline passed) stops its generation
+    /**
+     * Stops a generation once its client is gone: it cancelled, its deadline passed, or its connection closed. Either
+     * side can come first: the handle may not exist yet when the client leaves (its first token can reach it before).
+     */
+    private static final class StopOnce {
+        private InferenceEngine.GenerationHandle handle;
+        private boolean fired;
+
+        synchronized void fire() {
+            fired = true;
+            if (handle != null) {
+                handle.cancel();   // a no-op for a generation that has finished
             }
-        });
+        }
+
+        synchronized void attach(InferenceEngine.GenerationHandle started) {
+            handle = started;
+            if (fired) {
+                started.cancel();
+            }
+        }
+    }
+
+    private void start(GenerateRequest request, MultiEmitter<? super GenerateResponse> emitter, StopOnce stop) {
+        emitter.onTermination(stop::fire);
         try {
             var model = InferenceProtoMapper.modelRef(request);
-            handle.set(engine.generate(model, InferenceProtoMapper.prompt(request),
+            stop.attach(engine.generate(model, InferenceProtoMapper.prompt(request),
                     InferenceProtoMapper.sampling(request, config.samplingDefaults(), engine.generationDefaults(model)),
                     !request.getSampling().hasMaxNewTokens(), new GenerationListener() {
                         @Override
@@ -78,9 +99,6 @@ public class InferenceGrpcService implements InferenceService {
                             emitter.fail(GrpcErrors.toStatusException(failure));
                         }
                     }));
-            if (emitter.isCancelled()) {
-                handle.get().cancel();
-            }
         } catch (RuntimeException e) {
             emitter.fail(GrpcErrors.toStatusException(e));
         }

@@ -1,0 +1,36 @@
+package dev.expo.e2e;
+
+import dev.expo.api.v1.GenerateRequest;
+import dev.expo.api.v1.GenerateResponse;
+import dev.expo.api.v1.InferenceServiceGrpc;
+import dev.expo.api.v1.SamplingParams;
+import dev.expo.api.v1.TokenIds;
+import io.grpc.ManagedChannel;
+import io.grpc.ManagedChannelBuilder;
+
+import java.util.Iterator;
+import java.util.List;
+
+/**
+ * A client process that starts a long generation, says so at its first token, then waits to be killed: a client whose
+ * connection simply drops (no cancellation is ever sent), as when an app crashes or its network goes.
+ */
+public final class AbandonedStream {
+
+    private AbandonedStream() {
+    }
+
+    /** Arguments: the address (host:port) and the model. */
+    public static void main(String[] args) throws InterruptedException {
+        ManagedChannel channel = ManagedChannelBuilder.forTarget(args[0]).usePlaintext().build();
+        GenerateRequest request = GenerateRequest.newBuilder().setModel(args[1])
+                .setTokenIds(TokenIds.newBuilder().addAllIds(List.of(1, 5, 9)))
+                .setSampling(SamplingParams.newBuilder().setTemperature(0f).setMaxNewTokens(250).setIgnoreEos(true))
+                .build();
+        Iterator<GenerateResponse> responses = InferenceServiceGrpc.newBlockingStub(channel).generate(request);
+        responses.next();
+        System.out.println("first token");
+        System.out.flush();
+        Thread.sleep(Long.MAX_VALUE);
+    }
+}
