@@ -18,6 +18,7 @@ import dev.expo.extrapolation.engine.Planner;
 import dev.expo.extrapolation.engine.jobs.ExtrapolationJob;
 import dev.expo.extrapolation.engine.jobs.ExtrapolationJobs;
 import dev.expo.extrapolation.engine.jobs.JobListener;
+import dev.expo.service.ClientDisconnects;
 import dev.expo.service.GrpcErrors;
 import dev.expo.service.Pages;
 import io.quarkus.grpc.GrpcService;
@@ -29,6 +30,7 @@ import io.smallrye.mutiny.subscription.MultiEmitter;
 import jakarta.inject.Inject;
 
 import java.util.List;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicReference;
 
 /**
@@ -46,11 +48,26 @@ public class ExtrapolationGrpcService implements ExtrapolationService {
 
     @Override
     public Multi<ExtrapolateEvent> extrapolate(ExtrapolateRequest request) {
-        return Multi.createFrom().<ExtrapolateEvent>emitter(emitter -> start(request, emitter))
+        // A client whose connection just closes is not a cancellation to Vert.x's gRPC server: watch for it here, on
+        // the call's event loop (start runs on a worker). After a normal end the job is final and nothing happens.
+        AtomicReference<ExtrapolationJob> submitted = new AtomicReference<>();
+        AtomicBoolean clientGone = new AtomicBoolean();
+        ClientDisconnects.onClose(() -> {
+            clientGone.set(true);
+            cancelIfRunning(submitted.get());
+        });
+        return Multi.createFrom().<ExtrapolateEvent>emitter(emitter -> start(request, emitter, submitted, clientGone))
                 .runSubscriptionOn(Infrastructure.getDefaultWorkerPool());
     }
 
-    private void start(ExtrapolateRequest request, MultiEmitter<? super ExtrapolateEvent> emitter) {
+    private void cancelIfRunning(ExtrapolationJob job) {
+        if (job != null && !job.state().isFinal()) {
+            jobs.cancel(job.id());
+        }
+    }
+
+    private void start(ExtrapolateRequest request, MultiEmitter<? super ExtrapolateEvent> emitter,
+                       AtomicReference<ExtrapolationJob> submitted, AtomicBoolean clientGone) {
         JobListener listener = new JobListener() {
             @Override
             public void onProgress(ExtrapolationJob job, ExtrapolationProgress progress) {
@@ -72,21 +89,18 @@ public class ExtrapolationGrpcService implements ExtrapolationService {
                 }
             }
         };
-        AtomicReference<ExtrapolationJob> submitted = new AtomicReference<>();
         emitter.onTermination(() -> {
             ExtrapolationJob job = submitted.get();
             if (job != null) {
                 job.unfollow(listener);
-                if (!job.state().isFinal()) {
-                    jobs.cancel(job.id());
-                }
+                cancelIfRunning(job);
             }
         });
         try {
             ExtrapolationSpec spec = ExtrapolationProtoMapper.toSpec(request.getSpec());
             submitted.set(jobs.submit(spec, request.getOutputModel(), request.getOverwrite(),
                     request.getMaxShardBytes(), request, listener));
-            if (emitter.isCancelled()) {
+            if (emitter.isCancelled() || clientGone.get()) {
                 jobs.cancel(submitted.get().id());
             }
         } catch (RuntimeException e) {
