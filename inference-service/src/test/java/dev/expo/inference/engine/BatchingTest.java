@@ -34,12 +34,35 @@ class BatchingTest {
 
     static Path root;
     static InferenceEngine engine;
-    static final AtomicInteger largestBatch = new AtomicInteger();
+    static final Hooks hooks = new Hooks();
+
     /**
-     * Runs on the scheduler's thread (outside its lock) at every sequence's first token: a test stops the scheduler
-     * there to line requests up deterministically instead of racing it.
+     * Metrics that keep the largest batch seen and run {@link #atFirstToken} at every sequence's first token, on the
+     * scheduler's thread outside its lock: a test stops the scheduler there to line requests up deterministically
+     * instead of racing it.
      */
-    static volatile Runnable atFirstToken = () -> { };
+    static final class Hooks implements InferenceMetrics {
+        final AtomicInteger largestBatch = new AtomicInteger();
+        volatile Runnable atFirstToken = () -> { };
+
+        @Override
+        public void firstToken(String model, Duration ttft) {
+            atFirstToken.run();
+        }
+
+        @Override
+        public void token(String model, Duration latency) {
+        }
+
+        @Override
+        public void finished(String model, Outputs.FinishReason reason, int tokens) {
+        }
+
+        @Override
+        public void batch(String model, int running, int waiting) {
+            largestBatch.accumulateAndGet(running, Math::max);
+        }
+    }
 
     @BeforeAll
     static void start() throws IOException {
@@ -54,27 +77,8 @@ class BatchingTest {
                 {"language_model": "tiny-llama-sft", "vision_tower": "tiny-clip-vision",
                  "projector": "projector.safetensors"}
                 """);
-        InferenceMetrics metrics = new InferenceMetrics() {
-            @Override
-            public void firstToken(String model, Duration ttft) {
-                atFirstToken.run();
-            }
-
-            @Override
-            public void token(String model, Duration latency) {
-            }
-
-            @Override
-            public void finished(String model, Outputs.FinishReason reason, int tokens) {
-            }
-
-            @Override
-            public void batch(String model, int running, int waiting) {
-                largestBatch.accumulateAndGet(running, Math::max);
-            }
-        };
         engine = new InferenceEngine(new ModelRegistry(new ModelStore(root), ModelOptions.cpu()),
-                InferenceLimits.defaults(), 1, new InferenceEngine.Batching(16, 64), metrics);
+                InferenceLimits.defaults(), 1, new InferenceEngine.Batching(16, 64), hooks);
     }
 
     @AfterAll
@@ -173,11 +177,11 @@ class BatchingTest {
             engine.generate(request.ref(), request.prompt(), request.params(), collector);
             alone.add(collector.await());
         }
-        largestBatch.set(0);
+        hooks.largestBatch.set(0);
         // The scheduler waits at the first request's first token until all are submitted, so that the test does not
         // depend on out-submitting a 12-token generation.
         CountDownLatch submitted = new CountDownLatch(1);
-        atFirstToken = () -> await(submitted);
+        hooks.atFirstToken = () -> await(submitted);
         List<Collector> together = new ArrayList<>();
         try {
             for (Request request : requests) {
@@ -186,14 +190,14 @@ class BatchingTest {
                 together.add(collector);
             }
         } finally {
-            atFirstToken = () -> { };
+            hooks.atFirstToken = () -> { };
             submitted.countDown();
         }
         for (int i = 0; i < requests.size(); i++) {
             assertThat(together.get(i).await()).as("request " + i).isEqualTo(alone.get(i));
         }
         // The fifteen that queued meanwhile joined the first in one step: every slot and the memory were free.
-        assertThat(largestBatch.get()).as("requests really shared decode steps").isEqualTo(requests.size());
+        assertThat(hooks.largestBatch.get()).as("requests really shared decode steps").isEqualTo(requests.size());
     }
 
     private static void await(CountDownLatch latch) {
@@ -215,7 +219,7 @@ class BatchingTest {
         CountDownLatch sixteenRunning = new CountDownLatch(1);
         CountDownLatch cancelled = new CountDownLatch(1);
         AtomicInteger firstTokens = new AtomicInteger();
-        atFirstToken = () -> {
+        hooks.atFirstToken = () -> {
             int n = firstTokens.incrementAndGet();
             if (n == 1) {
                 await(submitted);
@@ -236,7 +240,7 @@ class BatchingTest {
             assertThat(engine.batchState("tiny-llama-sft")).isEqualTo(new InferenceEngine.BatchState(16, 8, 0));
             handles.forEach(InferenceEngine.GenerationHandle::cancel);
         } finally {
-            atFirstToken = () -> { };
+            hooks.atFirstToken = () -> { };
             submitted.countDown();
             cancelled.countDown();
         }
@@ -295,24 +299,8 @@ class BatchingTest {
         copy(root.resolve("tiny-llama-sft"), small.resolve("tiny-llama-sft"));
         // The scheduler stops at the first request's first token until released, so the queue fills deterministically.
         CountDownLatch release = new CountDownLatch(1);
-        InferenceMetrics holding = new InferenceMetrics() {
-            @Override
-            public void firstToken(String model, Duration ttft) {
-                await(release);
-            }
-
-            @Override
-            public void token(String model, Duration latency) {
-            }
-
-            @Override
-            public void finished(String model, Outputs.FinishReason reason, int tokens) {
-            }
-
-            @Override
-            public void batch(String model, int running, int waiting) {
-            }
-        };
+        Hooks holding = new Hooks();
+        holding.atFirstToken = () -> await(release);
         try (InferenceEngine tiny = new InferenceEngine(new ModelRegistry(new ModelStore(small), ModelOptions.cpu()),
                 InferenceLimits.defaults(), 1, new InferenceEngine.Batching(2, 2), holding)) {
             List<InferenceEngine.GenerationHandle> handles = new ArrayList<>();
