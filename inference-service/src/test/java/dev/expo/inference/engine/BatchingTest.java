@@ -51,14 +51,6 @@ class BatchingTest {
         }
 
         @Override
-        public void token(String model, Duration latency) {
-        }
-
-        @Override
-        public void finished(String model, Outputs.FinishReason reason, int tokens) {
-        }
-
-        @Override
         public void batch(String model, int running, int waiting) {
             largestBatch.accumulateAndGet(running, Math::max);
         }
