@@ -21,6 +21,7 @@ import dev.expo.extrapolation.engine.jobs.JobListener;
 import dev.expo.service.ClientDisconnects;
 import dev.expo.service.GrpcErrors;
 import dev.expo.service.Pages;
+import dev.expo.service.StopOnce;
 import io.quarkus.grpc.GrpcService;
 import io.smallrye.common.annotation.Blocking;
 import io.smallrye.mutiny.Multi;
@@ -30,8 +31,6 @@ import io.smallrye.mutiny.subscription.MultiEmitter;
 import jakarta.inject.Inject;
 
 import java.util.List;
-import java.util.concurrent.atomic.AtomicBoolean;
-import java.util.concurrent.atomic.AtomicReference;
 
 /**
  * expo.v1.ExtrapolationService: maps requests to engine calls and job events to the stream. A client that cancels
@@ -50,24 +49,13 @@ public class ExtrapolationGrpcService implements ExtrapolationService {
     public Multi<ExtrapolateEvent> extrapolate(ExtrapolateRequest request) {
         // A client whose connection just closes is not a cancellation to Vert.x's gRPC server: watch for it here, on
         // the call's event loop (start runs on a worker). After a normal end the job is final and nothing happens.
-        AtomicReference<ExtrapolationJob> submitted = new AtomicReference<>();
-        AtomicBoolean clientGone = new AtomicBoolean();
-        ClientDisconnects.onClose(() -> {
-            clientGone.set(true);
-            cancelIfRunning(submitted.get());
-        });
-        return Multi.createFrom().<ExtrapolateEvent>emitter(emitter -> start(request, emitter, submitted, clientGone))
+        StopOnce stop = new StopOnce();
+        ClientDisconnects.onClose(stop::fire);
+        return Multi.createFrom().<ExtrapolateEvent>emitter(emitter -> start(request, emitter, stop))
                 .runSubscriptionOn(Infrastructure.getDefaultWorkerPool());
     }
 
-    private void cancelIfRunning(ExtrapolationJob job) {
-        if (job != null && !job.state().isFinal()) {
-            jobs.cancel(job.id());
-        }
-    }
-
-    private void start(ExtrapolateRequest request, MultiEmitter<? super ExtrapolateEvent> emitter,
-                       AtomicReference<ExtrapolationJob> submitted, AtomicBoolean clientGone) {
+    private void start(ExtrapolateRequest request, MultiEmitter<? super ExtrapolateEvent> emitter, StopOnce stop) {
         JobListener listener = new JobListener() {
             @Override
             public void onProgress(ExtrapolationJob job, ExtrapolationProgress progress) {
@@ -89,20 +77,17 @@ public class ExtrapolationGrpcService implements ExtrapolationService {
                 }
             }
         };
-        emitter.onTermination(() -> {
-            ExtrapolationJob job = submitted.get();
-            if (job != null) {
-                job.unfollow(listener);
-                cancelIfRunning(job);
-            }
-        });
+        emitter.onTermination(stop::fire);
         try {
             ExtrapolationSpec spec = ExtrapolationProtoMapper.toSpec(request.getSpec());
-            submitted.set(jobs.submit(spec, request.getOutputModel(), request.getOverwrite(),
-                    request.getMaxShardBytes(), request, listener));
-            if (emitter.isCancelled() || clientGone.get()) {
-                jobs.cancel(submitted.get().id());
-            }
+            ExtrapolationJob job = jobs.submit(spec, request.getOutputModel(), request.getOverwrite(),
+                    request.getMaxShardBytes(), request, listener);
+            stop.attach(() -> {
+                job.unfollow(listener);
+                if (!job.state().isFinal()) {
+                    jobs.cancel(job.id());
+                }
+            });
         } catch (RuntimeException e) {
             emitter.fail(GrpcErrors.toStatusException(e));
         }

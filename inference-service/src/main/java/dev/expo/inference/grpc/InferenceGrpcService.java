@@ -22,6 +22,7 @@ import dev.expo.inference.engine.Outputs;
 import dev.expo.service.ClientDisconnects;
 import dev.expo.service.GrpcErrors;
 import dev.expo.service.Pages;
+import dev.expo.service.StopOnce;
 import io.quarkus.grpc.GrpcService;
 import io.smallrye.common.annotation.Blocking;
 import io.smallrye.mutiny.Multi;
@@ -51,34 +52,11 @@ public class InferenceGrpcService implements InferenceService {
                 .runSubscriptionOn(Infrastructure.getDefaultWorkerPool());
     }
 
-    /**
-     * Stops a generation once its client is gone: it cancelled, its deadline passed, or its connection closed. Either
-     * side can come first: the handle may not exist yet when the client leaves (its first token can reach it before).
-     */
-    private static final class StopOnce {
-        private InferenceEngine.GenerationHandle handle;
-        private boolean fired;
-
-        synchronized void fire() {
-            fired = true;
-            if (handle != null) {
-                handle.cancel();   // a no-op for a generation that has finished
-            }
-        }
-
-        synchronized void attach(InferenceEngine.GenerationHandle started) {
-            handle = started;
-            if (fired) {
-                started.cancel();
-            }
-        }
-    }
-
     private void start(GenerateRequest request, MultiEmitter<? super GenerateResponse> emitter, StopOnce stop) {
         emitter.onTermination(stop::fire);
         try {
             var model = InferenceProtoMapper.modelRef(request);
-            stop.attach(engine.generate(model, InferenceProtoMapper.prompt(request),
+            InferenceEngine.GenerationHandle handle = engine.generate(model, InferenceProtoMapper.prompt(request),
                     InferenceProtoMapper.sampling(request, config.samplingDefaults(), engine.generationDefaults(model)),
                     !request.getSampling().hasMaxNewTokens(), new GenerationListener() {
                         @Override
@@ -98,7 +76,8 @@ public class InferenceGrpcService implements InferenceService {
                         public void onError(RuntimeException failure) {
                             emitter.fail(GrpcErrors.toStatusException(failure));
                         }
-                    }));
+                    });
+            stop.attach(handle::cancel);   // cancelling a finished generation is a no-op
         } catch (RuntimeException e) {
             emitter.fail(GrpcErrors.toStatusException(e));
         }
