@@ -43,5 +43,38 @@ public interface Decoder extends AutoCloseable {
         int length(int slot);
 
         void reset(int slot);
+
+        /**
+         * Takes a slot's keys and values out of the cache, leaving the slot empty, so that a later sequence that
+         * starts with the same positions can take them over ({@link #attach}) instead of computing them again. Null
+         * when this cache cannot: its rows' values then depend on what they were computed with, and reusing them
+         * would change a later request's output.
+         */
+        default Detached detach(int slot) {
+            return null;
+        }
+
+        /**
+         * Puts keys and values taken by {@link #detach} (from this cache, possibly another slot) into an empty slot,
+         * keeping their first {@code keep} positions; the next rows of the slot go after them. The slot owns them from
+         * then on.
+         */
+        default void attach(int slot, Detached kv, int keep) {
+            throw new UnsupportedOperationException("this cache cannot take over detached keys and values");
+        }
+
+        /** As {@link #attach}, but copies the first {@code keep} positions: {@code kv} stays as it was. */
+        default void attachCopy(int slot, Detached kv, int keep) {
+            throw new UnsupportedOperationException("this cache cannot take over detached keys and values");
+        }
+    }
+
+    /** A slot's keys and values outside any slot. */
+    interface Detached {
+        /** Positions held. */
+        int length();
+
+        /** Memory held. */
+        long bytes();
     }
 }

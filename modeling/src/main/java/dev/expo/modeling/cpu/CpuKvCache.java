@@ -2,8 +2,10 @@ package dev.expo.modeling.cpu;
 
 import dev.expo.checkpoint.DType;
 import dev.expo.checkpoint.Dtypes;
+import dev.expo.modeling.Decoder;
 
 import java.util.Arrays;
+import java.util.Objects;
 
 /**
  * The CPU decoder's keys and values, per layer and sequence slot: {@code [kvHeads][capacity][headDim]} arrays that
@@ -14,7 +16,7 @@ import java.util.Arrays;
  * bytes of attention (most of a long-context step); each key and value is rounded once to BF16 when stored, which
  * moves logits by about BF16's precision (2^-8 relative).
  */
-public final class CpuKvCache implements dev.expo.modeling.Decoder.Cache {
+public final class CpuKvCache implements Decoder.Cache {
 
     private final int layers;
     private final int kvHeads;
@@ -77,6 +79,74 @@ public final class CpuKvCache implements dev.expo.modeling.Decoder.Cache {
         for (int layer = 0; layer < layers; layer++) {
             keys[layer][slot] = null;
             values[layer][slot] = null;
+        }
+    }
+
+    /**
+     * The slot's arrays move out (no copy): a row's keys and values here are the same bits whether it was computed
+     * in a prompt or a decode step, alone or in a batch, so a sequence that takes them over computes exactly what it
+     * would have from scratch.
+     */
+    @Override
+    public Decoder.Detached detach(int slot) {
+        Object[] k = new Object[layers];
+        Object[] v = new Object[layers];
+        for (int layer = 0; layer < layers; layer++) {
+            k[layer] = keys[layer][slot];
+            v[layer] = values[layer][slot];
+        }
+        Held held = new Held(this, k, v, capacity[slot], lengths[slot]);
+        reset(slot);
+        return held;
+    }
+
+    @Override
+    public void attach(int slot, Decoder.Detached kv, int keep) {
+        if (!(kv instanceof Held held) || held.owner != this) {
+            throw new IllegalArgumentException("keys and values detached from another cache");
+        }
+        if (lengths[slot] != 0 || capacity[slot] != 0) {
+            throw new IllegalStateException("slot " + slot + " is not empty");
+        }
+        Objects.checkIndex(keep, held.length + 1);
+        for (int layer = 0; layer < layers; layer++) {
+            keys[layer][slot] = held.keys[layer];
+            values[layer][slot] = held.values[layer];
+        }
+        capacity[slot] = held.capacity;
+        lengths[slot] = keep;
+    }
+
+    /** Copies the first {@code keep} positions of every layer and head into the slot's own arrays. */
+    @Override
+    public void attachCopy(int slot, Decoder.Detached kv, int keep) {
+        if (!(kv instanceof Held held) || held.owner != this) {
+            throw new IllegalArgumentException("keys and values detached from another cache");
+        }
+        if (lengths[slot] != 0 || capacity[slot] != 0) {
+            throw new IllegalStateException("slot " + slot + " is not empty");
+        }
+        Objects.checkIndex(keep, held.length + 1);
+        if (keep == 0) {
+            return;
+        }
+        reserve(slot, keep);
+        for (int layer = 0; layer < layers; layer++) {
+            for (int h = 0; h < kvHeads; h++) {
+                System.arraycopy(held.keys[layer], h * held.capacity * headDim, keys[layer][slot],
+                        h * capacity[slot] * headDim, keep * headDim);
+                System.arraycopy(held.values[layer], h * held.capacity * headDim, values[layer][slot],
+                        h * capacity[slot] * headDim, keep * headDim);
+            }
+        }
+        lengths[slot] = keep;
+    }
+
+    private record Held(CpuKvCache owner, Object[] keys, Object[] values, int capacity, int length)
+            implements Decoder.Detached {
+        @Override
+        public long bytes() {
+            return 2L * owner.layers * owner.kvHeads * capacity * owner.headDim * owner.dtype.byteSize();
         }
     }
 
