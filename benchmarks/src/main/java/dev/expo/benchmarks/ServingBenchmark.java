@@ -112,9 +112,11 @@ public final class ServingBenchmark {
         int inferencePort = freePort();
         int gatewayPort = freePort();
         try (ServiceProcesses services = new ServiceProcesses(root, work.resolve("serving-logs"))) {
+            // Prefix caching off: every round sends the same prompts on both paths (so that their tokens can be
+            // compared), which it would otherwise serve from the previous round's caches instead of prefilling them.
             services.start("inference-service", inferencePort, store, inferencePort,
                     System.getProperty("expo.bench.inference-flags", "") + " -Dinference.kv-cache-dtype="
-                            + kvCacheDtype);
+                            + kvCacheDtype + " -Dinference.batching.prefix-cache-entries=0");
             services.start("gateway", gatewayPort, store, inferencePort, "");
             ManagedChannel direct = channel(inferencePort);
             ManagedChannel gateway = channel(gatewayPort);
@@ -124,8 +126,8 @@ public final class ServingBenchmark {
                                 + "on loopback (logs in %s)%n", Runtime.getRuntime().availableProcessors(),
                         Runtime.version(), work.resolve("serving-logs"));
                 System.out.printf("Model %s (134M parameters, BF16, CPU decoder, %s KV cache), prompt %d tokens, %d "
-                        + "new tokens (greedy, ignore_eos), max batch 16%n", MODEL, kvCacheDtype, promptLength,
-                        newTokens);
+                        + "new tokens (greedy, ignore_eos), max batch 16, prefix caching off%n", MODEL, kvCacheDtype,
+                        promptLength, newTokens);
                 InferenceServiceGrpc.newBlockingStub(gateway).loadModel(LoadModelRequest.newBuilder().setModel(MODEL)
                         .build());
                 // Warm-up, as a service that has been serving a while: a few thousand streamed tokens and unary

@@ -143,6 +143,7 @@ public class GenerateCommand implements Callable<Integer> {
             result.put("finish_reason", reason);
             if (last != null && last.hasUsage()) {
                 result.put("prompt_tokens", last.getUsage().getPromptTokens());
+                result.put("cached_prompt_tokens", last.getUsage().getCachedPromptTokens());
                 result.put("generated_tokens", last.getUsage().getGeneratedTokens());
             }
             if (logprobs != null) {
@@ -154,8 +155,10 @@ public class GenerateCommand implements Callable<Integer> {
             if (last != null && last.hasUsage()) {
                 var usage = last.getUsage();
                 double seconds = usage.getTotalTime().getSeconds() + usage.getTotalTime().getNanos() / 1e9;
-                System.err.printf("[%s; %d prompt + %d generated tokens in %.2f s]%n", reason,
-                        usage.getPromptTokens(), usage.getGeneratedTokens(), seconds);
+                String cached = usage.getCachedPromptTokens() == 0 ? ""
+                        : " (" + usage.getCachedPromptTokens() + " cached)";
+                System.err.printf("[%s; %d prompt%s + %d generated tokens in %.2f s]%n", reason,
+                        usage.getPromptTokens(), cached, usage.getGeneratedTokens(), seconds);
             }
         }
         return 0;

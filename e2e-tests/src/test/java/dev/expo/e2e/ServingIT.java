@@ -86,8 +86,8 @@ class ServingIT {
         return new Golden(request.build(), expected);
     }
 
-    /** A stream's tokens and how it ended (null status: completed). */
-    private record Outcome(List<Integer> tokens, String finishReason, Status status) {
+    /** A stream's tokens and how it ended (null status: completed), with its usage's cached prompt tokens. */
+    private record Outcome(List<Integer> tokens, String finishReason, Status status, int cachedPromptTokens) {
     }
 
     /** Starts a stream; {@code onFirst} may cancel it once its first token arrived. */
@@ -103,6 +103,7 @@ class ServingIT {
                 new ClientResponseObserver<GenerateRequest, GenerateResponse>() {
                     final List<Integer> tokens = new ArrayList<>();
                     String finish = null;
+                    int cached;
                     ClientCallStreamObserver<GenerateRequest> call;
 
                     @Override
@@ -115,6 +116,7 @@ class ServingIT {
                         tokens.addAll(response.getTokenIdsList());
                         if (response.hasUsage()) {
                             finish = response.getFinishReason().name();
+                            cached = response.getUsage().getCachedPromptTokens();
                         }
                         if (cancelAfterFirst && !tokens.isEmpty()) {
                             call.cancel("the client went away", null);
@@ -123,12 +125,12 @@ class ServingIT {
 
                     @Override
                     public void onError(Throwable t) {
-                        outcome.complete(new Outcome(tokens, finish, Status.fromThrowable(t)));
+                        outcome.complete(new Outcome(tokens, finish, Status.fromThrowable(t), cached));
                     }
 
                     @Override
                     public void onCompleted() {
-                        outcome.complete(new Outcome(tokens, finish, null));
+                        outcome.complete(new Outcome(tokens, finish, null, cached));
                     }
                 });
         return outcome;
@@ -191,6 +193,13 @@ class ServingIT {
         }
         // They ran together: the decode steps of tiny-llama-sft's batch held several sequences at once.
         assertThat(metric(stack, "expo_inference_batch_size_max", "tiny-llama-sft")).isGreaterThan(4);
+        // The same prompt once more: its keys and values come from a finished stream's parked cache, all but the
+        // last position (computed again for the first token's logits), and the answer is still the golden.
+        Golden again = kinds.get(3);
+        Outcome cached = await(start(stack, again.request(), false));
+        assertThat(cached.tokens()).isEqualTo(again.expected());
+        assertThat(cached.cachedPromptTokens()).isEqualTo(again.request().getTokenIds().getIdsCount() - 1);
+        assertThat(metric(stack, "expo_inference_prefix_cache_hits_total", "tiny-llama-sft")).isPositive();
         // Latencies come with histogram buckets (for histogram_quantile across instances): each first token in one.
         assertThat(metric(stack, "expo_inference_time_to_first_token_seconds_bucket", "tiny-llama-sft", "le=\"+Inf\""))
                 .isEqualTo(metric(stack, "expo_inference_time_to_first_token_seconds_count", "tiny-llama-sft"))

@@ -35,12 +35,12 @@ public class EngineProducer {
                 options.kvCacheDtype(), config.workers());
         InferenceConfig.Limits limits = config.limits();
         InferenceConfig.Batching batching = config.batching();
-        InferenceEngine.Batching batches = batching.kvCacheBytes().isPresent()
-                ? new InferenceEngine.Batching(batching.maxBatchSize(), batching.maxQueued(),
-                        batching.kvCacheBytes().getAsLong())
-                : new InferenceEngine.Batching(batching.maxBatchSize(), batching.maxQueued());
-        LOG.infof("batching: up to %d sequences per model, %d waiting, %d MiB of KV cache in all",
-                batches.maxBatch(), batches.maxQueued(), batches.kvCacheBytes() >> 20);
+        InferenceEngine.Batching batches = new InferenceEngine.Batching(batching.maxBatchSize(),
+                batching.maxQueued(), batching.kvCacheBytes().orElse(InferenceEngine.Batching.halfTheHeap()),
+                batching.prefixCacheEntries());
+        LOG.infof("batching: up to %d sequences per model, %d waiting, %d MiB of KV cache in all, %d parked caches "
+                        + "per model for prefix reuse", batches.maxBatch(), batches.maxQueued(),
+                batches.kvCacheBytes() >> 20, batches.prefixCacheEntries());
         InferenceEngine engine = new InferenceEngine(new ModelRegistry(store, options, config.memoryBudgetBytes()),
                 new InferenceLimits(limits.maxImageBytes(), limits.maxImagePixels(), limits.maxNewTokens(),
                         config.samplingDefaults().maxNewTokens()),
@@ -51,6 +51,9 @@ public class EngineProducer {
                 .register(registry);
         Gauge.builder("expo.inference.kv.cache.budget", engine, InferenceEngine::kvCacheBudgetBytes)
                 .baseUnit("bytes").description("inference.batching.kv-cache-bytes").register(registry);
+        Gauge.builder("expo.inference.kv.cache.parked", engine, InferenceEngine::kvCacheParkedBytes)
+                .baseUnit("bytes").description("KV cache of finished sequences kept for prefix reuse, all models; "
+                        + "it gives way to any sequence that needs the room").register(registry);
         return engine;
     }
 

@@ -38,6 +38,13 @@ public interface InferenceConfig {
 
         /** Keys and values all running sequences may hold together, in bytes; unset: half the JVM's heap. */
         java.util.OptionalLong kvCacheBytes();
+
+        /**
+         * Finished sequences' caches kept per model for requests that start the same way (prefix caching; CPU
+         * decoder): they use only budget no sequence needs. 0 turns it off.
+         */
+        @WithDefault("64")
+        int prefixCacheEntries();
     }
 
     SamplingDefaults samplingDefaults();

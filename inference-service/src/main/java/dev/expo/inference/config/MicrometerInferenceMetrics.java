@@ -17,7 +17,7 @@ import java.util.concurrent.atomic.AtomicInteger;
 /**
  * The engine's reports as Prometheus metrics, per model: time to first token, inter-token latency (both with
  * histogram buckets), generated tokens (tokens/s is its rate), requests by finish reason (cancellations among them),
- * and the running batch size and queue depth.
+ * the running batch size and queue depth, and prefix cache hits.
  */
 @Singleton
 public class MicrometerInferenceMetrics implements InferenceMetrics {
@@ -61,6 +61,15 @@ public class MicrometerInferenceMetrics implements InferenceMetrics {
     public void finished(String model, Outputs.FinishReason reason, int generatedTokens) {
         Counter.builder("expo.inference.requests").tags(Tags.of("model", model, "finish_reason",
                 reason.name().toLowerCase())).register(registry).increment();
+    }
+
+    @Override
+    public void prefixCacheHit(String model, int positions) {
+        Counter.builder("expo.inference.prefix.cache.hits").tag("model", model)
+                .description("generations that took over a parked KV cache").register(registry).increment();
+        Counter.builder("expo.inference.prefix.cache.reused.positions").tag("model", model)
+                .description("prompt positions taken from parked KV caches instead of computed").register(registry)
+                .increment(positions);
     }
 
     @Override

@@ -19,7 +19,9 @@ import java.util.Set;
  * Continuous batching for one decoder: every iteration admits waiting sequences into free cache slots (their prompts
  * prefilled together), then runs one decode step for every running sequence at once; a sequence leaves the batch the
  * step it finishes, or the step after it is cancelled, and its slot is freed. Per-request sampling and adapters live
- * in the sequences: one decode step serves rows with different adapters and scales.
+ * in the sequences: one decode step serves rows with different adapters and scales. A leaving sequence's cache is
+ * parked in the {@link PrefixCache} when the decoder allows it, and an admitted one that starts the same way takes it
+ * over and prefills only the rest of its prompt.
  */
 final class BatchScheduler implements AutoCloseable {
 
@@ -31,19 +33,27 @@ final class BatchScheduler implements AutoCloseable {
     private final int maxQueued;
     private final KvCacheBudget kvCacheBudget;
     private final InferenceMetrics metrics;
+    private final PrefixCache prefixes;   // null: off; empty while the decoder's cache cannot hand its rows over
+    // Per slot, from admission to the prefill: the parked keys and values its sequence starts from, and whether it
+    // took them over (else it copies its part).
+    private final Decoder.Detached[] reusing;
+    private final boolean[] takingOver;
     private final ArrayDeque<Sequence> waiting = new ArrayDeque<>();
     private final Sequence[] running;
     private final Thread loop;
     private volatile boolean closed;
 
     BatchScheduler(String name, Decoder decoder, int maxBatch, int maxQueued, KvCacheBudget kvCacheBudget,
-                   InferenceMetrics metrics) {
+                   int prefixCacheEntries, InferenceMetrics metrics) {
         this.name = name;
         this.decoder = decoder;
         this.cache = decoder.newCache(maxBatch);
         this.maxQueued = maxQueued;
         this.kvCacheBudget = kvCacheBudget;
         this.metrics = metrics;
+        this.prefixes = prefixCacheEntries > 0 ? new PrefixCache(kvCacheBudget, prefixCacheEntries) : null;
+        this.reusing = new Decoder.Detached[maxBatch];
+        this.takingOver = new boolean[maxBatch];
         this.running = new Sequence[maxBatch];
         this.loop = Thread.ofPlatform().daemon().name("scheduler-" + name).start(this::run);
     }
@@ -78,6 +88,11 @@ final class BatchScheduler implements AutoCloseable {
 
     synchronized int waitingCount() {
         return waiting.size();
+    }
+
+    /** Finished sequences' caches parked for reuse (0 without prefix caching). */
+    int parkedCount() {
+        return prefixes == null ? 0 : prefixes.size();
     }
 
     /** Slots holding no sequence (every slot frees its cache when its sequence leaves). */
@@ -146,10 +161,23 @@ final class BatchScheduler implements AutoCloseable {
                 continue;
             }
             long bytes = kvBytes(sequence);
-            if (!kvCacheBudget.tryReserve(bytes)) {
-                waiting.addFirst(sequence);   // first in line once running sequences give memory back
-                break;
+            PrefixCache.Match match = prefixes == null ? null
+                    : prefixes.find(sequence.prefixKey, sequence.positions(sequence.promptPositions()));
+            // A whole cache the sequence continues (its conversation's previous turn) is taken over when it is no
+            // bigger than the sequence's own reservation; otherwise the shared part is copied and the cache stays.
+            Decoder.Detached reused = match != null && match.whole() && match.parked().bytes() <= bytes
+                    ? kvCacheBudget.reserveTakingOver(match.parked(), bytes) : null;
+            boolean takeOver = reused != null;
+            if (!takeOver) {
+                reused = match == null ? null : kvCacheBudget.share(match.parked());
+                if (!kvCacheBudget.tryReserve(bytes)) {
+                    waiting.addFirst(sequence);   // first in line once running sequences give memory back
+                    break;
+                }
             }
+            sequence.cachedPositions = reused == null ? 0 : match.keep();
+            reusing[slot] = reused;
+            takingOver[slot] = takeOver;
             sequence.kvBytes = bytes;
             sequence.slot = slot;
             running[slot] = sequence;
@@ -181,7 +209,19 @@ final class BatchScheduler implements AutoCloseable {
         List<Sequence> owners = new ArrayList<>();
         for (Sequence sequence : admitted) {
             cache.reset(sequence.slot);
-            for (float[] row : sequence.takePrompt()) {
+            float[][] prompt = sequence.takePrompt();
+            Decoder.Detached reused = reusing[sequence.slot];
+            reusing[sequence.slot] = null;
+            if (reused != null) {
+                if (takingOver[sequence.slot]) {
+                    cache.attach(sequence.slot, reused, sequence.cachedPositions);
+                } else {
+                    cache.attachCopy(sequence.slot, reused, sequence.cachedPositions);
+                }
+                metrics.prefixCacheHit(name, sequence.cachedPositions);
+            }
+            for (int p = sequence.cachedPositions; p < prompt.length; p++) {
+                float[] row = prompt[p];
                 rows.add(row);
                 slots.add(sequence.slot);
                 owners.add(sequence);
@@ -261,12 +301,17 @@ final class BatchScheduler implements AutoCloseable {
         }
     }
 
+    /** Frees the slot, its cache parked for reuse when there is a prefix cache (and room for it). */
     private synchronized void release(Sequence sequence) {
         if (sequence.slot >= 0 && running[sequence.slot] == sequence) {
             running[sequence.slot] = null;
+            Decoder.Detached kv = prefixes == null ? null : cache.detach(sequence.slot);
             cache.reset(sequence.slot);
             kvCacheBudget.release(sequence.kvBytes);
             sequence.kvBytes = 0;
+            if (kv != null && kv.length() > 0) {
+                prefixes.park(sequence.prefixKey, sequence.positions(kv.length()), kv);
+            }
         }
         notifyAll();
     }
@@ -280,6 +325,7 @@ final class BatchScheduler implements AutoCloseable {
                     kvCacheBudget.release(running[slot].kvBytes);
                     running[slot].kvBytes = 0;
                     running[slot] = null;
+                    reusing[slot] = null;
                     cache.reset(slot);
                 }
             }
@@ -304,6 +350,9 @@ final class BatchScheduler implements AutoCloseable {
         }
         pending.forEach(s -> s.finish(Outputs.FinishReason.CANCELLED));
         failAll(new ExpoException(ExpoException.Kind.UNAVAILABLE, "model \"" + name + "\" was unloaded"));
+        if (prefixes != null) {
+            prefixes.clear();
+        }
     }
 
     @Override

@@ -38,19 +38,31 @@ import java.util.concurrent.Future;
 public final class InferenceEngine implements AutoCloseable {
 
     /**
-     * How generations are batched: at most maxBatch sequences per decode step, maxQueued waiting per model, and at
-     * most kvCacheBytes of keys and values held by all running sequences together.
+     * How generations are batched: at most maxBatch sequences per decode step, maxQueued waiting per model, at most
+     * kvCacheBytes of keys and values held by all running sequences together, and up to prefixCacheEntries finished
+     * sequences' caches per model kept in what is left of it for requests that start the same way (0: none).
      */
-    public record Batching(int maxBatch, int maxQueued, long kvCacheBytes) {
+    public record Batching(int maxBatch, int maxQueued, long kvCacheBytes, int prefixCacheEntries) {
+        public static final int DEFAULT_PREFIX_CACHE_ENTRIES = 64;
+
         public Batching {
-            if (maxBatch < 1 || maxQueued < 0 || kvCacheBytes <= 0) {
+            if (maxBatch < 1 || maxQueued < 0 || kvCacheBytes <= 0 || prefixCacheEntries < 0) {
                 throw new IllegalArgumentException("invalid batching settings");
             }
         }
 
-        /** With the default KV cache budget: half the JVM's heap (the CPU decoder keeps its caches there). */
+        public Batching(int maxBatch, int maxQueued, long kvCacheBytes) {
+            this(maxBatch, maxQueued, kvCacheBytes, DEFAULT_PREFIX_CACHE_ENTRIES);
+        }
+
+        /** With the default KV cache budget. */
         public Batching(int maxBatch, int maxQueued) {
-            this(maxBatch, maxQueued, Runtime.getRuntime().maxMemory() / 2);
+            this(maxBatch, maxQueued, halfTheHeap());
+        }
+
+        /** The default KV cache budget: half the JVM's heap (the CPU decoder keeps its caches there). */
+        public static long halfTheHeap() {
+            return Runtime.getRuntime().maxMemory() / 2;
         }
     }
 
@@ -289,6 +301,10 @@ public final class InferenceEngine implements AutoCloseable {
         return kvCacheBudget.capacity();
     }
 
+    public long kvCacheParkedBytes() {
+        return kvCacheBudget.parked();
+    }
+
     /**
      * The sampling defaults of the model a request names (a multimodal model's are its language model's), loading it
      * if need be.
@@ -335,12 +351,23 @@ public final class InferenceEngine implements AutoCloseable {
                 checkContext(r, sampling.maxNewTokens());
             }
             float[][] rows = r.inputs();
+            Map<LoraAdapter, Float> adapters = BatchScheduler.adapterMap(r.adapters());
+            PrefixKey key = r.image() == null ? new PrefixKey(null, null, adapters)
+                    : new PrefixKey(r.multimodal(), sha256(prompt.image()), adapters);
             Sequence queued = new Sequence(ref.model(), rows, r.ids(), r.model().config().maxPositions(),
-                    r.tokenizer(), r.eos(), BatchScheduler.adapterMap(r.adapters()), sampling, listener, metrics, start);
+                    r.tokenizer(), r.eos(), key, adapters, sampling, listener, metrics, start);
             scheduler(ref.model()).submit(queued);
             return queued;
         }));
         return () -> sequence.cancelled.set(true);
+    }
+
+    private static byte[] sha256(byte[] bytes) {
+        try {
+            return java.security.MessageDigest.getInstance("SHA-256").digest(bytes);
+        } catch (java.security.NoSuchAlgorithmException e) {
+            throw new IllegalStateException("every Java runtime has SHA-256", e);
+        }
     }
 
     private static Decoder decoderOf(LoadedModel loaded) {
@@ -361,7 +388,7 @@ public final class InferenceEngine implements AutoCloseable {
         String name = loaded instanceof LoadedModel.Multimodal mm ? mm.languageModel() : model;
         synchronized (schedulers) {
             return schedulers.computeIfAbsent(decoder, d -> new BatchScheduler(name, d, batching.maxBatch(),
-                    batching.maxQueued(), kvCacheBudget, metrics));
+                    batching.maxQueued(), kvCacheBudget, batching.prefixCacheEntries(), metrics));
         }
     }
 

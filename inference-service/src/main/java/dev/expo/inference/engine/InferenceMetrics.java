@@ -16,6 +16,10 @@ public interface InferenceMetrics {
     default void finished(String model, Outputs.FinishReason reason, int generatedTokens) {
     }
 
+    /** A generation took over a parked cache: this many of its prompt's positions were not computed again. */
+    default void prefixCacheHit(String model, int positions) {
+    }
+
     /** The scheduler's state after an iteration. */
     default void batch(String model, int running, int waiting) {
     }

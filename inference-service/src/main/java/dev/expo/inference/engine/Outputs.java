@@ -29,7 +29,9 @@ public final class Outputs {
 
     public enum FinishReason { STOP, LENGTH, CANCELLED }
 
-    public record Usage(int promptTokens, int generatedTokens, Duration timeToFirstToken, Duration totalTime) {
+    /** @param cachedPromptTokens of the prompt's, those taken over from a previous request's cache */
+    public record Usage(int promptTokens, int cachedPromptTokens, int generatedTokens, Duration timeToFirstToken,
+                        Duration totalTime) {
     }
 
     /** The whole of a finished generation (what the stream added up to). */

@@ -9,6 +9,7 @@ import dev.expo.modeling.tokenizer.TextTokenizer;
 
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
@@ -23,6 +24,8 @@ import java.util.concurrent.atomic.AtomicBoolean;
 final class Sequence {
 
     final String model;
+    /** What its cache's positions depend on besides the tokens: only caches under an equal key are shared. */
+    final PrefixKey prefixKey;
     final SamplingParams params;
     final Map<LoraAdapter, Float> adapters;
     final AtomicBoolean cancelled = new AtomicBoolean();
@@ -46,11 +49,13 @@ final class Sequence {
     private boolean finished;
     int slot = -1;
     long kvBytes;   // reserved in the KV cache budget while in a slot
+    int cachedPositions;   // prompt positions taken over from a parked cache instead of computed
 
     Sequence(String model, float[][] prompt, long[] ids, int context, TextTokenizer tokenizer, Set<Integer> eos,
-             Map<LoraAdapter, Float> adapters, SamplingParams params, GenerationListener listener,
+             PrefixKey prefixKey, Map<LoraAdapter, Float> adapters, SamplingParams params, GenerationListener listener,
              InferenceMetrics metrics, long start) {
         this.model = model;
+        this.prefixKey = prefixKey;
         this.prompt = prompt;
         this.promptIds = ids.length;
         this.promptPositions = prompt.length;
@@ -88,6 +93,18 @@ final class Sequence {
 
     int promptPositions() {
         return promptPositions;
+    }
+
+    /**
+     * What each of its first {@code count} positions holds, as a prefix cache compares them: -1 for an image row
+     * (the image is in the key), then the prompt's token ids and the generated ones.
+     */
+    int[] positions(int count) {
+        int imageRows = promptPositions - promptIds;
+        int[] positions = new int[count];
+        Arrays.fill(positions, 0, Math.min(count, imageRows), -1);
+        System.arraycopy(context, 0, positions, Math.min(count, imageRows), Math.max(0, count - imageRows));
+        return positions;
     }
 
     int lastToken() {
@@ -152,7 +169,7 @@ final class Sequence {
         }
         finished = true;
         metrics.finished(model, reason, generated);
-        listener.onFinished(reason, new Outputs.Usage(promptPositions, generated,
+        listener.onFinished(reason, new Outputs.Usage(promptPositions, cachedPositions, generated,
                 timeToFirstToken == null ? Duration.ZERO : timeToFirstToken,
                 Duration.ofNanos(System.nanoTime() - start)));
     }

@@ -150,6 +150,7 @@ final class InferenceProtoMapper {
                     case CANCELLED -> dev.expo.api.v1.FinishReason.FINISH_REASON_CANCELLED;
                 })
                 .setUsage(Usage.newBuilder().setPromptTokens(usage.promptTokens())
+                        .setCachedPromptTokens(usage.cachedPromptTokens())
                         .setGeneratedTokens(usage.generatedTokens())
                         .setTimeToFirstToken(duration(usage.timeToFirstToken()))
                         .setTotalTime(duration(usage.totalTime())))

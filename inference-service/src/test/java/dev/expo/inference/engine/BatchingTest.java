@@ -69,8 +69,10 @@ class BatchingTest {
                 {"language_model": "tiny-llama-sft", "vision_tower": "tiny-clip-vision",
                  "projector": "projector.safetensors"}
                 """);
+        // No prefix caching: the batched runs repeat the solo runs' prompts, and must prefill them together.
         engine = new InferenceEngine(new ModelRegistry(new ModelStore(root), ModelOptions.cpu()),
-                InferenceLimits.defaults(), 1, new InferenceEngine.Batching(16, 64), hooks);
+                InferenceLimits.defaults(), 1,
+                new InferenceEngine.Batching(16, 64, InferenceEngine.Batching.halfTheHeap(), 0), hooks);
     }
 
     @AfterAll
