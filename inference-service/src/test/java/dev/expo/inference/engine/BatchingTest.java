@@ -59,16 +59,7 @@ class BatchingTest {
     @BeforeAll
     static void start() throws IOException {
         root = Files.createTempDirectory("expo-batching");
-        Path fixtures = Path.of(System.getProperty("expo.testdata", "../testdata/fixtures"));
-        for (String model : List.of("tiny-llama-sft", "tiny-llama-lora", "tiny-clip-vision")) {
-            copy(fixtures.resolve(model), root.resolve(model));
-        }
-        Path vlm = Files.createDirectories(root.resolve("tiny-vlm"));
-        Files.copy(fixtures.resolve("ddpo-multimodal/projector.safetensors"), vlm.resolve("projector.safetensors"));
-        Files.writeString(vlm.resolve("expo-model.json"), """
-                {"language_model": "tiny-llama-sft", "vision_tower": "tiny-clip-vision",
-                 "projector": "projector.safetensors"}
-                """);
+        store(root, "tiny-llama-sft", "tiny-llama-lora", "tiny-clip-vision");
         // No prefix caching: the batched runs repeat the solo runs' prompts, and must prefill them together.
         engine = new InferenceEngine(new ModelRegistry(new ModelStore(root), ModelOptions.cpu()),
                 InferenceLimits.defaults(), 1,
@@ -79,6 +70,23 @@ class BatchingTest {
     static void stop() {
         engine.close();
         ModelStore.deleteTree(root);
+    }
+
+    /**
+     * Fills a store with fixture models and {@code tiny-vlm}, a multimodal manifest on tiny-llama-sft and
+     * tiny-clip-vision (which the models should then include).
+     */
+    static void store(Path root, String... models) throws IOException {
+        Path fixtures = Path.of(System.getProperty("expo.testdata", "../testdata/fixtures"));
+        for (String model : models) {
+            copy(fixtures.resolve(model), root.resolve(model));
+        }
+        Path vlm = Files.createDirectories(root.resolve("tiny-vlm"));
+        Files.copy(fixtures.resolve("ddpo-multimodal/projector.safetensors"), vlm.resolve("projector.safetensors"));
+        Files.writeString(vlm.resolve("expo-model.json"), """
+                {"language_model": "tiny-llama-sft", "vision_tower": "tiny-clip-vision",
+                 "projector": "projector.safetensors"}
+                """);
     }
 
     static void copy(Path from, Path to) throws IOException {
@@ -144,22 +152,33 @@ class BatchingTest {
         SplittableRandom random = new SplittableRandom(11);
         List<Request> requests = new ArrayList<>();
         for (int i = 0; i < count; i++) {
-            long[] ids = new long[3 + random.nextInt(30)];
-            ids[0] = 1;
-            for (int t = 1; t < ids.length; t++) {
-                ids[t] = 3 + random.nextInt(380);
-            }
-            ModelRef ref = switch (i % 4) {
-                case 0 -> ModelRef.of("tiny-llama-sft");
-                case 1 -> new ModelRef("tiny-llama-sft", "tiny-llama-lora", null);
-                case 2 -> new ModelRef("tiny-llama-sft", "tiny-llama-lora", 2.5);
-                default -> ModelRef.of("tiny-vlm");
-            };
+            long[] ids = randomPrompt(random, 3 + random.nextInt(30));
+            ModelRef ref = kind(i);
             Prompt prompt = Prompt.ofIds(ids).withImage(i % 4 == 3 ? png : null);
             SamplingParams params = i % 2 == 0 ? params(0f, null, 12) : params(0.8f, 1000L + i, 12);
             requests.add(new Request(ref, prompt, params));
         }
         return requests;
+    }
+
+    /** BOS, then random token ids of the tiny fixtures' vocabulary. */
+    static long[] randomPrompt(SplittableRandom random, int length) {
+        long[] ids = new long[length];
+        ids[0] = 1;
+        for (int t = 1; t < length; t++) {
+            ids[t] = 3 + random.nextInt(380);
+        }
+        return ids;
+    }
+
+    /** Four kinds of request sharing tiny-llama-sft's batch, by i % 4: plain, LoRA, LoRA at 2.5, image (tiny-vlm). */
+    static ModelRef kind(int i) {
+        return switch (i % 4) {
+            case 0 -> ModelRef.of("tiny-llama-sft");
+            case 1 -> new ModelRef("tiny-llama-sft", "tiny-llama-lora", null);
+            case 2 -> new ModelRef("tiny-llama-sft", "tiny-llama-lora", 2.5);
+            default -> ModelRef.of("tiny-vlm");
+        };
     }
 
     @Test

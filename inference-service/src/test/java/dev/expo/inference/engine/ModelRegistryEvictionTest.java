@@ -32,16 +32,7 @@ class ModelRegistryEvictionTest {
     @BeforeAll
     static void store() throws IOException {
         root = Files.createTempDirectory("expo-eviction");
-        Path fixtures = Path.of(System.getProperty("expo.testdata", "../testdata/fixtures"));
-        for (String model : List.of("tiny-llama-sft", "tiny-llama-dpo", "tiny-mistral", "tiny-clip-vision")) {
-            BatchingTest.copy(fixtures.resolve(model), root.resolve(model));
-        }
-        Path vlm = Files.createDirectories(root.resolve("tiny-vlm"));
-        Files.copy(fixtures.resolve("ddpo-multimodal/projector.safetensors"), vlm.resolve("projector.safetensors"));
-        Files.writeString(vlm.resolve("expo-model.json"), """
-                {"language_model": "tiny-llama-sft", "vision_tower": "tiny-clip-vision",
-                 "projector": "projector.safetensors"}
-                """);
+        BatchingTest.store(root, "tiny-llama-sft", "tiny-llama-dpo", "tiny-mistral", "tiny-clip-vision");
         // What each model costs, measured by a registry without a budget.
         try (ModelRegistry unlimited = registry(Long.MAX_VALUE)) {
             sft = bytesOf(unlimited, "tiny-llama-sft");

@@ -36,16 +36,8 @@ class PrefixCachingTest {
     @BeforeAll
     static void start() throws IOException {
         root = Files.createTempDirectory("expo-prefix");
+        BatchingTest.store(root, "tiny-llama-sft", "tiny-llama-lora", "tiny-clip-vision");
         Path fixtures = Path.of(System.getProperty("expo.testdata", "../testdata/fixtures"));
-        for (String model : List.of("tiny-llama-sft", "tiny-llama-lora", "tiny-clip-vision")) {
-            BatchingTest.copy(fixtures.resolve(model), root.resolve(model));
-        }
-        Path vlm = Files.createDirectories(root.resolve("tiny-vlm"));
-        Files.copy(fixtures.resolve("ddpo-multimodal/projector.safetensors"), vlm.resolve("projector.safetensors"));
-        Files.writeString(vlm.resolve("expo-model.json"), """
-                {"language_model": "tiny-llama-sft", "vision_tower": "tiny-clip-vision",
-                 "projector": "projector.safetensors"}
-                """);
         png = Files.readAllBytes(fixtures.resolve("images/img0_48x40.png"));
         otherPng = Files.readAllBytes(fixtures.resolve("images/img1_31x31.png"));
         long heap = InferenceEngine.Batching.halfTheHeap();
@@ -112,17 +104,8 @@ class PrefixCachingTest {
     void theNextTurnOfAConversationTakesOverItsCacheAndGetsWhatItWouldFromScratch() throws Exception {
         SplittableRandom random = new SplittableRandom(5);
         for (int i = 0; i < 8; i++) {
-            long[] first = new long[2 + random.nextInt(20)];
-            first[0] = 1;
-            for (int t = 1; t < first.length; t++) {
-                first[t] = 3 + random.nextInt(380);
-            }
-            ModelRef ref = switch (i % 4) {
-                case 0 -> ModelRef.of("tiny-llama-sft");
-                case 1 -> new ModelRef("tiny-llama-sft", "tiny-llama-lora", null);
-                case 2 -> new ModelRef("tiny-llama-sft", "tiny-llama-lora", 2.5);
-                default -> ModelRef.of("tiny-vlm");
-            };
+            long[] first = BatchingTest.randomPrompt(random, 2 + random.nextInt(20));
+            ModelRef ref = BatchingTest.kind(i);
             byte[] image = i % 4 == 3 ? png : null;
             SamplingParams params = i % 2 == 0 ? params(0f, null, 5 + i) : params(0.8f, 100L + i, 5 + i);
             Result turn1 = generate(cached, ref, Prompt.ofIds(first).withImage(image), params);
@@ -191,7 +174,8 @@ class PrefixCachingTest {
         // Room for one sequence of up to 128 positions: a parked one has to go for the next to run.
         long budget = 128 * perPosition * 3 / 2;
         try (InferenceEngine tight = new InferenceEngine(new ModelRegistry(new ModelStore(small), ModelOptions.cpu()),
-                InferenceLimits.defaults(), 1, new InferenceEngine.Batching(4, 64, budget, 64), InferenceMetrics.NONE)) {
+                InferenceLimits.defaults(), 1, new InferenceEngine.Batching(4, 64, budget, 64),
+                InferenceMetrics.NONE)) {
             SamplingParams long100 = params(0f, null, 100);
             generate(tight, ModelRef.of("tiny-llama-sft"), Prompt.ofIds(new long[] {1, 7}), long100);
             assertThat(tight.kvCacheParkedBytes()).isEqualTo(128 * perPosition);

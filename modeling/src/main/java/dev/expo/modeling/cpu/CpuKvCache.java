@@ -102,13 +102,7 @@ public final class CpuKvCache implements Decoder.Cache {
 
     @Override
     public void attach(int slot, Decoder.Detached kv, int keep) {
-        if (!(kv instanceof Held held) || held.owner != this) {
-            throw new IllegalArgumentException("keys and values detached from another cache");
-        }
-        if (lengths[slot] != 0 || capacity[slot] != 0) {
-            throw new IllegalStateException("slot " + slot + " is not empty");
-        }
-        Objects.checkIndex(keep, held.length + 1);
+        Held held = attachable(slot, kv, keep);
         for (int layer = 0; layer < layers; layer++) {
             keys[layer][slot] = held.keys[layer];
             values[layer][slot] = held.values[layer];
@@ -120,13 +114,7 @@ public final class CpuKvCache implements Decoder.Cache {
     /** Copies the first {@code keep} positions of every layer and head into the slot's own arrays. */
     @Override
     public void attachCopy(int slot, Decoder.Detached kv, int keep) {
-        if (!(kv instanceof Held held) || held.owner != this) {
-            throw new IllegalArgumentException("keys and values detached from another cache");
-        }
-        if (lengths[slot] != 0 || capacity[slot] != 0) {
-            throw new IllegalStateException("slot " + slot + " is not empty");
-        }
-        Objects.checkIndex(keep, held.length + 1);
+        Held held = attachable(slot, kv, keep);
         if (keep == 0) {
             return;
         }
@@ -140,6 +128,18 @@ public final class CpuKvCache implements Decoder.Cache {
             }
         }
         lengths[slot] = keep;
+    }
+
+    /** The detached positions, if they can go into the slot keeping {@code keep} of them. */
+    private Held attachable(int slot, Decoder.Detached kv, int keep) {
+        if (!(kv instanceof Held held) || held.owner != this) {
+            throw new IllegalArgumentException("keys and values detached from another cache");
+        }
+        if (lengths[slot] != 0 || capacity[slot] != 0) {
+            throw new IllegalStateException("slot " + slot + " is not empty");
+        }
+        Objects.checkIndex(keep, held.length + 1);
+        return held;
     }
 
     private record Held(CpuKvCache owner, Object[] keys, Object[] values, int capacity, int length)
