@@ -66,7 +66,7 @@ public class MicrometerInferenceMetrics implements InferenceMetrics {
     @Override
     public void prefixCacheHit(String model, int positions) {
         Counter.builder("expo.inference.prefix.cache.hits").tag("model", model)
-                .description("generations that took over a parked KV cache").register(registry).increment();
+                .description("generations that started from a parked KV cache").register(registry).increment();
         Counter.builder("expo.inference.prefix.cache.reused.positions").tag("model", model)
                 .description("prompt positions taken from parked KV caches instead of computed").register(registry)
                 .increment(positions);

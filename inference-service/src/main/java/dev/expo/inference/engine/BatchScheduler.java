@@ -21,7 +21,7 @@ import java.util.Set;
  * step it finishes, or the step after it is cancelled, and its slot is freed. Per-request sampling and adapters live
  * in the sequences: one decode step serves rows with different adapters and scales. A leaving sequence's cache is
  * parked in the {@link PrefixCache} when the decoder allows it, and an admitted one that starts the same way takes it
- * over and prefills only the rest of its prompt.
+ * over (or copies the shared part) and prefills only the rest of its prompt.
  */
 final class BatchScheduler implements AutoCloseable {
 
@@ -88,11 +88,6 @@ final class BatchScheduler implements AutoCloseable {
 
     synchronized int waitingCount() {
         return waiting.size();
-    }
-
-    /** Finished sequences' caches parked for reuse (0 without prefix caching). */
-    int parkedCount() {
-        return prefixes == null ? 0 : prefixes.size();
     }
 
     /** Slots holding no sequence (every slot frees its cache when its sequence leaves). */

@@ -16,7 +16,7 @@ public interface InferenceMetrics {
     default void finished(String model, Outputs.FinishReason reason, int generatedTokens) {
     }
 
-    /** A generation took over a parked cache: this many of its prompt's positions were not computed again. */
+    /** A generation started from a parked cache: this many of its prompt's positions were not computed again. */
     default void prefixCacheHit(String model, int positions) {
     }
 

@@ -11,14 +11,14 @@ import java.util.LinkedHashSet;
  * back when it leaves, so that concurrent long generations wait for room instead of running the heap out.
  *
  * <p>What is left over may hold finished sequences' caches, parked for a later request that starts the same way
- * ({@link PrefixCache}); they give way, least recently parked first, whenever a sequence of any model needs the room.
+ * ({@link PrefixCache}); they give way, least recently used first, whenever a sequence of any model needs the room.
  */
 final class KvCacheBudget {
 
     private final long capacity;
     private long reserved;
     private long parkedBytes;
-    private final LinkedHashSet<ParkedKv> parked = new LinkedHashSet<>();   // least recently parked first
+    private final LinkedHashSet<ParkedKv> parked = new LinkedHashSet<>();   // least recently used first
 
     KvCacheBudget(long capacity) {
         if (capacity <= 0) {

@@ -41,7 +41,7 @@ final class PrefixCache {
             budget.drop(entries.poll());
         }
         ParkedKv parked = new ParkedKv(key, positions, kv);
-        if (maxEntries > 0 && budget.park(parked)) {
+        if (budget.park(parked)) {
             entries.add(parked);
         }
     }
@@ -73,11 +73,6 @@ final class PrefixCache {
     synchronized void clear() {
         entries.forEach(budget::drop);
         entries.clear();
-    }
-
-    synchronized int size() {
-        entries.removeIf(parked -> !parked.held());
-        return entries.size();
     }
 
     private static int commonPrefix(int[] a, int[] b) {
