@@ -34,10 +34,6 @@ final class BatchScheduler implements AutoCloseable {
     private final KvCacheBudget kvCacheBudget;
     private final InferenceMetrics metrics;
     private final PrefixCache prefixes;   // null: off; empty while the decoder's cache cannot hand its rows over
-    // Per slot, from admission to the prefill: the parked keys and values its sequence starts from, and whether it
-    // took them over (else it copies its part).
-    private final Decoder.Detached[] reusing;
-    private final boolean[] takingOver;
     private final ArrayDeque<Sequence> waiting = new ArrayDeque<>();
     private final Sequence[] running;
     private final Thread loop;
@@ -52,8 +48,6 @@ final class BatchScheduler implements AutoCloseable {
         this.kvCacheBudget = kvCacheBudget;
         this.metrics = metrics;
         this.prefixes = prefixCacheEntries > 0 ? new PrefixCache(kvCacheBudget, prefixCacheEntries) : null;
-        this.reusing = new Decoder.Detached[maxBatch];
-        this.takingOver = new boolean[maxBatch];
         this.running = new Sequence[maxBatch];
         this.loop = Thread.ofPlatform().daemon().name("scheduler-" + name).start(this::run);
     }
@@ -170,9 +164,7 @@ final class BatchScheduler implements AutoCloseable {
                     break;
                 }
             }
-            sequence.cachedPositions = reused == null ? 0 : match.keep();
-            reusing[slot] = reused;
-            takingOver[slot] = takeOver;
+            sequence.startFrom(reused == null ? null : new Sequence.Reuse(reused, match.keep(), takeOver));
             sequence.kvBytes = bytes;
             sequence.slot = slot;
             running[slot] = sequence;
@@ -205,17 +197,16 @@ final class BatchScheduler implements AutoCloseable {
         for (Sequence sequence : admitted) {
             cache.reset(sequence.slot);
             float[][] prompt = sequence.takePrompt();
-            Decoder.Detached reused = reusing[sequence.slot];
-            reusing[sequence.slot] = null;
-            if (reused != null) {
-                if (takingOver[sequence.slot]) {
-                    cache.attach(sequence.slot, reused, sequence.cachedPositions);
+            Sequence.Reuse reuse = sequence.takeReuse();
+            if (reuse != null) {
+                if (reuse.takeOver()) {
+                    cache.attach(sequence.slot, reuse.kv(), reuse.keep());
                 } else {
-                    cache.attachCopy(sequence.slot, reused, sequence.cachedPositions);
+                    cache.attachCopy(sequence.slot, reuse.kv(), reuse.keep());
                 }
-                metrics.prefixCacheHit(name, sequence.cachedPositions);
+                metrics.prefixCacheHit(name, reuse.keep());
             }
-            for (int p = sequence.cachedPositions; p < prompt.length; p++) {
+            for (int p = sequence.cachedPositions(); p < prompt.length; p++) {
                 float[] row = prompt[p];
                 rows.add(row);
                 slots.add(sequence.slot);
@@ -320,7 +311,6 @@ final class BatchScheduler implements AutoCloseable {
                     kvCacheBudget.release(running[slot].kvBytes);
                     running[slot].kvBytes = 0;
                     running[slot] = null;
-                    reusing[slot] = null;
                     cache.reset(slot);
                 }
             }

@@ -1,5 +1,6 @@
 package dev.expo.inference.engine;
 
+import dev.expo.modeling.Decoder;
 import dev.expo.modeling.lora.LoraAdapter;
 import dev.expo.modeling.sampling.LogitsProcessors;
 import dev.expo.modeling.sampling.SamplingParams;
@@ -41,6 +42,8 @@ final class Sequence {
     private final StopStrings stops;
     private final Set<Integer> stopIds;
     private float[][] prompt;
+    private Reuse reuse;            // from admission to the prefill
+    private int cachedPositions;    // prompt positions taken from a parked cache instead of computed
     private int length;
     private int generated;
     private int lastToken = -1;
@@ -49,7 +52,6 @@ final class Sequence {
     private boolean finished;
     int slot = -1;
     long kvBytes;   // reserved in the KV cache budget while in a slot
-    int cachedPositions;   // prompt positions taken over from a parked cache instead of computed
 
     Sequence(String model, float[][] prompt, long[] ids, int context, TextTokenizer tokenizer, Set<Integer> eos,
              PrefixKey prefixKey, Map<LoraAdapter, Float> adapters, SamplingParams params, GenerationListener listener,
@@ -84,6 +86,30 @@ final class Sequence {
         float[][] rows = prompt;
         prompt = null;
         return rows;
+    }
+
+    /**
+     * A parked cache the sequence starts from: its first {@code keep} positions, taken over whole (the slot owns the
+     * arrays from then on) or copied.
+     */
+    record Reuse(Decoder.Detached kv, int keep, boolean takeOver) {
+    }
+
+    /** Set at admission (null: none): the prefill then computes only the positions after {@code keep}. */
+    void startFrom(Reuse reuse) {
+        this.reuse = reuse;
+        this.cachedPositions = reuse == null ? 0 : reuse.keep();
+    }
+
+    /** The reuse decided at admission, handed over once for the prefill. */
+    Reuse takeReuse() {
+        Reuse taken = reuse;
+        reuse = null;
+        return taken;
+    }
+
+    int cachedPositions() {
+        return cachedPositions;
     }
 
     /** The positions its cache holds at most: the prompt and every new token it may produce. */
