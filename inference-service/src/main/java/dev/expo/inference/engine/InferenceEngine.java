@@ -47,7 +47,9 @@ public final class InferenceEngine implements AutoCloseable {
 
         public Batching {
             if (maxBatch < 1 || maxQueued < 0 || kvCacheBytes <= 0 || prefixCacheEntries < 0) {
-                throw new IllegalArgumentException("invalid batching settings");
+                throw new IllegalArgumentException("invalid inference.batching settings: max-batch-size " + maxBatch
+                        + " (at least 1), max-queued " + maxQueued + " (at least 0), kv-cache-bytes " + kvCacheBytes
+                        + " (positive), prefix-cache-entries " + prefixCacheEntries + " (at least 0)");
             }
         }
 
