@@ -19,10 +19,6 @@ import org.junit.jupiter.api.extension.ExtendWith;
 
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
-import java.net.URI;
-import java.net.http.HttpClient;
-import java.net.http.HttpRequest;
-import java.net.http.HttpResponse;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.util.ArrayList;
@@ -229,7 +225,7 @@ class ServingIT {
         for (CompletableFuture<Outcome> outcome : outcomes) {
             Outcome o = await(outcome);
             if (o.status() != null) {
-                assertThat(o.status().getCode()).isEqualTo(Status.Code.CANCELLED);
+                assertThat(o.status().getCode()).as("%s", o.status()).isEqualTo(Status.Code.CANCELLED);
                 assertThat(o.tokens().size()).isLessThan(250);
                 cancelled++;
             }
@@ -424,24 +420,18 @@ class ServingIT {
         return out.toByteArray();
     }
 
-    /** A sample of the inference service's Prometheus metrics, for a model (0 when absent). */
     /** A metric of the whole service (no model tag). */
     private static double serverMetric(Stack stack, String name) throws Exception {
-        HttpResponse<String> response = HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI.create(
-                "http://127.0.0.1:" + stack.port("inference-service") + "/q/metrics")).build(),
-                HttpResponse.BodyHandlers.ofString());
         Matcher matcher = Pattern.compile("^" + Pattern.quote(name) + "(?:\\{[^}]*})? (\\S+)$", Pattern.MULTILINE)
-                .matcher(response.body());
+                .matcher(stack.metrics("inference-service"));
         assertThat(matcher.find()).as(name + " in /q/metrics").isTrue();
         return Double.parseDouble(matcher.group(1));
     }
 
+    /** A sample of the inference service's Prometheus metrics, for a model (0 when absent). */
     private static double metric(Stack stack, String name, String model, String... labels) throws Exception {
-        HttpResponse<String> response = HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI.create(
-                "http://127.0.0.1:" + stack.port("inference-service") + "/q/metrics")).build(),
-                HttpResponse.BodyHandlers.ofString());
         Pattern line = Pattern.compile("^" + Pattern.quote(name) + "\\{([^}]*)} (\\S+)$", Pattern.MULTILINE);
-        Matcher matcher = line.matcher(response.body());
+        Matcher matcher = line.matcher(stack.metrics("inference-service"));
         double total = 0;
         while (matcher.find()) {
             String tags = matcher.group(1);

@@ -9,6 +9,10 @@ import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.ServerSocket;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -24,6 +28,9 @@ import java.util.concurrent.TimeUnit;
  * with a temporary model store. One stack serves every end-to-end test (see {@link StackExtension}).
  */
 public final class Stack implements AutoCloseable {
+
+    private static final HttpClient HTTP = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1)
+            .connectTimeout(Duration.ofSeconds(10)).build();
 
     static final List<String> SERVICES = List.of("extrapolation-service", "training-service", "inference-service",
             "gateway");
@@ -127,6 +134,21 @@ public final class Stack implements AutoCloseable {
     /** The service's own port, for checks behind the gateway's back (metrics). */
     int port(String service) {
         return ports.get(service);
+    }
+
+    /**
+     * The service's Prometheus page. Over HTTP/1.1 with timeouts: the JDK client's default first tries an h2c upgrade,
+     * and one such request in a few hundred hung for good against Vert.x in a stress run (the service itself kept
+     * answering).
+     */
+    String metrics(String service) throws IOException, InterruptedException {
+        HttpResponse<String> response = HTTP.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:"
+                + port(service) + "/q/metrics")).timeout(Duration.ofSeconds(30)).build(),
+                HttpResponse.BodyHandlers.ofString());
+        if (response.statusCode() != 200) {
+            throw new IOException(service + " /q/metrics answered " + response.statusCode());
+        }
+        return response.body();
     }
 
     Path fixture(String relative) {
