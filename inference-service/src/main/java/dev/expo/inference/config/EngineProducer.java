@@ -37,10 +37,11 @@ public class EngineProducer {
         InferenceConfig.Batching batching = config.batching();
         InferenceEngine.Batching batches = new InferenceEngine.Batching(batching.maxBatchSize(),
                 batching.maxQueued(), batching.kvCacheBytes().orElse(InferenceEngine.Batching.halfTheHeap()),
-                batching.prefixCacheEntries());
+                batching.prefixCacheEntries(), batching.maxPrefillPositions());
         LOG.infof("batching: up to %d sequences per model, %d waiting, %d MiB of KV cache in all, %d parked caches "
-                        + "per model for prefix reuse", batches.maxBatch(), batches.maxQueued(),
-                batches.kvCacheBytes() >> 20, batches.prefixCacheEntries());
+                        + "per model for prefix reuse, %d prompt positions prefilled per step", batches.maxBatch(),
+                batches.maxQueued(), batches.kvCacheBytes() >> 20, batches.prefixCacheEntries(),
+                batches.maxPrefillPositions());
         InferenceEngine engine = new InferenceEngine(new ModelRegistry(store, options, config.memoryBudgetBytes()),
                 new InferenceLimits(limits.maxImageBytes(), limits.maxImagePixels(), limits.maxNewTokens(),
                         config.samplingDefaults().maxNewTokens()),

@@ -45,6 +45,13 @@ public interface InferenceConfig {
          */
         @WithDefault("64")
         int prefixCacheEntries();
+
+        /**
+         * Prompt positions prefilled between two decode steps: a longer prompt, or several arriving together, is
+         * prefilled over several steps, so running streams pause for one such chunk at a time.
+         */
+        @WithDefault("256")
+        int maxPrefillPositions();
     }
 
     SamplingDefaults samplingDefaults();

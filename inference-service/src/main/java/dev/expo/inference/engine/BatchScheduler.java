@@ -16,9 +16,13 @@ import java.util.Map;
 import java.util.Set;
 
 /**
- * Continuous batching for one decoder: every iteration admits waiting sequences into free cache slots (their prompts
- * prefilled together), then runs one decode step for every running sequence at once; a sequence leaves the batch the
- * step it finishes, or the step after it is cancelled, and its slot is freed. Per-request sampling and adapters live
+ * Continuous batching for one decoder: every iteration admits waiting sequences into free cache slots, prefills up to
+ * {@code maxPrefillPositions} of the admitted prompts' positions (oldest first; a longer prompt, or a burst of them,
+ * over several iterations, as vLLM's chunked prefill and TGI's max-batch-prefill-tokens do), then runs one decode step
+ * for every sequence past its prompt at once. So a long prompt holds the running streams up for one chunk at a time
+ * rather than for its whole prefill, and the first of several prompts that arrive together starts streaming without
+ * waiting for the others. A sequence leaves the batch the step it finishes, or the step after it is cancelled, and
+ * its slot is freed. Per-request sampling and adapters live
  * in the sequences: one decode step serves rows with different adapters and scales. A leaving sequence's cache is
  * parked in the {@link PrefixCache} when the decoder allows it, and an admitted one that starts the same way takes it
  * over (or copies the shared part) and prefills only the rest of its prompt.
@@ -31,20 +35,23 @@ final class BatchScheduler implements AutoCloseable {
     private final Decoder decoder;
     private final Decoder.Cache cache;
     private final int maxQueued;
+    private final int maxPrefillPositions;
     private final KvCacheBudget kvCacheBudget;
     private final InferenceMetrics metrics;
     private final PrefixCache prefixes;   // null: off; empty while the decoder's cache cannot hand its rows over
     private final ArrayDeque<Sequence> waiting = new ArrayDeque<>();
+    private final ArrayDeque<Sequence> prefilling = new ArrayDeque<>();   // in slots, prompt rows left; oldest first
     private final Sequence[] running;
     private final Thread loop;
     private volatile boolean closed;
 
-    BatchScheduler(String name, Decoder decoder, int maxBatch, int maxQueued, KvCacheBudget kvCacheBudget,
-                   int prefixCacheEntries, InferenceMetrics metrics) {
+    BatchScheduler(String name, Decoder decoder, int maxBatch, int maxQueued, int maxPrefillPositions,
+                   KvCacheBudget kvCacheBudget, int prefixCacheEntries, InferenceMetrics metrics) {
         this.name = name;
         this.decoder = decoder;
         this.cache = decoder.newCache(maxBatch);
         this.maxQueued = maxQueued;
+        this.maxPrefillPositions = maxPrefillPositions;
         this.kvCacheBudget = kvCacheBudget;
         this.metrics = metrics;
         this.prefixes = prefixCacheEntries > 0 ? new PrefixCache(kvCacheBudget, prefixCacheEntries) : null;
@@ -115,7 +122,8 @@ final class BatchScheduler implements AutoCloseable {
                 if (admitted == null) {
                     continue;
                 }
-                prefill(admitted);
+                start(admitted);
+                prefill();
                 decode();
                 synchronized (this) {
                     metrics.batch(name, runningCount(), waiting.size());
@@ -186,17 +194,10 @@ final class BatchScheduler implements AutoCloseable {
         return String.format(java.util.Locale.ROOT, "%.1f MiB", bytes / (1024.0 * 1024.0));
     }
 
-    /** The new sequences' prompts in one call; each samples its first token from its last position. */
-    private void prefill(List<Sequence> admitted) {
-        if (admitted.isEmpty()) {
-            return;
-        }
-        List<float[]> rows = new ArrayList<>();
-        List<Integer> slots = new ArrayList<>();
-        List<Sequence> owners = new ArrayList<>();
+    /** Readies the admitted sequences' slots (with the parked positions they reuse) and queues their prompts. */
+    private void start(List<Sequence> admitted) {
         for (Sequence sequence : admitted) {
             cache.reset(sequence.slot);
-            float[][] prompt = sequence.takePrompt();
             Sequence.Reuse reuse = sequence.takeReuse();
             if (reuse != null) {
                 if (reuse.takeOver()) {
@@ -206,16 +207,48 @@ final class BatchScheduler implements AutoCloseable {
                 }
                 metrics.prefixCacheHit(name, reuse.keep());
             }
-            for (int p = sequence.cachedPositions(); p < prompt.length; p++) {
-                float[] row = prompt[p];
-                rows.add(row);
-                slots.add(sequence.slot);
-                owners.add(sequence);
+        }
+        synchronized (this) {
+            prefilling.addAll(admitted);
+        }
+    }
+
+    /**
+     * Up to {@code maxPrefillPositions} prompt rows in one call, oldest sequence first; a sequence whose last prompt
+     * row is among them samples its first token from it.
+     */
+    private void prefill() {
+        List<float[]> rows = new ArrayList<>();
+        List<Integer> slots = new ArrayList<>();
+        List<Sequence> owners = new ArrayList<>();
+        List<Integer> lastRows = new ArrayList<>();
+        synchronized (this) {
+            int budget = maxPrefillPositions;
+            while (budget > 0 && !prefilling.isEmpty()) {
+                Sequence sequence = prefilling.peek();
+                if (sequence.finished() || running[sequence.slot] != sequence) {
+                    prefilling.poll();   // cancelled (or failed) while its prompt waited for its turn
+                    continue;
+                }
+                float[][] chunk = sequence.nextPromptRows(budget);
+                budget -= chunk.length;
+                for (float[] row : chunk) {
+                    rows.add(row);
+                    slots.add(sequence.slot);
+                    owners.add(sequence);
+                }
+                if (!sequence.prefilling()) {
+                    prefilling.poll();
+                    lastRows.add(rows.size() - 1);
+                }
             }
         }
+        if (rows.isEmpty()) {
+            return;
+        }
         boolean[] wanted = new boolean[rows.size()];
-        for (int r = 0; r < rows.size(); r++) {
-            wanted[r] = r + 1 == rows.size() || owners.get(r + 1) != owners.get(r);
+        for (int r : lastRows) {
+            wanted[r] = true;
         }
         float[][] logits = decoder.logits(rows.toArray(float[][]::new), slots.stream().mapToInt(i -> i).toArray(),
                 cache, adapters(owners), wanted);
@@ -226,7 +259,7 @@ final class BatchScheduler implements AutoCloseable {
         }
     }
 
-    /** One token for every running sequence. */
+    /** One token for every running sequence past its prompt; cancelled ones leave, prefilling or not. */
     private void decode() {
         List<Sequence> batch = new ArrayList<>();
         synchronized (this) {
@@ -240,7 +273,7 @@ final class BatchScheduler implements AutoCloseable {
         for (Sequence sequence : batch) {
             if (sequence.cancelled.get()) {
                 end(sequence, Outputs.FinishReason.CANCELLED);
-            } else {
+            } else if (!sequence.prefilling()) {
                 active.add(sequence);
             }
         }
@@ -305,6 +338,7 @@ final class BatchScheduler implements AutoCloseable {
     private void failAll(RuntimeException failure) {
         List<Sequence> victims = new ArrayList<>();
         synchronized (this) {
+            prefilling.clear();
             for (int slot = 0; slot < running.length; slot++) {
                 if (running[slot] != null) {
                     victims.add(running[slot]);

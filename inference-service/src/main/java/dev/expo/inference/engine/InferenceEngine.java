@@ -39,18 +39,27 @@ public final class InferenceEngine implements AutoCloseable {
 
     /**
      * How generations are batched: at most maxBatch sequences per decode step, maxQueued waiting per model, at most
-     * kvCacheBytes of keys and values held by all running sequences together, and up to prefixCacheEntries finished
-     * sequences' caches per model kept in what is left of it for requests that start the same way (0: none).
+     * kvCacheBytes of keys and values held by all running sequences together, up to prefixCacheEntries finished
+     * sequences' caches per model kept in what is left of it for requests that start the same way (0: none), and at
+     * most maxPrefillPositions prompt positions prefilled between two decode steps.
      */
-    public record Batching(int maxBatch, int maxQueued, long kvCacheBytes, int prefixCacheEntries) {
+    public record Batching(int maxBatch, int maxQueued, long kvCacheBytes, int prefixCacheEntries,
+                           int maxPrefillPositions) {
         public static final int DEFAULT_PREFIX_CACHE_ENTRIES = 64;
+        public static final int DEFAULT_MAX_PREFILL_POSITIONS = 256;
 
         public Batching {
-            if (maxBatch < 1 || maxQueued < 0 || kvCacheBytes <= 0 || prefixCacheEntries < 0) {
+            if (maxBatch < 1 || maxQueued < 0 || kvCacheBytes <= 0 || prefixCacheEntries < 0
+                    || maxPrefillPositions < 1) {
                 throw new IllegalArgumentException("invalid inference.batching settings: max-batch-size " + maxBatch
                         + " (at least 1), max-queued " + maxQueued + " (at least 0), kv-cache-bytes " + kvCacheBytes
-                        + " (positive), prefix-cache-entries " + prefixCacheEntries + " (at least 0)");
+                        + " (positive), prefix-cache-entries " + prefixCacheEntries + " (at least 0), "
+                        + "max-prefill-positions " + maxPrefillPositions + " (at least 1)");
             }
+        }
+
+        public Batching(int maxBatch, int maxQueued, long kvCacheBytes, int prefixCacheEntries) {
+            this(maxBatch, maxQueued, kvCacheBytes, prefixCacheEntries, DEFAULT_MAX_PREFILL_POSITIONS);
         }
 
         public Batching(int maxBatch, int maxQueued, long kvCacheBytes) {
@@ -390,7 +399,7 @@ public final class InferenceEngine implements AutoCloseable {
         String name = loaded instanceof LoadedModel.Multimodal mm ? mm.languageModel() : model;
         synchronized (schedulers) {
             return schedulers.computeIfAbsent(decoder, d -> new BatchScheduler(name, d, batching.maxBatch(),
-                    batching.maxQueued(), kvCacheBudget, batching.prefixCacheEntries(), metrics));
+                    batching.maxQueued(), batching.maxPrefillPositions(), kvCacheBudget, batching.prefixCacheEntries(), metrics));
         }
     }
 

@@ -18,9 +18,9 @@ import java.util.Set;
 import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
- * One generation request inside the scheduler: its prompt rows (until prefilled), its own sampler, detokenizer and
- * stop strings, its adapters with their scales, and what it has produced. Each call to {@link #step} takes the
- * logits of its next position and reports whether it has finished.
+ * One generation request inside the scheduler: its prompt rows (until prefilled, possibly over several steps), its
+ * own sampler, detokenizer and stop strings, its adapters with their scales, and what it has produced. Each call to
+ * {@link #step} takes the logits of its next position and reports whether it has finished.
  */
 final class Sequence {
 
@@ -41,7 +41,8 @@ final class Sequence {
     private final StreamingDetokenizer detokenizer;
     private final StopStrings stops;
     private final Set<Integer> stopIds;
-    private float[][] prompt;
+    private float[][] prompt;       // its input rows, until every one is handed to a prefill step
+    private int prefilled;          // prompt positions in its cache or handed out: reused, then computed
     private Reuse reuse;            // from admission to the prefill
     private int cachedPositions;    // prompt positions taken from a parked cache instead of computed
     private int length;
@@ -81,10 +82,22 @@ final class Sequence {
         }
     }
 
-    /** The prompt's input rows, handed over once for the prefill (then dropped). */
-    float[][] takePrompt() {
-        float[][] rows = prompt;
-        prompt = null;
+    /** Whether prompt rows are left to compute (its first token is not sampled yet). */
+    boolean prefilling() {
+        return prompt != null;
+    }
+
+    /**
+     * Its next prompt rows to compute, at most {@code max}, in position order; the prompt is dropped with the last
+     * of them, after which {@link #prefilling} is false and the last row's logits give the first token.
+     */
+    float[][] nextPromptRows(int max) {
+        int to = prefilled + Math.min(max, promptPositions - prefilled);
+        float[][] rows = Arrays.copyOfRange(prompt, prefilled, to);
+        prefilled = to;
+        if (to == promptPositions) {
+            prompt = null;
+        }
         return rows;
     }
 
@@ -99,6 +112,7 @@ final class Sequence {
     void startFrom(Reuse reuse) {
         this.reuse = reuse;
         this.cachedPositions = reuse == null ? 0 : reuse.keep();
+        this.prefilled = cachedPositions;
     }
 
     /** The reuse decided at admission, handed over once for the prefill. */

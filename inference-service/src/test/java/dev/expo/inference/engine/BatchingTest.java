@@ -213,6 +213,88 @@ class BatchingTest {
         assertThat(hooks.largestBatch.get()).as("requests really shared decode steps").isEqualTo(requests.size());
     }
 
+    /** An engine on the shared store whose scheduler prefills at most {@code positions} prompt positions a step. */
+    private static InferenceEngine chunkedEngine(int positions, InferenceMetrics metrics) {
+        return new InferenceEngine(new ModelRegistry(new ModelStore(root), ModelOptions.cpu()),
+                InferenceLimits.defaults(), 1, new InferenceEngine.Batching(16, 64,
+                InferenceEngine.Batching.halfTheHeap(), 0, positions), metrics);
+    }
+
+    @Test
+    void promptsPrefilledInChunksGetExactlyWhatTheyGetInOne() throws Exception {
+        // Prompts of 3 to 32 tokens (image ones longer) in chunks of 5 positions: split anywhere, image rows included,
+        // and prefilled while the earlier ones already decode.
+        List<Request> requests = mixedRequests(16);
+        try (InferenceEngine chunked = chunkedEngine(5, InferenceMetrics.NONE)) {
+            List<Collector> together = new ArrayList<>();
+            for (Request request : requests) {
+                Collector collector = new Collector();
+                chunked.generate(request.ref(), request.prompt(), request.params(), collector);
+                together.add(collector);
+            }
+            for (int i = 0; i < requests.size(); i++) {
+                Collector alone = new Collector();
+                engine.generate(requests.get(i).ref(), requests.get(i).prompt(), requests.get(i).params(), alone);
+                assertThat(together.get(i).await()).as("request " + i).isEqualTo(alone.await());
+            }
+        }
+    }
+
+    @Test
+    void aLongPromptPausesRunningStreamsForOneChunkAtATime() throws Exception {
+        // The scheduler waits at the running stream's first token until the long prompt is queued: it is admitted
+        // the next iteration, whatever the timing.
+        CountDownLatch queued = new CountDownLatch(1);
+        AtomicInteger firstTokens = new AtomicInteger();
+        Hooks holding = new Hooks();
+        holding.atFirstToken = () -> {
+            if (firstTokens.incrementAndGet() == 1) {
+                await(queued);
+            }
+        };
+        try (InferenceEngine chunked = chunkedEngine(4, holding)) {
+            Collector running = new Collector();
+            AtomicInteger runningAtFirstToken = new AtomicInteger(-1);
+            Collector longPrompt = new Collector();
+            GenerationListener watching = new GenerationListener() {
+                @Override
+                public void onDelta(String delta, int[] ids, List<Outputs.GeneratedLogprobs> logprobs) {
+                    runningAtFirstToken.compareAndSet(-1, tokens(running));
+                    longPrompt.onDelta(delta, ids, logprobs);
+                }
+
+                @Override
+                public void onFinished(Outputs.FinishReason reason, Outputs.Usage usage) {
+                    longPrompt.onFinished(reason, usage);
+                }
+
+                @Override
+                public void onError(RuntimeException failure) {
+                    longPrompt.onError(failure);
+                }
+            };
+            try {
+                chunked.generate(ModelRef.of("tiny-llama-sft"), Prompt.ofIds(new long[] {1, 7}),
+                        params(0f, null, 200), running);
+                chunked.generate(ModelRef.of("tiny-llama-sft"),
+                        Prompt.ofIds(randomPrompt(new SplittableRandom(3), 40)), params(0f, null, 3), watching);
+            } finally {
+                queued.countDown();
+            }
+            longPrompt.await();
+            // The running stream's first token and the decode step of its own iteration, then ten chunks of 4: it got
+            // a decode step after each of the first nine. One prefill of all 40 would have left it at 2.
+            assertThat(runningAtFirstToken.get()).isEqualTo(2 + 9);
+            assertThat(running.await()).hasSize(200);
+        }
+    }
+
+    private static int tokens(Collector collector) {
+        synchronized (collector) {
+            return collector.tokens.size();
+        }
+    }
+
     private static void await(CountDownLatch latch) {
         try {
             latch.await(30, TimeUnit.SECONDS);
