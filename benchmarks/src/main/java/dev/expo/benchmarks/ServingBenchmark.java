@@ -44,6 +44,12 @@ import java.util.concurrent.TimeUnit;
 public final class ServingBenchmark {
 
     private static final String MODEL = "llama-134m";
+    /**
+     * The prompt of the per-token gateway pairs: short enough that all four pairs' prompts (128 positions) are
+     * prefilled in one chunk (inference.batching.max-prefill-positions, 256 by default), so both streams of a pair
+     * start in the same step whichever order they reach the service in.
+     */
+    private static final int PAIR_PROMPT = 16;
 
     private ServingBenchmark() {
     }
@@ -154,7 +160,7 @@ public final class ServingBenchmark {
                         checkSameTokens(runs, streams);
                     }
                 }
-                double[] perToken = perTokenOverhead(direct, gateway, 4, promptLength, newTokens);
+                double[] perToken = perTokenOverhead(direct, gateway, 4, promptLength, PAIR_PROMPT, newTokens);
                 double[] unary = unaryOverhead(direct, gateway, 1000);
                 report(runs, streamCounts, perToken, unary);
             } finally {
@@ -291,15 +297,15 @@ public final class ServingBenchmark {
     /**
      * What the gateway adds to each streamed token, under load: pairs of identical greedy streams, one sent direct
      * and one through the gateway, queued together behind a long prefill so that they are admitted in the same
-     * iteration and decoded in the same steps; each token of a pair leaves the inference service at the same moment
+     * iteration, prefilled in the same chunk and decoded in the same steps; each token of a pair leaves the inference service at the same moment
      * (within one step's bookkeeping), so its arrival time through the gateway minus its arrival time direct is the
      * gateway's cost. Which of a pair is sent first alternates. Returns {median, p90, pairs, tokens compared}.
      */
-    static double[] perTokenOverhead(ManagedChannel direct, ManagedChannel gateway, int pairs, int promptLength,
-                                     int newTokens) throws Exception {
+    static double[] perTokenOverhead(ManagedChannel direct, ManagedChannel gateway, int pairs, int blockerLength,
+                                     int pairPrompt, int newTokens) throws Exception {
         SplittableRandom random = new SplittableRandom(99);
         TokenIds.Builder longPrompt = TokenIds.newBuilder().addIds(1);
-        for (int t = 1; t < 4 * promptLength; t++) {
+        for (int t = 1; t < 4 * blockerLength; t++) {
             longPrompt.addIds(3 + random.nextInt(31997));
         }
         CompletableFuture<StreamResult> blocker = stream(direct, GenerateRequest.newBuilder().setModel(MODEL)
@@ -310,7 +316,7 @@ public final class ServingBenchmark {
         List<CompletableFuture<StreamResult>> viaGateway = new ArrayList<>();
         for (int p = 0; p < pairs; p++) {
             TokenIds.Builder ids = TokenIds.newBuilder().addIds(1);
-            for (int t = 1; t < promptLength; t++) {
+            for (int t = 1; t < pairPrompt; t++) {
                 ids.addIds(3 + random.nextInt(31997));
             }
             GenerateRequest request = GenerateRequest.newBuilder().setModel(MODEL).setTokenIds(ids)
