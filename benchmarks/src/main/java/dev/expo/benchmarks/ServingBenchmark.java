@@ -101,6 +101,12 @@ public final class ServingBenchmark {
         @Option(names = "--kv-cache-dtype", description = "the inference service's KV cache: float32 or bfloat16 "
                 + "(default: float32)")
         String kvCacheDtype = "float32";
+        @Option(names = "--max-prefill-positions", description = "the inference service's prompt positions "
+                + "prefilled between two decode steps (default: the service's own, 256)")
+        Integer maxPrefillPositions;
+        @Option(names = "--long-prompt", description = "tokens of a prompt sent while four streams run, to see how "
+                + "long they pause (default: 1024; 0 skips it)")
+        int longPrompt = 1024;
         @Option(names = {"-h", "--help"}, usageHelp = true, description = "this help")
         boolean help;
     }
@@ -122,7 +128,9 @@ public final class ServingBenchmark {
             // compared), which it would otherwise serve from the previous round's caches instead of prefilling them.
             services.start("inference-service", inferencePort, store, inferencePort,
                     System.getProperty("expo.bench.inference-flags", "") + " -Dinference.kv-cache-dtype="
-                            + kvCacheDtype + " -Dinference.batching.prefix-cache-entries=0");
+                            + kvCacheDtype + " -Dinference.batching.prefix-cache-entries=0"
+                            + (options.maxPrefillPositions == null ? "" : " -Dinference.batching.max-prefill-positions="
+                            + options.maxPrefillPositions));
             services.start("gateway", gatewayPort, store, inferencePort, "");
             ManagedChannel direct = channel(inferencePort);
             ManagedChannel gateway = channel(gatewayPort);
@@ -132,8 +140,9 @@ public final class ServingBenchmark {
                                 + "on loopback (logs in %s)%n", Runtime.getRuntime().availableProcessors(),
                         Runtime.version(), work.resolve("serving-logs"));
                 System.out.printf("Model %s (134M parameters, BF16, CPU decoder, %s KV cache), prompt %d tokens, %d "
-                        + "new tokens (greedy, ignore_eos), max batch 16, prefix caching off%n", MODEL, kvCacheDtype,
-                        promptLength, newTokens);
+                        + "new tokens (greedy, ignore_eos), max batch 16, prefix caching off, %s prompt positions "
+                        + "prefilled per step%n", MODEL, kvCacheDtype, promptLength, newTokens,
+                        options.maxPrefillPositions == null ? "256 (the default)" : options.maxPrefillPositions);
                 InferenceServiceGrpc.newBlockingStub(gateway).loadModel(LoadModelRequest.newBuilder().setModel(MODEL)
                         .build());
                 // Warm-up, as a service that has been serving a while: a few thousand streamed tokens and unary
@@ -163,6 +172,9 @@ public final class ServingBenchmark {
                 double[] perToken = perTokenOverhead(direct, gateway, 4, promptLength, PAIR_PROMPT, newTokens);
                 double[] unary = unaryOverhead(direct, gateway, 1000);
                 report(runs, streamCounts, perToken, unary);
+                if (options.longPrompt > 0) {
+                    longPromptArrives(gateway, options.longPrompt);
+                }
             } finally {
                 direct.shutdownNow();
                 gateway.shutdownNow();
@@ -224,11 +236,7 @@ public final class ServingBenchmark {
         SplittableRandom random = new SplittableRandom(seed);
         List<GenerateRequest> requests = new ArrayList<>();
         for (int s = 0; s < streams; s++) {
-            TokenIds.Builder ids = TokenIds.newBuilder().addIds(1);
-            for (int t = 1; t < promptLength; t++) {
-                ids.addIds(3 + random.nextInt(31997));
-            }
-            requests.add(GenerateRequest.newBuilder().setModel(MODEL).setTokenIds(ids)
+            requests.add(GenerateRequest.newBuilder().setModel(MODEL).setTokenIds(randomIds(random, promptLength))
                     .setSampling(SamplingParams.newBuilder().setTemperature(0f).setMaxNewTokens(newTokens)
                             .setIgnoreEos(true)).build());
         }
@@ -297,29 +305,22 @@ public final class ServingBenchmark {
     /**
      * What the gateway adds to each streamed token, under load: pairs of identical greedy streams, one sent direct
      * and one through the gateway, queued together behind a long prefill so that they are admitted in the same
-     * iteration, prefilled in the same chunk and decoded in the same steps; each token of a pair leaves the inference service at the same moment
-     * (within one step's bookkeeping), so its arrival time through the gateway minus its arrival time direct is the
-     * gateway's cost. Which of a pair is sent first alternates. Returns {median, p90, pairs, tokens compared}.
+     * iteration, prefilled in the same chunk and decoded in the same steps; each token of a pair leaves the inference
+     * service at the same moment (within one step's bookkeeping), so its arrival time through the gateway minus its
+     * arrival time direct is the gateway's cost. Which of a pair is sent first alternates. Returns {median, p90, pairs, tokens compared}.
      */
     static double[] perTokenOverhead(ManagedChannel direct, ManagedChannel gateway, int pairs, int blockerLength,
                                      int pairPrompt, int newTokens) throws Exception {
         SplittableRandom random = new SplittableRandom(99);
-        TokenIds.Builder longPrompt = TokenIds.newBuilder().addIds(1);
-        for (int t = 1; t < 4 * blockerLength; t++) {
-            longPrompt.addIds(3 + random.nextInt(31997));
-        }
         CompletableFuture<StreamResult> blocker = stream(direct, GenerateRequest.newBuilder().setModel(MODEL)
-                .setTokenIds(longPrompt).setSampling(SamplingParams.newBuilder().setTemperature(0f)
+                .setTokenIds(randomIds(random, 4 * blockerLength)).setSampling(SamplingParams.newBuilder().setTemperature(0f)
                         .setMaxNewTokens(1)).build());
         Thread.sleep(150);   // the blocker is prefilling: the pairs queue up behind it and are admitted together
         List<CompletableFuture<StreamResult>> viaDirect = new ArrayList<>();
         List<CompletableFuture<StreamResult>> viaGateway = new ArrayList<>();
         for (int p = 0; p < pairs; p++) {
-            TokenIds.Builder ids = TokenIds.newBuilder().addIds(1);
-            for (int t = 1; t < pairPrompt; t++) {
-                ids.addIds(3 + random.nextInt(31997));
-            }
-            GenerateRequest request = GenerateRequest.newBuilder().setModel(MODEL).setTokenIds(ids)
+            GenerateRequest request = GenerateRequest.newBuilder().setModel(MODEL)
+                    .setTokenIds(randomIds(random, pairPrompt))
                     .setSampling(SamplingParams.newBuilder().setTemperature(0f).setMaxNewTokens(newTokens)
                             .setIgnoreEos(true)).build();
             if (p % 2 == 0) {
@@ -354,6 +355,48 @@ public final class ServingBenchmark {
                     + "%.1f ms, step %.1f ms): the per-token figure below is not the gateway's cost%n", median, step);
         }
         return new double[] {median, quantile(values, 0.9), pairs, values.length};
+    }
+
+    /**
+     * A long prompt sent through the gateway while four streams (32-token prompts) decode: how long its first token
+     * takes, and how long the running streams pause for its prefill (their longest gap between two tokens), against
+     * their usual gap. With chunked prefill the pause is one chunk and a decode step, not the whole prompt.
+     */
+    static void longPromptArrives(ManagedChannel gateway, int length) throws Exception {
+        SplittableRandom random = new SplittableRandom(17);
+        List<CompletableFuture<StreamResult>> running = new ArrayList<>();
+        for (int s = 0; s < 4; s++) {
+            running.add(stream(gateway, GenerateRequest.newBuilder().setModel(MODEL).setTokenIds(randomIds(random, 32))
+                    .setSampling(SamplingParams.newBuilder().setTemperature(0f).setMaxNewTokens(400)
+                            .setIgnoreEos(true)).build()));
+        }
+        Thread.sleep(1000);
+        StreamResult arriving = stream(gateway, GenerateRequest.newBuilder().setModel(MODEL)
+                .setTokenIds(randomIds(random, length)).setSampling(SamplingParams.newBuilder().setTemperature(0f)
+                        .setMaxNewTokens(1)).build()).get(10, TimeUnit.MINUTES);
+        List<Double> gaps = new ArrayList<>();
+        boolean outlived = true;
+        for (CompletableFuture<StreamResult> future : running) {
+            StreamResult r = future.get(10, TimeUnit.MINUTES);
+            outlived &= r.sent() + r.arrivals()[r.arrivals().length - 1] > arriving.firstToken();
+            for (int i = 1; i < r.arrivals().length; i++) {
+                gaps.add((r.arrivals()[i] - r.arrivals()[i - 1]) / 1e6);
+            }
+        }
+        double[] values = gaps.stream().mapToDouble(Double::doubleValue).toArray();
+        System.out.printf(Locale.ROOT, "A %d-token prompt arriving while 4 streams run (gateway): its first token in "
+                        + "%.2f s; the running streams' longest pause %.0f ms (median gap %.1f ms)%s%n", length,
+                (arriving.firstToken() - arriving.sent()) / 1e9, Arrays.stream(values).max().orElse(0),
+                quantile(values, 0.5), outlived ? "" : " (warning: they ended before its first token)");
+    }
+
+    /** BOS, then random ids of the benchmark model's vocabulary. */
+    private static TokenIds.Builder randomIds(SplittableRandom random, int length) {
+        TokenIds.Builder ids = TokenIds.newBuilder().addIds(1);
+        for (int t = 1; t < length; t++) {
+            ids.addIds(3 + random.nextInt(31997));
+        }
+        return ids;
     }
 
     /** Median unary round trip (LoadModel of the loaded model), direct and through the gateway, interleaved. */
