@@ -186,6 +186,8 @@ public final class CpuDecoder implements dev.expo.modeling.Decoder {
             positions[r] = cache.length(slots[r]) + added[slots[r]]++;
         }
         int span = 1 + Arrays.stream(positions).max().orElse(0);   // the most positions any row attends over
+        int[] blocks = queryBlocks(slots, positions);
+        int blockCount = blocks.length / 2;
         for (int s = 0; s < added.length; s++) {
             if (added[s] > 0) {
                 cache.reserve(s, cache.length(s) + added[s]);
@@ -225,11 +227,12 @@ public final class CpuDecoder implements dev.expo.modeling.Decoder {
                     }
                 }
             });
-            Kernels.parallelFor(rows * heads, Math.max(1, 512 / span), (from, to) -> {
-                float[] scores = new float[span];
+            Kernels.parallelFor(blockCount * heads, Math.max(1, 512 / span * blockCount / rows), (from, to) -> {
+                float[][] scores = new float[QUERY_BLOCK][span];
                 for (int t = from; t < to; t++) {
-                    int r = t / heads;
-                    attend(qkv[r], cache, layerIndex, slots[r], positions[r], t % heads, attention[r], scores);
+                    int block = t / heads;
+                    attend(qkv, cache, layerIndex, slots, positions, blocks[2 * block], blocks[2 * block + 1],
+                            t % heads, attention, scores);
                 }
             });
             Kernels.matmul(layer.oProj(), attention, projected, rows);
@@ -335,34 +338,96 @@ public final class CpuDecoder implements dev.expo.modeling.Decoder {
         }
     }
 
-    /** Softmax attention of one query head of one row over its slot's cached positions (sliding window applied). */
-    private void attend(float[] qkv, CpuKvCache cache, int layer, int slot, int position, int head, float[] out,
-                        float[] scores) {
+    /** Query rows attended together: runs of consecutive positions of one slot (a prompt's rows), at most this many. */
+    private static final int QUERY_BLOCK = 16;
+    /** Keys (and values) read from memory once for a whole block of query rows, then from the core's own cache. */
+    private static final int KEY_TILE = 32;
+
+    /** The rows as blocks {first row, row count}, flattened: consecutive rows of one slot at consecutive positions. */
+    private static int[] queryBlocks(int[] slots, int[] positions) {
+        int[] blocks = new int[2 * slots.length];
+        int count = 0;
+        for (int r = 0; r < slots.length; r++) {
+            int first = count == 0 ? -1 : blocks[2 * count - 2];
+            int size = count == 0 ? 0 : blocks[2 * count - 1];
+            if (count > 0 && size < QUERY_BLOCK && slots[r] == slots[first]
+                    && positions[r] == positions[first] + size) {
+                blocks[2 * count - 1]++;
+            } else {
+                blocks[2 * count] = r;
+                blocks[2 * count + 1] = 1;
+                count++;
+            }
+        }
+        return Arrays.copyOf(blocks, 2 * count);
+    }
+
+    /**
+     * Softmax attention of one query head for a block of rows of one slot at consecutive positions, over the slot's
+     * cached positions (sliding window applied). Tile by tile of keys, every row of the block takes its scores (then
+     * its weighted values) while the tile is in the core's cache: a prompt's rows read each key once per block rather
+     * than once per row, which is what a long prompt's attention spends its time on. Every score and every output is
+     * computed by the same operations in the same order as for a row alone (scores are independent sums, and
+     * {@link Kernels#addWeightedSum} over consecutive pieces equals it over the whole range), so the tiling changes
+     * no bit.
+     */
+    private void attend(float[][] qkv, CpuKvCache cache, int layer, int[] slots, int[] positions, int row0, int rows,
+                        int head, float[][] out, float[][] scores) {
         int headDim = config.headDim();
-        int first = config.slidingWindow() > 0 ? Math.max(0, position - config.slidingWindow() + 1) : 0;
+        int window = config.slidingWindow();
         float scale = (float) (1.0 / Math.sqrt(headDim));
+        int slot = slots[row0];
         int kv = head / config.groupSize();
         int q = head * headDim;
         int base = cache.offset(slot, kv, 0);
         Object keys = cache.keys(layer, slot);
         Object values = cache.values(layer, slot);
-        if (keys instanceof short[] bf16) {
-            Kernels.scores(qkv, q, bf16, base, headDim, first, position, scale, scores);
-        } else {
-            Kernels.scores(qkv, q, (float[]) keys, base, headDim, first, position, scale, scores);
+        int from = window > 0 ? Math.max(0, positions[row0] - window + 1) : 0;
+        int to = positions[row0 + rows - 1];
+        int tileSize = rows == 1 ? to - from + 1 : KEY_TILE;   // a row alone gains nothing from tiles
+        for (int tile = from; tile <= to; tile += tileSize) {
+            for (int r = 0; r < rows; r++) {
+                int position = positions[row0 + r];
+                int first = Math.max(tile, window > 0 ? Math.max(0, position - window + 1) : 0);
+                int last = Math.min(position, tile + tileSize - 1);
+                if (first > last) {
+                    continue;
+                }
+                if (keys instanceof short[] bf16) {
+                    Kernels.scores(qkv[row0 + r], q, bf16, base, headDim, first, last, scale, scores[r]);
+                } else {
+                    Kernels.scores(qkv[row0 + r], q, (float[]) keys, base, headDim, first, last, scale, scores[r]);
+                }
+            }
         }
-        float max = Float.NEGATIVE_INFINITY;
-        for (int j = first; j <= position; j++) {
-            max = Math.max(max, scores[j]);
+        for (int r = 0; r < rows; r++) {
+            int position = positions[row0 + r];
+            int first = window > 0 ? Math.max(0, position - window + 1) : 0;
+            float max = Float.NEGATIVE_INFINITY;
+            for (int j = first; j <= position; j++) {
+                max = Math.max(max, scores[r][j]);
+            }
+            float sum = Kernels.expShifted(scores[r], first, position, max);
+            for (int j = first; j <= position; j++) {
+                scores[r][j] = scores[r][j] / sum;
+            }
+            Arrays.fill(out[row0 + r], q, q + headDim, 0f);
         }
-        float sum = Kernels.expShifted(scores, first, position, max);
-        for (int j = first; j <= position; j++) {
-            scores[j] = scores[j] / sum;
-        }
-        if (values instanceof short[] bf16) {
-            Kernels.weightedSum(scores, bf16, base, headDim, first, position, out, q);
-        } else {
-            Kernels.weightedSum(scores, (float[]) values, base, headDim, first, position, out, q);
+        for (int tile = from; tile <= to; tile += tileSize) {
+            for (int r = 0; r < rows; r++) {
+                int position = positions[row0 + r];
+                int first = Math.max(tile, window > 0 ? Math.max(0, position - window + 1) : 0);
+                int last = Math.min(position, tile + tileSize - 1);
+                if (first > last) {
+                    continue;
+                }
+                if (values instanceof short[] bf16) {
+                    Kernels.addWeightedSum(scores[r], bf16, base, headDim, first, last, out[row0 + r], q);
+                } else {
+                    Kernels.addWeightedSum(scores[r], (float[]) values, base, headDim, first, last, out[row0 + r],
+                            q);
+                }
+            }
         }
     }
 

@@ -273,8 +273,54 @@ public final class Kernels {
             Objects.checkFromToIndex(first, last + 1, out.length);
         }
         int vectorEnd = n - n % LANES;
-        float[] lanes = new float[4 * LANES];
+        float[] lanes = new float[8 * LANES];
         int j = first;
+        // Eight keys at a time while there are eight: eight sums in flight keep both multiply-add units busy.
+        for (; j + 7 <= last; j += 8) {
+            int k0 = base + j * n;
+            int k1 = k0 + n;
+            int k2 = k1 + n;
+            int k3 = k2 + n;
+            int k4 = k3 + n;
+            int k5 = k4 + n;
+            int k6 = k5 + n;
+            int k7 = k6 + n;
+            FloatVector a0 = FloatVector.zero(F);
+            FloatVector a1 = FloatVector.zero(F);
+            FloatVector a2 = FloatVector.zero(F);
+            FloatVector a3 = FloatVector.zero(F);
+            FloatVector a4 = FloatVector.zero(F);
+            FloatVector a5 = FloatVector.zero(F);
+            FloatVector a6 = FloatVector.zero(F);
+            FloatVector a7 = FloatVector.zero(F);
+            for (int d = 0; d < vectorEnd; d += LANES) {
+                FloatVector qv = FloatVector.fromArray(F, q, qOffset + d);
+                a0 = qv.fma(FloatVector.fromArray(F, keys, k0 + d), a0);
+                a1 = qv.fma(FloatVector.fromArray(F, keys, k1 + d), a1);
+                a2 = qv.fma(FloatVector.fromArray(F, keys, k2 + d), a2);
+                a3 = qv.fma(FloatVector.fromArray(F, keys, k3 + d), a3);
+                a4 = qv.fma(FloatVector.fromArray(F, keys, k4 + d), a4);
+                a5 = qv.fma(FloatVector.fromArray(F, keys, k5 + d), a5);
+                a6 = qv.fma(FloatVector.fromArray(F, keys, k6 + d), a6);
+                a7 = qv.fma(FloatVector.fromArray(F, keys, k7 + d), a7);
+            }
+            a0.intoArray(lanes, 0);
+            a1.intoArray(lanes, LANES);
+            a2.intoArray(lanes, 2 * LANES);
+            a3.intoArray(lanes, 3 * LANES);
+            a4.intoArray(lanes, 4 * LANES);
+            a5.intoArray(lanes, 5 * LANES);
+            a6.intoArray(lanes, 6 * LANES);
+            a7.intoArray(lanes, 7 * LANES);
+            out[j] = tail(q, qOffset, keys, k0, vectorEnd, n, sum(lanes, 0)) * scale;
+            out[j + 1] = tail(q, qOffset, keys, k1, vectorEnd, n, sum(lanes, LANES)) * scale;
+            out[j + 2] = tail(q, qOffset, keys, k2, vectorEnd, n, sum(lanes, 2 * LANES)) * scale;
+            out[j + 3] = tail(q, qOffset, keys, k3, vectorEnd, n, sum(lanes, 3 * LANES)) * scale;
+            out[j + 4] = tail(q, qOffset, keys, k4, vectorEnd, n, sum(lanes, 4 * LANES)) * scale;
+            out[j + 5] = tail(q, qOffset, keys, k5, vectorEnd, n, sum(lanes, 5 * LANES)) * scale;
+            out[j + 6] = tail(q, qOffset, keys, k6, vectorEnd, n, sum(lanes, 6 * LANES)) * scale;
+            out[j + 7] = tail(q, qOffset, keys, k7, vectorEnd, n, sum(lanes, 7 * LANES)) * scale;
+        }
         for (; j + 3 <= last; j += 4) {
             int k0 = base + j * n;
             int k1 = k0 + n;
@@ -314,8 +360,54 @@ public final class Kernels {
             Objects.checkFromToIndex(first, last + 1, out.length);
         }
         int vectorEnd = n - n % LANES;
-        float[] lanes = new float[4 * LANES];
+        float[] lanes = new float[8 * LANES];
         int j = first;
+        // Eight keys at a time while there are eight: eight sums in flight keep both multiply-add units busy.
+        for (; j + 7 <= last; j += 8) {
+            int k0 = base + j * n;
+            int k1 = k0 + n;
+            int k2 = k1 + n;
+            int k3 = k2 + n;
+            int k4 = k3 + n;
+            int k5 = k4 + n;
+            int k6 = k5 + n;
+            int k7 = k6 + n;
+            FloatVector a0 = FloatVector.zero(F);
+            FloatVector a1 = FloatVector.zero(F);
+            FloatVector a2 = FloatVector.zero(F);
+            FloatVector a3 = FloatVector.zero(F);
+            FloatVector a4 = FloatVector.zero(F);
+            FloatVector a5 = FloatVector.zero(F);
+            FloatVector a6 = FloatVector.zero(F);
+            FloatVector a7 = FloatVector.zero(F);
+            for (int d = 0; d < vectorEnd; d += LANES) {
+                FloatVector qv = FloatVector.fromArray(F, q, qOffset + d);
+                a0 = qv.fma(widen(keys, k0 + d), a0);
+                a1 = qv.fma(widen(keys, k1 + d), a1);
+                a2 = qv.fma(widen(keys, k2 + d), a2);
+                a3 = qv.fma(widen(keys, k3 + d), a3);
+                a4 = qv.fma(widen(keys, k4 + d), a4);
+                a5 = qv.fma(widen(keys, k5 + d), a5);
+                a6 = qv.fma(widen(keys, k6 + d), a6);
+                a7 = qv.fma(widen(keys, k7 + d), a7);
+            }
+            a0.intoArray(lanes, 0);
+            a1.intoArray(lanes, LANES);
+            a2.intoArray(lanes, 2 * LANES);
+            a3.intoArray(lanes, 3 * LANES);
+            a4.intoArray(lanes, 4 * LANES);
+            a5.intoArray(lanes, 5 * LANES);
+            a6.intoArray(lanes, 6 * LANES);
+            a7.intoArray(lanes, 7 * LANES);
+            out[j] = tail(q, qOffset, keys, k0, vectorEnd, n, sum(lanes, 0)) * scale;
+            out[j + 1] = tail(q, qOffset, keys, k1, vectorEnd, n, sum(lanes, LANES)) * scale;
+            out[j + 2] = tail(q, qOffset, keys, k2, vectorEnd, n, sum(lanes, 2 * LANES)) * scale;
+            out[j + 3] = tail(q, qOffset, keys, k3, vectorEnd, n, sum(lanes, 3 * LANES)) * scale;
+            out[j + 4] = tail(q, qOffset, keys, k4, vectorEnd, n, sum(lanes, 4 * LANES)) * scale;
+            out[j + 5] = tail(q, qOffset, keys, k5, vectorEnd, n, sum(lanes, 5 * LANES)) * scale;
+            out[j + 6] = tail(q, qOffset, keys, k6, vectorEnd, n, sum(lanes, 6 * LANES)) * scale;
+            out[j + 7] = tail(q, qOffset, keys, k7, vectorEnd, n, sum(lanes, 7 * LANES)) * scale;
+        }
         for (; j + 3 <= last; j += 4) {
             int k0 = base + j * n;
             int k1 = k0 + n;
@@ -373,23 +465,55 @@ public final class Kernels {
     }
 
     /**
-     * Attention output of one head: {@code out[d] = sum_j weights[j] * value j [d]} for j in [first, last], the
-     * values {@code n} floats apart from {@code base}; 32 outputs at a time stay in registers over all positions.
-     * Each sum is exactly that of repeated {@link #axpy} into zeros.
+     * Attention output of one head, added to what {@code out} holds: {@code out[d] += sum_j weights[j] * value j [d]}
+     * for j in [first, last], the values {@code n} floats apart from {@code base}; 32 outputs at a time stay in
+     * registers over all positions. Each sum is exactly that of repeated {@link #axpy} into {@code out}: so a range
+     * summed in consecutive pieces gives the same bits as summed at once, and into zeros the same as from zero.
      */
-    public static void weightedSum(float[] weights, float[] values, int base, int n, int first, int last,
-                                   float[] out, int outOffset) {
+    public static void addWeightedSum(float[] weights, float[] values, int base, int n, int first, int last,
+                                      float[] out, int outOffset) {
         Objects.checkFromIndexSize(outOffset, n, out.length);
         if (first <= last) {
             Objects.checkFromToIndex(base + first * n, base + (last + 1) * n, values.length);
             Objects.checkFromToIndex(first, last + 1, weights.length);
         }
         int d = 0;
+        // Eight independent sums in flight where the head is 64 wide: four leave the multiply-adds waiting on latency.
+        for (; d + 8 * LANES <= n; d += 8 * LANES) {
+            FloatVector a0 = FloatVector.fromArray(F, out, outOffset + d);
+            FloatVector a1 = FloatVector.fromArray(F, out, outOffset + d + LANES);
+            FloatVector a2 = FloatVector.fromArray(F, out, outOffset + d + 2 * LANES);
+            FloatVector a3 = FloatVector.fromArray(F, out, outOffset + d + 3 * LANES);
+            FloatVector a4 = FloatVector.fromArray(F, out, outOffset + d + 4 * LANES);
+            FloatVector a5 = FloatVector.fromArray(F, out, outOffset + d + 5 * LANES);
+            FloatVector a6 = FloatVector.fromArray(F, out, outOffset + d + 6 * LANES);
+            FloatVector a7 = FloatVector.fromArray(F, out, outOffset + d + 7 * LANES);
+            for (int j = first; j <= last; j++) {
+                FloatVector w = FloatVector.broadcast(F, weights[j]);
+                int v = base + j * n + d;
+                a0 = FloatVector.fromArray(F, values, v).fma(w, a0);
+                a1 = FloatVector.fromArray(F, values, v + LANES).fma(w, a1);
+                a2 = FloatVector.fromArray(F, values, v + 2 * LANES).fma(w, a2);
+                a3 = FloatVector.fromArray(F, values, v + 3 * LANES).fma(w, a3);
+                a4 = FloatVector.fromArray(F, values, v + 4 * LANES).fma(w, a4);
+                a5 = FloatVector.fromArray(F, values, v + 5 * LANES).fma(w, a5);
+                a6 = FloatVector.fromArray(F, values, v + 6 * LANES).fma(w, a6);
+                a7 = FloatVector.fromArray(F, values, v + 7 * LANES).fma(w, a7);
+            }
+            a0.intoArray(out, outOffset + d);
+            a1.intoArray(out, outOffset + d + LANES);
+            a2.intoArray(out, outOffset + d + 2 * LANES);
+            a3.intoArray(out, outOffset + d + 3 * LANES);
+            a4.intoArray(out, outOffset + d + 4 * LANES);
+            a5.intoArray(out, outOffset + d + 5 * LANES);
+            a6.intoArray(out, outOffset + d + 6 * LANES);
+            a7.intoArray(out, outOffset + d + 7 * LANES);
+        }
         for (; d + 4 * LANES <= n; d += 4 * LANES) {
-            FloatVector a0 = FloatVector.zero(F);
-            FloatVector a1 = FloatVector.zero(F);
-            FloatVector a2 = FloatVector.zero(F);
-            FloatVector a3 = FloatVector.zero(F);
+            FloatVector a0 = FloatVector.fromArray(F, out, outOffset + d);
+            FloatVector a1 = FloatVector.fromArray(F, out, outOffset + d + LANES);
+            FloatVector a2 = FloatVector.fromArray(F, out, outOffset + d + 2 * LANES);
+            FloatVector a3 = FloatVector.fromArray(F, out, outOffset + d + 3 * LANES);
             for (int j = first; j <= last; j++) {
                 FloatVector w = FloatVector.broadcast(F, weights[j]);
                 int v = base + j * n + d;
@@ -404,14 +528,14 @@ public final class Kernels {
             a3.intoArray(out, outOffset + d + 3 * LANES);
         }
         for (; d + LANES <= n; d += LANES) {
-            FloatVector a = FloatVector.zero(F);
+            FloatVector a = FloatVector.fromArray(F, out, outOffset + d);
             for (int j = first; j <= last; j++) {
                 a = FloatVector.fromArray(F, values, base + j * n + d).fma(FloatVector.broadcast(F, weights[j]), a);
             }
             a.intoArray(out, outOffset + d);
         }
         for (; d < n; d++) {
-            float a = 0f;
+            float a = out[outOffset + d];
             for (int j = first; j <= last; j++) {
                 a += weights[j] * values[base + j * n + d];
             }
@@ -419,20 +543,51 @@ public final class Kernels {
         }
     }
 
-    /** {@link #weightedSum} over values held as BF16 bits (a BF16 KV cache). */
-    public static void weightedSum(float[] weights, short[] values, int base, int n, int first, int last,
-                                   float[] out, int outOffset) {
+    /** {@link #addWeightedSum} over values held as BF16 bits (a BF16 KV cache). */
+    public static void addWeightedSum(float[] weights, short[] values, int base, int n, int first, int last,
+                                      float[] out, int outOffset) {
         Objects.checkFromIndexSize(outOffset, n, out.length);
         if (first <= last) {
             Objects.checkFromToIndex(base + first * n, base + (last + 1) * n, values.length);
             Objects.checkFromToIndex(first, last + 1, weights.length);
         }
         int d = 0;
+        // Eight independent sums in flight where the head is 64 wide: four leave the multiply-adds waiting on latency.
+        for (; d + 8 * LANES <= n; d += 8 * LANES) {
+            FloatVector a0 = FloatVector.fromArray(F, out, outOffset + d);
+            FloatVector a1 = FloatVector.fromArray(F, out, outOffset + d + LANES);
+            FloatVector a2 = FloatVector.fromArray(F, out, outOffset + d + 2 * LANES);
+            FloatVector a3 = FloatVector.fromArray(F, out, outOffset + d + 3 * LANES);
+            FloatVector a4 = FloatVector.fromArray(F, out, outOffset + d + 4 * LANES);
+            FloatVector a5 = FloatVector.fromArray(F, out, outOffset + d + 5 * LANES);
+            FloatVector a6 = FloatVector.fromArray(F, out, outOffset + d + 6 * LANES);
+            FloatVector a7 = FloatVector.fromArray(F, out, outOffset + d + 7 * LANES);
+            for (int j = first; j <= last; j++) {
+                FloatVector w = FloatVector.broadcast(F, weights[j]);
+                int v = base + j * n + d;
+                a0 = widen(values, v).fma(w, a0);
+                a1 = widen(values, v + LANES).fma(w, a1);
+                a2 = widen(values, v + 2 * LANES).fma(w, a2);
+                a3 = widen(values, v + 3 * LANES).fma(w, a3);
+                a4 = widen(values, v + 4 * LANES).fma(w, a4);
+                a5 = widen(values, v + 5 * LANES).fma(w, a5);
+                a6 = widen(values, v + 6 * LANES).fma(w, a6);
+                a7 = widen(values, v + 7 * LANES).fma(w, a7);
+            }
+            a0.intoArray(out, outOffset + d);
+            a1.intoArray(out, outOffset + d + LANES);
+            a2.intoArray(out, outOffset + d + 2 * LANES);
+            a3.intoArray(out, outOffset + d + 3 * LANES);
+            a4.intoArray(out, outOffset + d + 4 * LANES);
+            a5.intoArray(out, outOffset + d + 5 * LANES);
+            a6.intoArray(out, outOffset + d + 6 * LANES);
+            a7.intoArray(out, outOffset + d + 7 * LANES);
+        }
         for (; d + 4 * LANES <= n; d += 4 * LANES) {
-            FloatVector a0 = FloatVector.zero(F);
-            FloatVector a1 = FloatVector.zero(F);
-            FloatVector a2 = FloatVector.zero(F);
-            FloatVector a3 = FloatVector.zero(F);
+            FloatVector a0 = FloatVector.fromArray(F, out, outOffset + d);
+            FloatVector a1 = FloatVector.fromArray(F, out, outOffset + d + LANES);
+            FloatVector a2 = FloatVector.fromArray(F, out, outOffset + d + 2 * LANES);
+            FloatVector a3 = FloatVector.fromArray(F, out, outOffset + d + 3 * LANES);
             for (int j = first; j <= last; j++) {
                 FloatVector w = FloatVector.broadcast(F, weights[j]);
                 int v = base + j * n + d;
@@ -447,14 +602,14 @@ public final class Kernels {
             a3.intoArray(out, outOffset + d + 3 * LANES);
         }
         for (; d + LANES <= n; d += LANES) {
-            FloatVector a = FloatVector.zero(F);
+            FloatVector a = FloatVector.fromArray(F, out, outOffset + d);
             for (int j = first; j <= last; j++) {
                 a = widen(values, base + j * n + d).fma(FloatVector.broadcast(F, weights[j]), a);
             }
             a.intoArray(out, outOffset + d);
         }
         for (; d < n; d++) {
-            float a = 0f;
+            float a = out[outOffset + d];
             for (int j = first; j <= last; j++) {
                 a += weights[j] * Dtypes.bf16ToFloat(values[base + j * n + d]);
             }

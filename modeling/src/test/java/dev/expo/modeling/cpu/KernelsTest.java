@@ -99,12 +99,45 @@ class KernelsTest {
         assertThrows(IndexOutOfBoundsException.class,
                 () -> Kernels.scores(q, 0, keys, 0, 64, 0, 9, 1f, new float[9]));
         float[] out = new float[64];
-        Kernels.weightedSum(scores, keys, 0, 64, 0, 9, out, 0);
-        assertThrows(IndexOutOfBoundsException.class, () -> Kernels.weightedSum(scores, keys, 0, 64, 0, 9, out, 1));
+        Kernels.addWeightedSum(scores, keys, 0, 64, 0, 9, out, 0);
+        assertThrows(IndexOutOfBoundsException.class, () -> Kernels.addWeightedSum(scores, keys, 0, 64, 0, 9, out, 1));
         assertThrows(IndexOutOfBoundsException.class,
-                () -> Kernels.weightedSum(scores, keys, 0, 64, 0, 10, out, 0));
+                () -> Kernels.addWeightedSum(scores, keys, 0, 64, 0, 10, out, 0));
         assertThrows(IndexOutOfBoundsException.class, () -> Kernels.dot(q, 1, q, 0, 64));
         assertThrows(IndexOutOfBoundsException.class, () -> Kernels.axpy(1f, q, 0, out, 8, 64));
+    }
+
+    /**
+     * What the CPU decoder's tiled attention relies on: a score is the same whichever range it is computed in (eight,
+     * four or one key at a time), and a weighted sum added up in consecutive pieces is the sum at once.
+     */
+    @Test
+    void attentionInPiecesIsAttentionAtOnceBitForBit() {
+        Random random = new Random(17);
+        for (int n : new int[] {64, 40, 12, 128}) {
+            int positions = 45;
+            float[] keys = inputs(1, n * positions + 3, random)[0];
+            float[] q = inputs(1, n + 1, random)[0];
+            float[] whole = new float[positions];
+            Kernels.scores(q, 1, keys, 3, n, 0, positions - 1, 0.125f, whole);
+            for (int j = 0; j < positions; j++) {
+                assertEquals(Float.floatToRawIntBits(Kernels.dot(q, 1, keys, 3 + j * n, n) * 0.125f),
+                        Float.floatToRawIntBits(whole[j]), "score " + j + ", n=" + n);
+            }
+            for (int piece : new int[] {1, 3, 7, 32}) {
+                float[] scores = new float[positions];
+                float[] sum = new float[n + 2];
+                float[] sumWhole = new float[n + 2];
+                Kernels.addWeightedSum(whole, keys, 3, n, 0, positions - 1, sumWhole, 1);
+                for (int first = 0; first < positions; first += piece) {
+                    int last = Math.min(positions - 1, first + piece - 1);
+                    Kernels.scores(q, 1, keys, 3, n, first, last, 0.125f, scores);
+                    Kernels.addWeightedSum(whole, keys, 3, n, first, last, sum, 1);
+                }
+                assertArrayEquals(whole, scores, "scores in pieces of " + piece + ", n=" + n);
+                assertArrayEquals(sumWhole, sum, "weighted sum in pieces of " + piece + ", n=" + n);
+            }
+        }
     }
 
     @Test
@@ -127,8 +160,8 @@ class KernelsTest {
                 assertArrayEquals(expected, actual, "scores n=" + n);
                 float[] sums = new float[n + 2];
                 float[] bf16Sums = new float[n + 2];
-                Kernels.weightedSum(expected, widened, 5, n, range[0], range[1], sums, 2);
-                Kernels.weightedSum(expected, bf16, 5, n, range[0], range[1], bf16Sums, 2);
+                Kernels.addWeightedSum(expected, widened, 5, n, range[0], range[1], sums, 2);
+                Kernels.addWeightedSum(expected, bf16, 5, n, range[0], range[1], bf16Sums, 2);
                 assertArrayEquals(sums, bf16Sums, "weighted sums n=" + n);
             }
         }
@@ -137,6 +170,6 @@ class KernelsTest {
         assertThrows(IndexOutOfBoundsException.class,
                 () -> Kernels.scores(new float[64], 0, keys, 64, 64, 0, 9, 1f, scores));
         assertThrows(IndexOutOfBoundsException.class,
-                () -> Kernels.weightedSum(scores, keys, 0, 64, 0, 10, new float[64], 0));
+                () -> Kernels.addWeightedSum(scores, keys, 0, 64, 0, 10, new float[64], 0));
     }
 }
