@@ -7,27 +7,45 @@ import jakarta.inject.Singleton;
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.OptionalLong;
+import java.util.concurrent.TimeUnit;
 
 /**
- * Tells a gRPC call when its client's HTTP/2 stream has closed, whatever closed it. Vert.x's gRPC server reports a
- * client's RST_STREAM as a cancellation, but not a connection that simply goes away (a killed process, a dropped
- * network): the call is never cancelled, and a generation or a forwarded backend call would run on for nobody.
+ * Tells a gRPC call when its client is gone: its HTTP/2 stream has closed, whatever closed it, or its deadline has
+ * passed. Vert.x's gRPC server reports a client's RST_STREAM as a cancellation, but not a connection that simply goes
+ * away (a killed process, a dropped network), and it does not enforce the deadline a client sends (grpc-timeout), as
+ * grpc-java's own server does: it waits for the client to reset the stream, which a frozen or cut-off client never
+ * does. Either way a generation or a forwarded backend call would run on for nobody.
  *
  * <p>Each gRPC request gets a watch on its response's close (for HTTP/2, called when the stream closes: ended, reset,
- * or its connection gone), kept in the request's Vert.x context; a call registers what to do from its own handler.
- * After a call has ended normally its actions are no-ops (cancelling a finished generation or backend call).
+ * or its connection gone) and, when it has a deadline, a timer for it; both are kept in the request's Vert.x context,
+ * and a call registers what to do from its own handler. After a call has ended normally its actions are no-ops
+ * (cancelling a finished generation or backend call).
  */
 @Singleton
 public class ClientDisconnects {
 
     private static final String KEY = "expo.client-stream-closed";
+    /** Deadlines further off than this (grpc-timeout allows years) are left to the client. */
+    private static final long MAX_TIMER_NANOS = TimeUnit.DAYS.toNanos(30);
 
     void watchGrpcRequests(@Observes Router router) {
         router.route().order(Integer.MIN_VALUE).handler(context -> {
             String contentType = context.request().getHeader("content-type");
             if (contentType != null && contentType.startsWith("application/grpc")) {
                 StreamClosed closed = new StreamClosed();
-                context.response().closeHandler(ignored -> closed.fire());
+                // The client has stopped waiting at its deadline, as surely as if it had reset the stream.
+                OptionalLong timeout = grpcTimeoutNanos(context.request().getHeader("grpc-timeout"));
+                long timer = timeout.isPresent() && timeout.getAsLong() < MAX_TIMER_NANOS
+                        ? context.vertx().setTimer(Math.max(1, TimeUnit.NANOSECONDS.toMillis(timeout.getAsLong())),
+                        id -> closed.fire())
+                        : -1;
+                context.response().closeHandler(ignored -> {
+                    closed.fire();
+                    if (timer >= 0) {
+                        context.vertx().cancelTimer(timer);
+                    }
+                });
                 try {
                     ContextLocals.put(KEY, closed);
                 } catch (UnsupportedOperationException notARequestContext) {
@@ -39,7 +57,8 @@ public class ClientDisconnects {
     }
 
     /**
-     * Runs {@code action} once when the current gRPC call's client stream closes (at once if it already has). Call it
+     * Runs {@code action} once when the current gRPC call's client stream closes or its deadline passes (at once if
+     * either already has). Call it
      * from the call's handler on its event-loop thread, where the request's context is current; elsewhere it does
      * nothing.
      */
@@ -52,6 +71,33 @@ public class ClientDisconnects {
         } catch (UnsupportedOperationException notARequestContext) {
             // not inside a request: nothing to watch
         }
+    }
+
+    /**
+     * A grpc-timeout header's value in nanoseconds (gRPC over HTTP/2: up to eight digits and a unit, H M S m u n);
+     * empty when absent or malformed, which the call then treats as no deadline.
+     */
+    static OptionalLong grpcTimeoutNanos(String header) {
+        if (header == null || header.length() < 2 || header.length() > 9) {
+            return OptionalLong.empty();
+        }
+        String digits = header.substring(0, header.length() - 1);
+        for (int i = 0; i < digits.length(); i++) {
+            if (digits.charAt(i) < '0' || digits.charAt(i) > '9') {
+                return OptionalLong.empty();
+            }
+        }
+        long value = Long.parseLong(digits);
+        TimeUnit unit = switch (header.charAt(header.length() - 1)) {
+            case 'H' -> TimeUnit.HOURS;
+            case 'M' -> TimeUnit.MINUTES;
+            case 'S' -> TimeUnit.SECONDS;
+            case 'm' -> TimeUnit.MILLISECONDS;
+            case 'u' -> TimeUnit.MICROSECONDS;
+            case 'n' -> TimeUnit.NANOSECONDS;
+            default -> null;
+        };
+        return unit == null ? OptionalLong.empty() : OptionalLong.of(unit.toNanos(value));
     }
 
     /** Actions for one stream, run once when it closes. */
