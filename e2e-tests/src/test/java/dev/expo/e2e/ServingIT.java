@@ -266,7 +266,40 @@ class ServingIT {
 
     @Test
     void aClientWhoseConnectionDropsStopsItsGeneration(Stack stack) throws Exception {
-        // Slow enough (57M parameters, ~3 s for its 250 tokens on two cores) that the client is gone long before.
+        slowModel(stack);
+        for (String target : List.of("gateway", "inference-service")) {
+            double cancelledBefore = metric(stack, "expo_inference_requests_total", "slow-llama",
+                    "finish_reason=\"cancelled\"");
+            Process client = abandonedStream(stack, target);
+            client.destroyForcibly().waitFor();   // SIGKILL: the kernel closes its connection, nothing is sent
+            awaitCancelled(stack, target, cancelledBefore);
+        }
+    }
+
+    @Test
+    void aClientsDeadlineStopsItsGenerationEvenWhenTheClientCannotResetItsStream(Stack stack) throws Exception {
+        // The client is frozen (SIGSTOP) at its first token, so its own deadline timer never resets the stream and its
+        // connection stays open: the services must enforce the deadline it sent (grpc-timeout) themselves.
+        slowModel(stack);
+        InferenceServiceGrpc.newBlockingStub(stack.gateway()).loadModel(
+                dev.expo.api.v1.LoadModelRequest.newBuilder().setModel("slow-llama").build());
+        for (String target : List.of("gateway", "inference-service")) {
+            double cancelledBefore = metric(stack, "expo_inference_requests_total", "slow-llama",
+                    "finish_reason=\"cancelled\"");
+            // A 3 s deadline on a generation of 1500 tokens (over 15 s).
+            Process client = abandonedStream(stack, target, "3000", "1500");
+            try {
+                assertThat(new ProcessBuilder("kill", "-STOP", Long.toString(client.pid())).start().waitFor())
+                        .isZero();
+                awaitCancelled(stack, target, cancelledBefore);
+            } finally {
+                client.destroyForcibly().waitFor();
+            }
+        }
+    }
+
+    /** A synthetic model slow enough (57M parameters, ~3 s for 250 tokens on two cores) to outlive its clients. */
+    private static void slowModel(Stack stack) throws IOException {
         java.nio.file.Path slow = stack.store.resolve("slow-llama");
         if (!Files.exists(slow)) {
             SyntheticLlama.writeModel(new SyntheticLlama.Shape(384, 768, 2048, 8, 12), Long.MAX_VALUE, slow);
@@ -274,40 +307,48 @@ class ServingIT {
                 Files.copy(stack.fixture("tiny-llama-sft/" + file), slow.resolve(file));
             }
         }
-        for (String target : List.of("gateway", "inference-service")) {
-            double cancelledBefore = metric(stack, "expo_inference_requests_total", "slow-llama",
-                    "finish_reason=\"cancelled\"");
-            Process client = new ProcessBuilder(Stack.javaBin(), "-cp", System.getProperty("java.class.path"),
-                    AbandonedStream.class.getName(), "127.0.0.1:" + stack.port(target), "slow-llama")
-                    .redirectErrorStream(true).start();
-            try (java.io.BufferedReader out = new java.io.BufferedReader(new java.io.InputStreamReader(
-                    client.getInputStream(), java.nio.charset.StandardCharsets.UTF_8))) {
-                CompletableFuture<String> first = CompletableFuture.supplyAsync(() -> {
-                    try {
-                        for (String line = out.readLine(); line != null; line = out.readLine()) {
-                            if (line.equals("first token")) {
-                                return line;
-                            }
-                        }
-                        return "the client exited";
-                    } catch (IOException e) {
-                        return e.toString();
+    }
+
+    /** An {@link AbandonedStream} client process on slow-llama through {@code target}, once it has its first token. */
+    private static Process abandonedStream(Stack stack, String target, String... options) throws Exception {
+        List<String> command = new ArrayList<>(List.of(Stack.javaBin(), "-cp", System.getProperty("java.class.path"),
+                AbandonedStream.class.getName(), "127.0.0.1:" + stack.port(target), "slow-llama"));
+        command.addAll(List.of(options));
+        Process client = new ProcessBuilder(command).redirectErrorStream(true).start();
+        java.io.BufferedReader out = new java.io.BufferedReader(new java.io.InputStreamReader(
+                client.getInputStream(), java.nio.charset.StandardCharsets.UTF_8));
+        CompletableFuture<String> first = CompletableFuture.supplyAsync(() -> {
+            try {
+                for (String line = out.readLine(); line != null; line = out.readLine()) {
+                    if (line.equals("first token")) {
+                        return line;
                     }
-                });
-                assertThat(first.get(2, TimeUnit.MINUTES)).as("through the " + target).isEqualTo("first token");
-            } finally {
-                client.destroyForcibly().waitFor();   // SIGKILL: the kernel closes its connection, nothing is sent
+                }
+                return "the client exited";
+            } catch (IOException e) {
+                return e.toString();
             }
-            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
-            while (System.nanoTime() < deadline && metric(stack, "expo_inference_requests_total", "slow-llama",
-                    "finish_reason=\"cancelled\"") < cancelledBefore + 1) {
-                Thread.sleep(50);
-            }
-            assertThat(metric(stack, "expo_inference_requests_total", "slow-llama", "finish_reason=\"cancelled\""))
-                    .as("through the " + target + ": stopped as cancelled").isEqualTo(cancelledBefore + 1);
-            assertThat(metric(stack, "expo_inference_requests_total", "slow-llama", "finish_reason=\"length\""))
-                    .as("through the " + target + ": none ran on to its 250 tokens").isZero();
+        });
+        try {
+            assertThat(first.get(2, TimeUnit.MINUTES)).as("through the " + target).isEqualTo("first token");
+        } catch (Exception | AssertionError e) {
+            client.destroyForcibly().waitFor();
+            throw e;
         }
+        return client;
+    }
+
+    /** Waits for the server to finish one more slow-llama stream as cancelled; none may have run to its length. */
+    private static void awaitCancelled(Stack stack, String target, double cancelledBefore) throws Exception {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+        while (System.nanoTime() < deadline && metric(stack, "expo_inference_requests_total", "slow-llama",
+                "finish_reason=\"cancelled\"") < cancelledBefore + 1) {
+            Thread.sleep(50);
+        }
+        assertThat(metric(stack, "expo_inference_requests_total", "slow-llama", "finish_reason=\"cancelled\""))
+                .as("through the " + target + ": stopped as cancelled").isEqualTo(cancelledBefore + 1);
+        assertThat(metric(stack, "expo_inference_requests_total", "slow-llama", "finish_reason=\"length\""))
+                .as("through the " + target + ": none ran on to its length").isZero();
     }
 
     @Test
