@@ -34,8 +34,10 @@ public class ClientDisconnects {
             String contentType = context.request().getHeader("content-type");
             if (contentType != null && contentType.startsWith("application/grpc")) {
                 StreamClosed closed = new StreamClosed();
-                // The client has stopped waiting at its deadline, as surely as if it had reset the stream.
-                OptionalLong timeout = grpcTimeoutNanos(context.request().getHeader("grpc-timeout"));
+                // The client has stopped waiting at its deadline, as surely as if it had reset the stream: its work
+                // stops, and the call then ends as a cancelled one does. (Not by resetting the stream here: Vert.x
+                // then fails the call's last writes with a NullPointerException, on whatever thread makes them.)
+                OptionalLong timeout = GrpcTimeout.nanos(context.request().getHeader("grpc-timeout"));
                 long timer = timeout.isPresent() && timeout.getAsLong() < MAX_TIMER_NANOS
                         ? context.vertx().setTimer(Math.max(1, TimeUnit.NANOSECONDS.toMillis(timeout.getAsLong())),
                         id -> closed.fire())
@@ -71,33 +73,6 @@ public class ClientDisconnects {
         } catch (UnsupportedOperationException notARequestContext) {
             // not inside a request: nothing to watch
         }
-    }
-
-    /**
-     * A grpc-timeout header's value in nanoseconds (gRPC over HTTP/2: up to eight digits and a unit, H M S m u n);
-     * empty when absent or malformed, which the call then treats as no deadline.
-     */
-    static OptionalLong grpcTimeoutNanos(String header) {
-        if (header == null || header.length() < 2 || header.length() > 9) {
-            return OptionalLong.empty();
-        }
-        String digits = header.substring(0, header.length() - 1);
-        for (int i = 0; i < digits.length(); i++) {
-            if (digits.charAt(i) < '0' || digits.charAt(i) > '9') {
-                return OptionalLong.empty();
-            }
-        }
-        long value = Long.parseLong(digits);
-        TimeUnit unit = switch (header.charAt(header.length() - 1)) {
-            case 'H' -> TimeUnit.HOURS;
-            case 'M' -> TimeUnit.MINUTES;
-            case 'S' -> TimeUnit.SECONDS;
-            case 'm' -> TimeUnit.MILLISECONDS;
-            case 'u' -> TimeUnit.MICROSECONDS;
-            case 'n' -> TimeUnit.NANOSECONDS;
-            default -> null;
-        };
-        return unit == null ? OptionalLong.empty() : OptionalLong.of(unit.toNanos(value));
     }
 
     /** Actions for one stream, run once when it closes. */

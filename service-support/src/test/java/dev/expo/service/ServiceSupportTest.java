@@ -33,15 +33,15 @@ class ServiceSupportTest {
 
     @Test
     void grpcTimeoutHeadersReadAsTheProtocolSaysAndMalformedOnesAsNoDeadline() {
-        assertThat(ClientDisconnects.grpcTimeoutNanos("40m")).hasValue(40_000_000L);
-        assertThat(ClientDisconnects.grpcTimeoutNanos("3S")).hasValue(3_000_000_000L);
-        assertThat(ClientDisconnects.grpcTimeoutNanos("2M")).hasValue(120_000_000_000L);
-        assertThat(ClientDisconnects.grpcTimeoutNanos("1H")).hasValue(3_600_000_000_000L);
-        assertThat(ClientDisconnects.grpcTimeoutNanos("250u")).hasValue(250_000L);
-        assertThat(ClientDisconnects.grpcTimeoutNanos("99999999n")).hasValue(99_999_999L);
-        assertThat(ClientDisconnects.grpcTimeoutNanos("99999999H")).hasValue(Long.MAX_VALUE);   // saturated
+        assertThat(GrpcTimeout.nanos("40m")).hasValue(40_000_000L);
+        assertThat(GrpcTimeout.nanos("3S")).hasValue(3_000_000_000L);
+        assertThat(GrpcTimeout.nanos("2M")).hasValue(120_000_000_000L);
+        assertThat(GrpcTimeout.nanos("1H")).hasValue(3_600_000_000_000L);
+        assertThat(GrpcTimeout.nanos("250u")).hasValue(250_000L);
+        assertThat(GrpcTimeout.nanos("99999999n")).hasValue(99_999_999L);
+        assertThat(GrpcTimeout.nanos("99999999H")).hasValue(Long.MAX_VALUE);   // saturated
         for (String malformed : new String[] {null, "", "m", "12", "1x", "-5m", "123456789m", " 5m", "5 m"}) {
-            assertThat(ClientDisconnects.grpcTimeoutNanos(malformed)).as(String.valueOf(malformed)).isEmpty();
+            assertThat(GrpcTimeout.nanos(malformed)).as(String.valueOf(malformed)).isEmpty();
         }
     }
 

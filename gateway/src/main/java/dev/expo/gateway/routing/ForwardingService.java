@@ -1,6 +1,7 @@
 package dev.expo.gateway.routing;
 
 import dev.expo.service.ClientDisconnects;
+import dev.expo.service.GrpcTimeout;
 import io.grpc.CallOptions;
 import io.grpc.Channel;
 import io.grpc.ClientCall;
@@ -21,6 +22,7 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
 import java.io.UncheckedIOException;
+import java.util.OptionalLong;
 import java.util.Set;
 import java.util.concurrent.TimeUnit;
 
@@ -216,27 +218,9 @@ public final class ForwardingService {
 
     /** The deadline the client set, from the {@code grpc-timeout} header (e.g. "1500m" = 1.5 s); null if none. */
     static Deadline deadlineOf(Metadata headers) {
-        String timeout = headers.get(GRPC_TIMEOUT);
-        io.grpc.Context context = io.grpc.Context.current();
-        if (timeout == null || timeout.length() < 2) {
-            return context.getDeadline();
-        }
-        long amount;
-        try {
-            amount = Long.parseLong(timeout.substring(0, timeout.length() - 1));
-        } catch (NumberFormatException e) {
-            return context.getDeadline();
-        }
-        TimeUnit unit = switch (timeout.charAt(timeout.length() - 1)) {
-            case 'H' -> TimeUnit.HOURS;
-            case 'M' -> TimeUnit.MINUTES;
-            case 'S' -> TimeUnit.SECONDS;
-            case 'm' -> TimeUnit.MILLISECONDS;
-            case 'u' -> TimeUnit.MICROSECONDS;
-            case 'n' -> TimeUnit.NANOSECONDS;
-            default -> null;
-        };
-        return unit == null ? context.getDeadline() : Deadline.after(amount, unit);
+        OptionalLong timeout = GrpcTimeout.nanos(headers.get(GRPC_TIMEOUT));
+        return timeout.isPresent() ? Deadline.after(timeout.getAsLong(), TimeUnit.NANOSECONDS)
+                : io.grpc.Context.current().getDeadline();
     }
 
     private static final class ByteMarshaller implements MethodDescriptor.Marshaller<byte[]> {
