@@ -7,6 +7,7 @@ import dev.expo.modeling.sampling.SamplingParams;
 import dev.expo.modeling.sampling.TokenSampler;
 import dev.expo.modeling.tokenizer.StreamingDetokenizer;
 import dev.expo.modeling.tokenizer.TextTokenizer;
+import org.jboss.logging.Logger;
 
 import java.time.Duration;
 import java.util.ArrayList;
@@ -23,6 +24,8 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * {@link #step} takes the logits of its next position and reports whether it has finished.
  */
 final class Sequence {
+
+    private static final Logger LOG = Logger.getLogger(Sequence.class);
 
     final String model;
     /** What its cache's positions depend on besides the tokens: only caches under an equal key are shared. */
@@ -64,7 +67,7 @@ final class Sequence {
         this.promptPositions = prompt.length;
         this.params = params;
         this.adapters = adapters;
-        this.listener = listener;
+        this.listener = shielded(listener, cancelled, model);
         this.metrics = metrics;
         this.start = start;
         this.maxNew = Math.min(params.maxNewTokens(), context - prompt.length);
@@ -201,6 +204,47 @@ final class Sequence {
             return Outputs.FinishReason.LENGTH;
         }
         return null;
+    }
+
+    /**
+     * The client's listener, shielded: an exception from it (its transport failing a write, say) cancels this sequence
+     * alone. Unshielded it would fail the scheduler's iteration, and with it every sequence in the batch.
+     */
+    private static GenerationListener shielded(GenerationListener listener, AtomicBoolean cancelled, String model) {
+        return new GenerationListener() {
+            @Override
+            public void onDelta(String text, int[] tokenIds, List<Outputs.GeneratedLogprobs> logprobs) {
+                try {
+                    listener.onDelta(text, tokenIds, logprobs);
+                } catch (RuntimeException e) {
+                    unreachable(e);
+                }
+            }
+
+            @Override
+            public void onFinished(Outputs.FinishReason reason, Outputs.Usage usage) {
+                try {
+                    listener.onFinished(reason, usage);
+                } catch (RuntimeException e) {
+                    unreachable(e);
+                }
+            }
+
+            @Override
+            public void onError(RuntimeException failure) {
+                try {
+                    listener.onError(failure);
+                } catch (RuntimeException e) {
+                    unreachable(e);
+                }
+            }
+
+            private void unreachable(RuntimeException e) {
+                if (!cancelled.getAndSet(true)) {
+                    LOG.warnf("a generation on %s could not reach its client (%s); it stops as cancelled", model, e);
+                }
+            }
+        };
     }
 
     void finish(Outputs.FinishReason reason) {

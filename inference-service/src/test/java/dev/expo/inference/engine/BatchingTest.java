@@ -213,6 +213,59 @@ class BatchingTest {
         assertThat(hooks.largestBatch.get()).as("requests really shared decode steps").isEqualTo(requests.size());
     }
 
+    @Test
+    void aClientThatCannotBeReachedStopsAloneWhileTheOthersGoOn() throws Exception {
+        List<Request> requests = mixedRequests(6);
+        List<List<Integer>> alone = new ArrayList<>();
+        for (Request request : requests) {
+            Collector collector = new Collector();
+            engine.generate(request.ref(), request.prompt(), request.params(), collector);
+            alone.add(collector.await());
+        }
+        // The first request's client fails its third delta (as a transport whose stream is gone can), while all six
+        // share decode steps: held at the first token until all are queued.
+        Collector failing = new Collector();
+        AtomicInteger deltas = new AtomicInteger();
+        GenerationListener breaks = new GenerationListener() {
+            @Override
+            public void onDelta(String text, int[] tokenIds, List<Outputs.GeneratedLogprobs> logprobs) {
+                if (deltas.incrementAndGet() == 3) {
+                    throw new IllegalStateException("stream reset");
+                }
+                failing.onDelta(text, tokenIds, logprobs);
+            }
+
+            @Override
+            public void onFinished(Outputs.FinishReason reason, Outputs.Usage usage) {
+                failing.onFinished(reason, usage);
+            }
+
+            @Override
+            public void onError(RuntimeException failure) {
+                failing.onError(failure);
+            }
+        };
+        CountDownLatch submitted = new CountDownLatch(1);
+        hooks.atFirstToken = () -> await(submitted);
+        List<Collector> others = new ArrayList<>();
+        try {
+            engine.generate(requests.get(0).ref(), requests.get(0).prompt(), requests.get(0).params(), breaks);
+            for (Request request : requests.subList(1, requests.size())) {
+                Collector collector = new Collector();
+                engine.generate(request.ref(), request.prompt(), request.params(), collector);
+                others.add(collector);
+            }
+        } finally {
+            hooks.atFirstToken = () -> { };
+            submitted.countDown();
+        }
+        for (int i = 1; i < requests.size(); i++) {
+            assertThat(others.get(i - 1).await()).as("request " + i).isEqualTo(alone.get(i));
+        }
+        assertThat(failing.done.get(30, TimeUnit.SECONDS)).isEqualTo(Outputs.FinishReason.CANCELLED);
+        assertThat(failing.tokens).hasSize(2);
+    }
+
     /** An engine on the shared store whose scheduler prefills at most {@code positions} prompt positions a step. */
     private static InferenceEngine chunkedEngine(int positions, InferenceMetrics metrics) {
         return new InferenceEngine(new ModelRegistry(new ModelStore(root), ModelOptions.cpu()),
