@@ -22,10 +22,10 @@ import java.util.Set;
  * for every sequence past its prompt at once. So a long prompt holds the running streams up for one chunk at a time
  * rather than for its whole prefill, and the first of several prompts that arrive together starts streaming without
  * waiting for the others. A sequence leaves the batch the step it finishes, or the step after it is cancelled, and
- * its slot is freed. Per-request sampling and adapters live
- * in the sequences: one decode step serves rows with different adapters and scales. A leaving sequence's cache is
- * parked in the {@link PrefixCache} when the decoder allows it, and an admitted one that starts the same way takes it
- * over (or copies the shared part) and prefills only the rest of its prompt.
+ * its slot is freed. Per-request sampling and adapters live in the sequences: one decode step serves rows with
+ * different adapters and scales. A leaving sequence's cache is parked in the {@link PrefixCache} when the decoder
+ * allows it, and an admitted one that starts the same way takes it over (or copies the shared part) and prefills only
+ * the rest of its prompt.
  */
 final class BatchScheduler implements AutoCloseable {
 

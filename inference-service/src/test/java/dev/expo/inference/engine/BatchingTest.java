@@ -226,25 +226,11 @@ class BatchingTest {
         // share decode steps: held at the first token until all are queued.
         Collector failing = new Collector();
         AtomicInteger deltas = new AtomicInteger();
-        GenerationListener breaks = new GenerationListener() {
-            @Override
-            public void onDelta(String text, int[] tokenIds, List<Outputs.GeneratedLogprobs> logprobs) {
-                if (deltas.incrementAndGet() == 3) {
-                    throw new IllegalStateException("stream reset");
-                }
-                failing.onDelta(text, tokenIds, logprobs);
+        GenerationListener breaks = watched(failing, () -> {
+            if (deltas.incrementAndGet() == 3) {
+                throw new IllegalStateException("stream reset");
             }
-
-            @Override
-            public void onFinished(Outputs.FinishReason reason, Outputs.Usage usage) {
-                failing.onFinished(reason, usage);
-            }
-
-            @Override
-            public void onError(RuntimeException failure) {
-                failing.onError(failure);
-            }
-        };
+        });
         CountDownLatch submitted = new CountDownLatch(1);
         hooks.atFirstToken = () -> await(submitted);
         List<Collector> others = new ArrayList<>();
@@ -309,23 +295,8 @@ class BatchingTest {
             Collector running = new Collector();
             AtomicInteger runningAtFirstToken = new AtomicInteger(-1);
             Collector longPrompt = new Collector();
-            GenerationListener watching = new GenerationListener() {
-                @Override
-                public void onDelta(String delta, int[] ids, List<Outputs.GeneratedLogprobs> logprobs) {
-                    runningAtFirstToken.compareAndSet(-1, tokens(running));
-                    longPrompt.onDelta(delta, ids, logprobs);
-                }
-
-                @Override
-                public void onFinished(Outputs.FinishReason reason, Outputs.Usage usage) {
-                    longPrompt.onFinished(reason, usage);
-                }
-
-                @Override
-                public void onError(RuntimeException failure) {
-                    longPrompt.onError(failure);
-                }
-            };
+            GenerationListener watching = watched(longPrompt,
+                    () -> runningAtFirstToken.compareAndSet(-1, tokens(running)));
             try {
                 chunked.generate(ModelRef.of("tiny-llama-sft"), Prompt.ofIds(new long[] {1, 7}),
                         params(0f, null, 200), running);
@@ -340,6 +311,27 @@ class BatchingTest {
             assertThat(runningAtFirstToken.get()).isEqualTo(2 + 9);
             assertThat(running.await()).hasSize(200);
         }
+    }
+
+    /** Passes everything on to {@code collector}, running {@code beforeDelta} (which may throw) before each delta. */
+    private static GenerationListener watched(Collector collector, Runnable beforeDelta) {
+        return new GenerationListener() {
+            @Override
+            public void onDelta(String text, int[] tokenIds, List<Outputs.GeneratedLogprobs> logprobs) {
+                beforeDelta.run();
+                collector.onDelta(text, tokenIds, logprobs);
+            }
+
+            @Override
+            public void onFinished(Outputs.FinishReason reason, Outputs.Usage usage) {
+                collector.onFinished(reason, usage);
+            }
+
+            @Override
+            public void onError(RuntimeException failure) {
+                collector.onError(failure);
+            }
+        };
     }
 
     private static int tokens(Collector collector) {

@@ -188,6 +188,8 @@ public final class CpuDecoder implements dev.expo.modeling.Decoder {
         int span = 1 + Arrays.stream(positions).max().orElse(0);   // the most positions any row attends over
         int[] blocks = queryBlocks(slots, positions);
         int blockCount = blocks.length / 2;
+        // The largest block's rows: one for a decode step, whose scores then take one row, not a block's.
+        int blockRows = java.util.stream.IntStream.range(0, blockCount).map(b -> blocks[2 * b + 1]).max().orElse(1);
         for (int s = 0; s < added.length; s++) {
             if (added[s] > 0) {
                 cache.reserve(s, cache.length(s) + added[s]);
@@ -228,7 +230,7 @@ public final class CpuDecoder implements dev.expo.modeling.Decoder {
                 }
             });
             Kernels.parallelFor(blockCount * heads, Math.max(1, 512 / span * blockCount / rows), (from, to) -> {
-                float[][] scores = new float[QUERY_BLOCK][span];
+                float[][] scores = new float[blockRows][span];
                 for (int t = from; t < to; t++) {
                     int block = t / heads;
                     attend(qkv, cache, layerIndex, slots, positions, blocks[2 * block], blocks[2 * block + 1],
@@ -374,7 +376,6 @@ public final class CpuDecoder implements dev.expo.modeling.Decoder {
     private void attend(float[][] qkv, CpuKvCache cache, int layer, int[] slots, int[] positions, int row0, int rows,
                         int head, float[][] out, float[][] scores) {
         int headDim = config.headDim();
-        int window = config.slidingWindow();
         float scale = (float) (1.0 / Math.sqrt(headDim));
         int slot = slots[row0];
         int kv = head / config.groupSize();
@@ -382,13 +383,13 @@ public final class CpuDecoder implements dev.expo.modeling.Decoder {
         int base = cache.offset(slot, kv, 0);
         Object keys = cache.keys(layer, slot);
         Object values = cache.values(layer, slot);
-        int from = window > 0 ? Math.max(0, positions[row0] - window + 1) : 0;
+        int from = windowStart(positions[row0]);
         int to = positions[row0 + rows - 1];
         int tileSize = rows == 1 ? to - from + 1 : KEY_TILE;   // a row alone gains nothing from tiles
         for (int tile = from; tile <= to; tile += tileSize) {
             for (int r = 0; r < rows; r++) {
                 int position = positions[row0 + r];
-                int first = Math.max(tile, window > 0 ? Math.max(0, position - window + 1) : 0);
+                int first = Math.max(tile, windowStart(position));
                 int last = Math.min(position, tile + tileSize - 1);
                 if (first > last) {
                     continue;
@@ -402,7 +403,7 @@ public final class CpuDecoder implements dev.expo.modeling.Decoder {
         }
         for (int r = 0; r < rows; r++) {
             int position = positions[row0 + r];
-            int first = window > 0 ? Math.max(0, position - window + 1) : 0;
+            int first = windowStart(position);
             float max = Float.NEGATIVE_INFINITY;
             for (int j = first; j <= position; j++) {
                 max = Math.max(max, scores[r][j]);
@@ -416,7 +417,7 @@ public final class CpuDecoder implements dev.expo.modeling.Decoder {
         for (int tile = from; tile <= to; tile += tileSize) {
             for (int r = 0; r < rows; r++) {
                 int position = positions[row0 + r];
-                int first = Math.max(tile, window > 0 ? Math.max(0, position - window + 1) : 0);
+                int first = Math.max(tile, windowStart(position));
                 int last = Math.min(position, tile + tileSize - 1);
                 if (first > last) {
                     continue;
@@ -429,6 +430,12 @@ public final class CpuDecoder implements dev.expo.modeling.Decoder {
                 }
             }
         }
+    }
+
+    /** The first position a row at {@code position} attends to: 0, or the start of Mistral's sliding window. */
+    private int windowStart(int position) {
+        int window = config.slidingWindow();
+        return window > 0 ? Math.max(0, position - window + 1) : 0;
     }
 
     private static void add(float[] x, float[] y) {
