@@ -307,14 +307,15 @@ public final class ServingBenchmark {
      * and one through the gateway, queued together behind a long prefill so that they are admitted in the same
      * iteration, prefilled in the same chunk and decoded in the same steps; each token of a pair leaves the inference
      * service at the same moment (within one step's bookkeeping), so its arrival time through the gateway minus its
-     * arrival time direct is the gateway's cost. Which of a pair is sent first alternates. Returns {median, p90, pairs, tokens compared}.
+     * arrival time direct is the gateway's cost. Which of a pair is sent first alternates. Returns {median, p90,
+     * pairs, tokens compared}.
      */
     static double[] perTokenOverhead(ManagedChannel direct, ManagedChannel gateway, int pairs, int blockerLength,
                                      int pairPrompt, int newTokens) throws Exception {
         SplittableRandom random = new SplittableRandom(99);
         CompletableFuture<StreamResult> blocker = stream(direct, GenerateRequest.newBuilder().setModel(MODEL)
-                .setTokenIds(randomIds(random, 4 * blockerLength)).setSampling(SamplingParams.newBuilder().setTemperature(0f)
-                        .setMaxNewTokens(1)).build());
+                .setTokenIds(randomIds(random, 4 * blockerLength))
+                .setSampling(SamplingParams.newBuilder().setTemperature(0f).setMaxNewTokens(1)).build());
         Thread.sleep(150);   // the blocker is prefilling: the pairs queue up behind it and are admitted together
         List<CompletableFuture<StreamResult>> viaDirect = new ArrayList<>();
         List<CompletableFuture<StreamResult>> viaGateway = new ArrayList<>();
