@@ -26,7 +26,8 @@ public final class AbandonedStream {
         ManagedChannel channel = ManagedChannelBuilder.forTarget(args[0]).usePlaintext().build();
         GenerateRequest request = GenerateRequest.newBuilder().setModel(args[1])
                 .setTokenIds(TokenIds.newBuilder().addAllIds(List.of(1, 5, 9)))
-                .setSampling(SamplingParams.newBuilder().setTemperature(0f).setMaxNewTokens(args.length > 3 ? Integer.parseInt(args[3]) : 250).setIgnoreEos(true))
+                .setSampling(SamplingParams.newBuilder().setTemperature(0f)
+                        .setMaxNewTokens(args.length > 3 ? Integer.parseInt(args[3]) : 250).setIgnoreEos(true))
                 .build();
         InferenceServiceGrpc.InferenceServiceBlockingStub stub = InferenceServiceGrpc.newBlockingStub(channel);
         if (args.length > 2) {
