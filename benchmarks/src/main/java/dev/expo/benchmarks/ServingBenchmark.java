@@ -464,10 +464,17 @@ public final class ServingBenchmark {
                 .orElseThrow();
     }
 
+    /**
+     * The q-quantile, interpolated between the two nearest values (numpy's default): the median of two rounds is
+     * their mean, not the higher one.
+     */
     static double quantile(double[] values, double q) {
         double[] sorted = values.clone();
         Arrays.sort(sorted);
-        return sorted[(int) Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+        double position = q * (sorted.length - 1);
+        int below = (int) Math.floor(position);
+        int above = Math.min(sorted.length - 1, below + 1);
+        return sorted[below] + (position - below) * (sorted[above] - sorted[below]);
     }
 
     static ManagedChannel channel(int port) {
