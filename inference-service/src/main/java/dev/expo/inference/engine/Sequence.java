@@ -241,7 +241,8 @@ final class Sequence {
 
             private void unreachable(RuntimeException e) {
                 if (!cancelled.getAndSet(true)) {
-                    LOG.warnf("a generation on %s could not reach its client (%s); it stops as cancelled", model, e);
+                    // With the stack: a bug of ours in the listener lands here too, and must be seen.
+                    LOG.warnf(e, "a generation on %s could not reach its client; it stops as cancelled", model);
                 }
             }
         };
