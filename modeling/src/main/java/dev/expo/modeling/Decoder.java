@@ -26,6 +26,16 @@ public interface Decoder extends AutoCloseable {
     }
 
     /**
+     * Whether every row of a call is computed on its own, unpadded: its result the same to the bit whatever other rows
+     * share the call. Then a prompt's chunk and other sequences' single decode rows can go through one call, which
+     * reads the weights once for both. Not so for a decoder that pads every slot's rows to the widest slot's: each
+     * decode row would cost as much as the chunk.
+     */
+    default boolean rowsIndependent() {
+        return false;
+    }
+
+    /**
      * Runs rows through the model, appending their keys and values to their slots (rows of one slot in position
      * order), and returns the logits of the rows asked for (null for the others).
      *

@@ -16,12 +16,13 @@ import java.util.Map;
 import java.util.Set;
 
 /**
- * Continuous batching for one decoder: every iteration admits waiting sequences into free cache slots, prefills up to
- * {@code maxPrefillPositions} of the admitted prompts' positions (oldest first; a longer prompt, or a burst of them,
- * over several iterations, as vLLM's chunked prefill and TGI's max-batch-prefill-tokens do), then runs one decode step
- * for every sequence past its prompt at once. So a long prompt holds the running streams up for one chunk at a time
- * rather than for its whole prefill, and the first of several prompts that arrive together starts streaming without
- * waiting for the others. A sequence leaves the batch the step it finishes, or the step after it is cancelled, and
+ * Continuous batching for one decoder: every iteration admits waiting sequences into free cache slots, then runs one
+ * decode step for every sequence past its prompt together with up to {@code maxPrefillPositions} of the admitted
+ * prompts' positions (oldest first; a longer prompt, or a burst of them, over several iterations, as vLLM's chunked
+ * prefill and TGI's max-batch-prefill-tokens do), in one forward call when the decoder computes rows independently
+ * (the CPU decoder) and in two otherwise. So a long prompt slows the running streams' steps by one chunk at a time
+ * rather than holding them up for its whole prefill, and the first of several prompts that arrive together starts
+ * streaming without waiting for the others. A sequence leaves the batch the step it finishes, or the step after it is cancelled, and
  * its slot is freed. Per-request sampling and adapters live in the sequences: one decode step serves rows with
  * different adapters and scales. A leaving sequence's cache is parked in the {@link PrefixCache} when the decoder
  * allows it, and an admitted one that starts the same way takes it over (or copies the shared part) and prefills only
@@ -123,8 +124,22 @@ final class BatchScheduler implements AutoCloseable {
                     continue;
                 }
                 start(admitted);
-                prefill();
-                decode();
+                if (decoder.rowsIndependent()) {
+                    // One call: the running sequences' next tokens ride with the prompt chunk (as vLLM's chunked
+                    // prefill batches them), so the weights are read once for both.
+                    Rows rows = new Rows();
+                    addDecodeRows(rows);
+                    addPromptRows(rows);
+                    forward(rows);
+                } else {
+                    // A decoder that pads every slot's rows to the widest would make each decode row cost a chunk.
+                    Rows prompts = new Rows();
+                    addPromptRows(prompts);
+                    forward(prompts);
+                    Rows decodes = new Rows();
+                    addDecodeRows(decodes);
+                    forward(decodes);
+                }
                 synchronized (this) {
                     metrics.batch(name, runningCount(), waiting.size());
                 }
@@ -213,15 +228,24 @@ final class BatchScheduler implements AutoCloseable {
         }
     }
 
+    /** The rows of one forward call, each with the sequence it belongs to and whether that sequence samples from it. */
+    private static final class Rows {
+        final List<float[]> inputs = new ArrayList<>();
+        final List<Sequence> owners = new ArrayList<>();
+        final List<Boolean> sampled = new ArrayList<>();
+
+        void add(Sequence owner, float[] input, boolean samples) {
+            inputs.add(input);
+            owners.add(owner);
+            sampled.add(samples);
+        }
+    }
+
     /**
-     * Up to {@code maxPrefillPositions} prompt rows in one call, oldest sequence first; a sequence whose last prompt
-     * row is among them samples its first token from it.
+     * Up to {@code maxPrefillPositions} prompt rows, oldest sequence first; a sequence whose last prompt row is among
+     * them samples its first token from it.
      */
-    private void prefill() {
-        List<float[]> rows = new ArrayList<>();
-        List<Integer> slots = new ArrayList<>();
-        List<Sequence> owners = new ArrayList<>();
-        List<Integer> lastRows = new ArrayList<>();
+    private void addPromptRows(Rows rows) {
         synchronized (this) {
             int budget = maxPrefillPositions;
             while (budget > 0 && !prefilling.isEmpty()) {
@@ -232,35 +256,19 @@ final class BatchScheduler implements AutoCloseable {
                 }
                 float[][] chunk = sequence.nextPromptRows(budget);
                 budget -= chunk.length;
-                for (float[] row : chunk) {
-                    rows.add(row);
-                    slots.add(sequence.slot);
-                    owners.add(sequence);
+                boolean last = !sequence.prefilling();
+                for (int r = 0; r < chunk.length; r++) {
+                    rows.add(sequence, chunk[r], last && r == chunk.length - 1);
                 }
-                if (!sequence.prefilling()) {
+                if (last) {
                     prefilling.poll();
-                    lastRows.add(rows.size() - 1);
                 }
-            }
-        }
-        if (rows.isEmpty()) {
-            return;
-        }
-        boolean[] wanted = new boolean[rows.size()];
-        for (int r : lastRows) {
-            wanted[r] = true;
-        }
-        float[][] logits = decoder.logits(rows.toArray(float[][]::new), slots.stream().mapToInt(i -> i).toArray(),
-                cache, adapters(owners), wanted);
-        for (int r = 0; r < rows.size(); r++) {
-            if (wanted[r]) {
-                end(owners.get(r), owners.get(r).step(logits[r]));
             }
         }
     }
 
-    /** One token for every running sequence past its prompt; cancelled ones leave, prefilling or not. */
-    private void decode() {
+    /** One row for every running sequence past its prompt (its last token); cancelled ones leave, prefilling or not. */
+    private void addDecodeRows(Rows rows) {
         List<Sequence> batch = new ArrayList<>();
         synchronized (this) {
             for (Sequence sequence : running) {
@@ -269,28 +277,31 @@ final class BatchScheduler implements AutoCloseable {
                 }
             }
         }
-        List<Sequence> active = new ArrayList<>();
         for (Sequence sequence : batch) {
             if (sequence.cancelled.get()) {
                 end(sequence, Outputs.FinishReason.CANCELLED);
             } else if (!sequence.prefilling()) {
-                active.add(sequence);
+                rows.add(sequence, decoder.embed(sequence.lastToken()), true);
             }
         }
-        if (active.isEmpty()) {
+    }
+
+    /** Runs the rows through the decoder; each sequence that samples takes its token (and leaves if it is done). */
+    private void forward(Rows rows) {
+        if (rows.inputs.isEmpty()) {
             return;
         }
-        float[][] rows = new float[active.size()][];
-        int[] slots = new int[active.size()];
-        boolean[] wanted = new boolean[active.size()];
-        for (int i = 0; i < active.size(); i++) {
-            rows[i] = decoder.embed(active.get(i).lastToken());
-            slots[i] = active.get(i).slot;
-            wanted[i] = true;
+        int[] slots = rows.owners.stream().mapToInt(sequence -> sequence.slot).toArray();
+        boolean[] wanted = new boolean[slots.length];
+        for (int r = 0; r < wanted.length; r++) {
+            wanted[r] = rows.sampled.get(r);
         }
-        float[][] logits = decoder.logits(rows, slots, cache, adapters(active), wanted);
-        for (int i = 0; i < active.size(); i++) {
-            end(active.get(i), active.get(i).step(logits[i]));
+        float[][] logits = decoder.logits(rows.inputs.toArray(float[][]::new), slots, cache, adapters(rows.owners),
+                wanted);
+        for (int r = 0; r < wanted.length; r++) {
+            if (wanted[r]) {
+                end(rows.owners.get(r), rows.owners.get(r).step(logits[r]));
+            }
         }
     }
 

@@ -280,7 +280,7 @@ class BatchingTest {
     }
 
     @Test
-    void aLongPromptPausesRunningStreamsForOneChunkAtATime() throws Exception {
+    void aLongPromptIsPrefilledAChunkAtATimeAlongsideTheRunningStreams() throws Exception {
         // The scheduler waits at the running stream's first token until the long prompt is queued: it is admitted
         // the next iteration, whatever the timing.
         CountDownLatch queued = new CountDownLatch(1);
@@ -306,9 +306,9 @@ class BatchingTest {
                 queued.countDown();
             }
             longPrompt.await();
-            // The running stream's first token and the decode step of its own iteration, then ten chunks of 4: it got
-            // a decode step after each of the first nine. One prefill of all 40 would have left it at 2.
-            assertThat(runningAtFirstToken.get()).isEqualTo(2 + 9);
+            // The running stream's first token, then ten chunks of 4, each in one call with the running stream's
+            // next step (its row comes first): 1 + 10. One prefill of all 40 would have left it at 2.
+            assertThat(runningAtFirstToken.get()).isEqualTo(1 + 10);
             assertThat(running.await()).hasSize(200);
         }
     }

@@ -153,6 +153,12 @@ public final class CpuDecoder implements dev.expo.modeling.Decoder {
                 slots, kvCacheDtype);
     }
 
+    /** Rows are positions, each through the products and its own slot's attention alone (CpuDecoderRowsTest). */
+    @Override
+    public boolean rowsIndependent() {
+        return true;
+    }
+
     /** The input embedding of a token. */
     @Override
     public float[] embed(int token) {
