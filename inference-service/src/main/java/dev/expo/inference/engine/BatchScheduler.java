@@ -22,11 +22,11 @@ import java.util.Set;
  * prefill and TGI's max-batch-prefill-tokens do), in one forward call when the decoder computes rows independently
  * (the CPU decoder) and in two otherwise. So a long prompt slows the running streams' steps by one chunk at a time
  * rather than holding them up for its whole prefill, and the first of several prompts that arrive together starts
- * streaming without waiting for the others. A sequence leaves the batch the step it finishes, or the step after it is cancelled, and
- * its slot is freed. Per-request sampling and adapters live in the sequences: one decode step serves rows with
- * different adapters and scales. A leaving sequence's cache is parked in the {@link PrefixCache} when the decoder
- * allows it, and an admitted one that starts the same way takes it over (or copies the shared part) and prefills only
- * the rest of its prompt.
+ * streaming without waiting for the others. A sequence leaves the batch the step it finishes, or the step after it is
+ * cancelled, and its slot is freed. Per-request sampling and adapters live in the sequences: one decode step serves
+ * rows with different adapters and scales. A leaving sequence's cache is parked in the {@link PrefixCache} when the
+ * decoder allows it, and an admitted one that starts the same way takes it over (or copies the shared part) and
+ * prefills only the rest of its prompt.
  */
 final class BatchScheduler implements AutoCloseable {
 
