@@ -1,8 +1,12 @@
 package dev.expo.inference.engine;
 
+import ai.djl.ndarray.NDManager;
 import dev.expo.modeling.Decoder;
+import dev.expo.modeling.DjlDecoder;
+import dev.expo.modeling.ModelOptions;
 import dev.expo.modeling.cpu.CpuDecoder;
 import dev.expo.modeling.llama.LlamaConfig;
+import dev.expo.modeling.llama.LlamaModel;
 import dev.expo.modeling.lora.LoraApplication;
 import dev.expo.modeling.sampling.SamplingParams;
 import dev.expo.modeling.tokenizer.TextTokenizer;
@@ -22,7 +26,8 @@ import static org.assertj.core.api.Assertions.assertThat;
 /**
  * How an iteration's prompt chunk and decode step reach the decoder: in one call when its rows are computed
  * independently (the CPU decoder), in two when it pads every slot's rows to the widest (the DJL decoder, on GPUs).
- * The tokens are the same either way.
+ * The tokens are the same either way, and the DJL decoder itself (run here on the CPU) gives the same tokens with
+ * prompts split into chunks as whole.
  */
 class IterationCallsTest {
 
@@ -90,14 +95,34 @@ class IterationCallsTest {
         }
     }
 
-    /** Six prompts of 3 to 30 tokens, prefilled 5 positions an iteration while the first ones decode. */
+    @Test
+    void theDjlDecoderGetsTheSameTokensWithPromptsInChunksAsInOneCall() throws Exception {
+        // The GPU path's scheduling, on the CPU: rows padded per slot, prompts split across calls and the cache.
+        try (NDManager manager = NDManager.newBaseManager();
+             DjlDecoder djl = new DjlDecoder(LlamaModel.load(MODEL, manager, ModelOptions.cpu()))) {
+            Recording chunked = new Recording(djl, djl.rowsIndependent());
+            List<List<Integer>> inChunks = generate(chunked, 5);
+            Recording whole = new Recording(djl, djl.rowsIndependent());
+            assertThat(generate(whole, 1000)).isEqualTo(inChunks);
+            assertThat(chunked.mixedCalls + whole.mixedCalls).isZero();
+            try (CpuDecoder cpu = CpuDecoder.load(MODEL)) {
+                assertThat(generate(new Recording(cpu, true), 5)).as("the CPU decoder's tokens").isEqualTo(inChunks);
+            }
+        }
+    }
+
     private static List<List<Integer>> generate(Recording decoder) throws Exception {
+        return generate(decoder, 5);
+    }
+
+    /** Six prompts of 3 to 30 tokens, prefilled {@code chunk} positions an iteration while the first ones decode. */
+    private static List<List<Integer>> generate(Recording decoder, int chunk) throws Exception {
         TextTokenizer tokenizer = TextTokenizer.load(MODEL);
         SamplingParams greedy = new SamplingParams(0f, 1f, 0, 0f, 1f, 0f, 0f, 0, List.of(), Set.of(), 16, null, true,
                 false, 0);
         SplittableRandom random = new SplittableRandom(11);
         List<BatchingTest.Collector> collectors = new ArrayList<>();
-        try (BatchScheduler scheduler = new BatchScheduler("tiny-llama-sft", decoder, 8, 16, 5,
+        try (BatchScheduler scheduler = new BatchScheduler("tiny-llama-sft", decoder, 8, 16, chunk,
                 new KvCacheBudget(1L << 30), 0, InferenceMetrics.NONE)) {
             // All queued before the scheduler admits any, so that every run meets the same schedule.
             synchronized (scheduler) {
