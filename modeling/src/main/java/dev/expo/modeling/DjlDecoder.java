@@ -1,6 +1,8 @@
 package dev.expo.modeling;
 
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
+import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import dev.expo.modeling.llama.KvCache;
@@ -103,19 +105,32 @@ public final class DjlDecoder implements Decoder {
                     model.options().computeType(), false);
             NDArray hiddenStates = model.forward(scope, x, batchSlots, newTokens, ((DjlCache) cache).cache(),
                     batchAdapters, false).hidden();
-            float[] all = NdArrays.toFloats(model.logits(hiddenStates));
-            int vocab = model.config().vocabSize();
-            float[][] out = new float[slots.length][];
+            // Only the rows asked for go through the lm_head: a prompt chunk wants one row or none, and the logits of
+            // all of them ([rows, vocab], copied to the host) would cost as much as a quarter of a small model's
+            // prefill. A decode step, whose rows are all wanted and unpadded, takes them as they are.
+            List<Integer> picked = new ArrayList<>();   // wanted rows' indices in the flattened [batch * width]
+            List<Integer> pickedRows = new ArrayList<>();
             b = 0;
             for (List<Integer> rows : rowsBySlot.values()) {
                 for (int t = 0; t < rows.size(); t++) {
-                    int row = rows.get(t);
-                    if (wanted[row]) {
-                        out[row] = java.util.Arrays.copyOfRange(all, (b * width + t) * vocab,
-                                (b * width + t + 1) * vocab);
+                    if (wanted[rows.get(t)]) {
+                        picked.add(b * width + t);
+                        pickedRows.add(rows.get(t));
                     }
                 }
                 b++;
+            }
+            float[][] out = new float[slots.length][];
+            if (picked.isEmpty()) {
+                return out;
+            }
+            NDArray flat = hiddenStates.reshape(batch * width, hidden);
+            NDArray selected = picked.size() == batch * width ? flat
+                    : NDArrays.stack(new NDList(picked.stream().map(i -> flat.get(i.longValue())).toArray(NDArray[]::new)));
+            float[] logits = NdArrays.toFloats(model.logits(selected));
+            int vocab = model.config().vocabSize();
+            for (int i = 0; i < picked.size(); i++) {
+                out[pickedRows.get(i)] = java.util.Arrays.copyOfRange(logits, i * vocab, (i + 1) * vocab);
             }
             return out;
         }
