@@ -125,8 +125,8 @@ public final class DjlDecoder implements Decoder {
                 return out;
             }
             NDArray flat = hiddenStates.reshape(batch * width, hidden);
-            NDArray selected = picked.size() == batch * width ? flat
-                    : NDArrays.stack(new NDList(picked.stream().map(i -> flat.get(i.longValue())).toArray(NDArray[]::new)));
+            NDArray selected = picked.size() == batch * width ? flat : NDArrays.stack(new NDList(
+                    picked.stream().map(i -> flat.get(i.longValue())).toArray(NDArray[]::new)));
             float[] logits = NdArrays.toFloats(model.logits(selected));
             int vocab = model.config().vocabSize();
             for (int i = 0; i < picked.size(); i++) {

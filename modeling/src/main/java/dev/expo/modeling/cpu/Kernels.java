@@ -93,13 +93,14 @@ public final class Kernels {
     private static void rows(Matrix w, float[][] x, float[][] out, int batch, int from, int to) {
         int tile = tileRows(w);
         float[] lanes = new float[8 * LANES];   // accumulators stored for their fixed-order sums
-        float[] accumulators = batch > 8 && w.cols() > 2 * COLUMN_BLOCK ? new float[tile * 8 * LANES] : null;
+        // A prompt whose rows overflow L1 goes through a block of columns at a time (rowsBf16x8ByColumns).
+        boolean byColumns = w.dtype() == DType.BF16 && batch > 8 && w.cols() > 2 * COLUMN_BLOCK;
+        float[] accumulators = byColumns ? new float[tile * 8 * LANES] : null;
         for (int j0 = from; j0 < to; j0 += tile) {
             int j1 = Math.min(to, j0 + tile);
             int b0 = 0;
             if (w.dtype() == DType.BF16) {
-                if (batch > 8 && w.cols() > 2 * COLUMN_BLOCK) {
-                    // A prompt whose rows overflow L1: their columns a block at a time (below).
+                if (byColumns) {
                     for (; b0 + 8 <= batch; b0 += 8) {
                         rowsBf16x8ByColumns(w.data(), w.cols(), x, out, b0, j0, j1, accumulators);
                     }
