@@ -121,6 +121,7 @@ final class BatchScheduler implements AutoCloseable {
             try {
                 List<Sequence> admitted = admit();
                 if (admitted == null) {
+                    publishBatch();   // sequences cancelled while queued may have left without an iteration of work
                     continue;
                 }
                 start(admitted);
@@ -140,9 +141,7 @@ final class BatchScheduler implements AutoCloseable {
                     addDecodeRows(decodes);
                     forward(decodes);
                 }
-                synchronized (this) {
-                    metrics.batch(name, runningCount(), waiting.size());
-                }
+                publishBatch();
             } catch (InterruptedException e) {
                 return;
             } catch (RuntimeException | Error e) {
@@ -151,6 +150,10 @@ final class BatchScheduler implements AutoCloseable {
                         : new IllegalStateException(e.getMessage(), e));
             }
         }
+    }
+
+    private synchronized void publishBatch() {
+        metrics.batch(name, runningCount(), waiting.size());
     }
 
     /** Waits for work; moves waiting sequences into free slots. Null when there is nothing to do yet. */

@@ -43,6 +43,8 @@ class BatchingTest {
      */
     static final class Hooks implements InferenceMetrics {
         final AtomicInteger largestBatch = new AtomicInteger();
+        /** The running and waiting counts last published: what a dashboard shows. */
+        volatile List<Integer> lastBatch = List.of();
         volatile Runnable atFirstToken = () -> { };
 
         @Override
@@ -53,6 +55,7 @@ class BatchingTest {
         @Override
         public void batch(String model, int running, int waiting) {
             largestBatch.accumulateAndGet(running, Math::max);
+            lastBatch = List.of(running, waiting);
         }
     }
 
@@ -394,6 +397,11 @@ class BatchingTest {
             Thread.sleep(10);
         } while ((state.running() > 0 || state.waiting() > 0) && System.nanoTime() < deadline);
         assertThat(state).isEqualTo(new InferenceEngine.BatchState(0, 0, 16));
+        // The published gauges too: the eight cancelled while queued leave the queue without an iteration of work.
+        while (!hooks.lastBatch.equals(List.of(0, 0)) && System.nanoTime() < deadline) {
+            Thread.sleep(10);
+        }
+        assertThat(hooks.lastBatch).as("running and waiting last published").isEqualTo(List.of(0, 0));
     }
 
     @Test
