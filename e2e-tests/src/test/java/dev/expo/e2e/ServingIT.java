@@ -9,6 +9,9 @@ import dev.expo.api.v1.InferenceServiceGrpc;
 import dev.expo.api.v1.SamplingParams;
 import dev.expo.api.v1.TokenIds;
 import dev.expo.benchmarks.SyntheticLlama;
+import io.grpc.Channel;
+import io.grpc.ManagedChannel;
+import io.grpc.ManagedChannelBuilder;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.grpc.stub.ClientCallStreamObserver;
@@ -93,8 +96,13 @@ class ServingIT {
 
     private static CompletableFuture<Outcome> start(Stack stack, GenerateRequest request, boolean cancelAfterFirst,
                                                     long deadlineMillis) {
+        return start(stack.gateway(), request, cancelAfterFirst, deadlineMillis);
+    }
+
+    private static CompletableFuture<Outcome> start(Channel channel, GenerateRequest request, boolean cancelAfterFirst,
+                                                    long deadlineMillis) {
         CompletableFuture<Outcome> outcome = new CompletableFuture<>();
-        InferenceServiceGrpc.newStub(stack.gateway()).withDeadlineAfter(deadlineMillis, TimeUnit.MILLISECONDS)
+        InferenceServiceGrpc.newStub(channel).withDeadlineAfter(deadlineMillis, TimeUnit.MILLISECONDS)
                 .generate(request,
                 new ClientResponseObserver<GenerateRequest, GenerateResponse>() {
                     final List<Integer> tokens = new ArrayList<>();
@@ -204,19 +212,22 @@ class ServingIT {
 
     @Test
     void cancelledAndTimedOutStreamsStopAndFreeTheirSlots(Stack stack) throws Exception {
-        GenerateRequest slow = GenerateRequest.newBuilder().setModel("tiny-mistral")
+        // 2000 tokens: more than the model can generate before a cancellation or a 40 ms deadline reaches it (the
+        // tiny fixtures, at most 256 positions, can finish theirs within 40 ms on a fast machine).
+        stressModel(stack);
+        GenerateRequest slow = GenerateRequest.newBuilder().setModel("stress-llama")
                 .setTokenIds(TokenIds.newBuilder().addAllIds(List.of(1, 5, 9)))
-                .setSampling(SamplingParams.newBuilder().setTemperature(1f).setSeed(3).setMaxNewTokens(250)
+                .setSampling(SamplingParams.newBuilder().setTemperature(1f).setSeed(3).setMaxNewTokens(2000)
                         .setIgnoreEos(true)).build();
-        double cancelledBefore = metric(stack, "expo_inference_requests_total", "tiny-mistral",
+        double cancelledBefore = metric(stack, "expo_inference_requests_total", "stress-llama",
                 "finish_reason=\"cancelled\"");
-        double completedBefore = metric(stack, "expo_inference_requests_total", "tiny-mistral",
+        double completedBefore = metric(stack, "expo_inference_requests_total", "stress-llama",
                 "finish_reason=\"length\"");
         List<CompletableFuture<Outcome>> outcomes = new ArrayList<>();
         for (int i = 0; i < 24; i++) {
             outcomes.add(start(stack, slow, true));
         }
-        // And eight whose deadline (propagated by the gateway) passes long before 250 tokens can be streamed.
+        // And eight whose deadline (propagated by the gateway) passes long before 2000 tokens can be streamed.
         List<CompletableFuture<Outcome>> timedOut = new ArrayList<>();
         for (int i = 0; i < 8; i++) {
             timedOut.add(start(stack, slow, false, 40));
@@ -226,7 +237,7 @@ class ServingIT {
             Outcome o = await(outcome);
             if (o.status() != null) {
                 assertThat(o.status().getCode()).as("%s", o.status()).isEqualTo(Status.Code.CANCELLED);
-                assertThat(o.tokens().size()).isLessThan(250);
+                assertThat(o.tokens().size()).isLessThan(2000);
                 cancelled++;
             }
         }
@@ -235,33 +246,103 @@ class ServingIT {
             Outcome o = await(outcome);
             assertThat(o.status()).isNotNull();
             assertThat(o.status().getCode()).isEqualTo(Status.Code.DEADLINE_EXCEEDED);
-            assertThat(o.tokens().size()).isLessThan(250);
+            assertThat(o.tokens().size()).isLessThan(2000);
         }
         // The server saw them go, and nothing is left running or waiting.
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
-        while (System.nanoTime() < deadline && (metric(stack, "expo_inference_batch_running", "tiny-mistral") > 0
-                || metric(stack, "expo_inference_queue_depth", "tiny-mistral") > 0
-                || metric(stack, "expo_inference_requests_total", "tiny-mistral", "finish_reason=\"cancelled\"")
+        while (System.nanoTime() < deadline && (metric(stack, "expo_inference_batch_running", "stress-llama") > 0
+                || metric(stack, "expo_inference_queue_depth", "stress-llama") > 0
+                || metric(stack, "expo_inference_requests_total", "stress-llama", "finish_reason=\"cancelled\"")
                         < cancelledBefore + 24)) {
             Thread.sleep(100);
         }
-        assertThat(metric(stack, "expo_inference_batch_running", "tiny-mistral")).isZero();
-        assertThat(metric(stack, "expo_inference_queue_depth", "tiny-mistral")).isZero();
+        assertThat(metric(stack, "expo_inference_batch_running", "stress-llama")).isZero();
+        assertThat(metric(stack, "expo_inference_queue_depth", "stress-llama")).isZero();
         // Their KV cache reservations were given back too.
         assertThat(serverMetric(stack, "expo_inference_kv_cache_budget_bytes")).isPositive();
         assertThat(serverMetric(stack, "expo_inference_kv_cache_reserved_bytes")).isZero();
-        assertThat(metric(stack, "expo_inference_requests_total", "tiny-mistral", "finish_reason=\"cancelled\""))
+        assertThat(metric(stack, "expo_inference_requests_total", "stress-llama", "finish_reason=\"cancelled\""))
                 .as("cancelled on the server (%s before; all finishes now %s, length %s)", cancelledBefore,
-                        metric(stack, "expo_inference_requests_total", "tiny-mistral"), metric(stack,
-                                "expo_inference_requests_total", "tiny-mistral", "finish_reason=\"length\""))
+                        metric(stack, "expo_inference_requests_total", "stress-llama"), metric(stack,
+                                "expo_inference_requests_total", "stress-llama", "finish_reason=\"length\""))
                 .isGreaterThanOrEqualTo(cancelledBefore + 24);
-        // None of the 32 ran on to its 250 tokens on the server after its client had gone.
-        assertThat(metric(stack, "expo_inference_requests_total", "tiny-mistral", "finish_reason=\"length\""))
+        // None of the 32 ran on to its 2000 tokens on the server after its client had gone.
+        assertThat(metric(stack, "expo_inference_requests_total", "stress-llama", "finish_reason=\"length\""))
                 .isEqualTo(completedBefore);
         Outcome after = await(start(stack, slow.toBuilder().setSampling(slow.getSampling().toBuilder()
                 .setMaxNewTokens(5)).build(), false));
         assertThat(after.status()).isNull();
         assertThat(after.tokens()).hasSize(5);
+    }
+
+    @Test
+    void clientsResettingAsTheirFirstTokenIsWrittenLeaveTheOtherStreamsOnTheConnectionAlone(Stack stack)
+            throws Exception {
+        // A client whose deadline passes as its first token (a HEADERS frame) is being written resets the stream under
+        // that write. Netty then took the write for a protocol error and sent GOAWAY: every stream on the connection
+        // died with INTERNAL. Before the services wrote on the call's event loop, one round in five of these met it.
+        stressModel(stack);
+        GenerateRequest request = GenerateRequest.newBuilder().setModel("stress-llama")
+                .setTokenIds(TokenIds.newBuilder().addAllIds(List.of(1, 5, 9)))
+                .setSampling(SamplingParams.newBuilder().setTemperature(1f).setSeed(3).setMaxNewTokens(2000)
+                        .setIgnoreEos(true)).build();
+        double cancelledBefore = metric(stack, "expo_inference_requests_total", "stress-llama",
+                "finish_reason=\"cancelled\"");
+        double completedBefore = metric(stack, "expo_inference_requests_total", "stress-llama",
+                "finish_reason=\"length\"");
+        ManagedChannel direct = ManagedChannelBuilder.forAddress("127.0.0.1", stack.port("inference-service"))
+                .usePlaintext().build();
+        java.util.Random random = new java.util.Random(5);
+        int streams = 0;
+        try {
+            for (int round = 0; round < 60; round++) {
+                Channel channel = round % 2 == 0 ? stack.gateway() : direct;
+                List<CompletableFuture<Outcome>> outcomes = new ArrayList<>();
+                for (int i = 0; i < 8; i++) {
+                    outcomes.add(start(channel, request, true, TimeUnit.MINUTES.toMillis(2)));
+                }
+                for (int i = 0; i < 24; i++) {
+                    outcomes.add(start(channel, request, false, 1 + random.nextInt(30)));
+                }
+                for (CompletableFuture<Outcome> outcome : outcomes) {
+                    Outcome o = await(outcome);
+                    // Ended by the client (CANCELLED, DEADLINE_EXCEEDED) or, when the server's deadline timer went
+                    // first, completed with finish reason "cancelled"; never by the connection.
+                    if (o.status() != null) {
+                        assertThat(o.status().getCode()).as("round %d: %s", round, o.status())
+                                .isIn(Status.Code.CANCELLED, Status.Code.DEADLINE_EXCEEDED);
+                    } else {
+                        assertThat(o.finishReason()).as("round %d", round).isEqualTo("FINISH_REASON_CANCELLED");
+                    }
+                    streams++;
+                }
+            }
+        } finally {
+            direct.shutdownNow();
+        }
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+        while (System.nanoTime() < deadline && (metric(stack, "expo_inference_batch_running", "stress-llama") > 0
+                || metric(stack, "expo_inference_queue_depth", "stress-llama") > 0)) {
+            Thread.sleep(100);
+        }
+        assertThat(metric(stack, "expo_inference_batch_running", "stress-llama")).isZero();
+        assertThat(metric(stack, "expo_inference_queue_depth", "stress-llama")).isZero();
+        assertThat(metric(stack, "expo_inference_requests_total", "stress-llama", "finish_reason=\"length\""))
+                .as("none ran on to its 2000 tokens").isEqualTo(completedBefore);
+        assertThat(metric(stack, "expo_inference_requests_total", "stress-llama", "finish_reason=\"cancelled\""))
+                .as("the server saw the streams that reached it go")
+                .isGreaterThan(cancelledBefore + streams / 4.0);
+    }
+
+    /** A small model with 2048 positions, fast enough for many short-lived streams a second. */
+    private static void stressModel(Stack stack) throws IOException {
+        java.nio.file.Path model = stack.store.resolve("stress-llama");
+        if (!Files.exists(model)) {
+            SyntheticLlama.writeModel(new SyntheticLlama.Shape(384, 64, 128, 2, 4), Long.MAX_VALUE, model);
+            for (String file : List.of("tokenizer.json", "tokenizer_config.json")) {
+                Files.copy(stack.fixture("tiny-llama-sft/" + file), model.resolve(file));
+            }
+        }
     }
 
     @Test

@@ -8,6 +8,7 @@ import jakarta.inject.Singleton;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.OptionalLong;
+import java.util.concurrent.Executor;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -43,6 +44,7 @@ public class ClientDisconnects {
                         id -> closed.fire())
                         : -1;
                 context.response().closeHandler(ignored -> {
+                    closed.streamClosed = true;
                     closed.fire();
                     if (timer >= 0) {
                         context.vertx().cancelTimer(timer);
@@ -75,10 +77,44 @@ public class ClientDisconnects {
         }
     }
 
+    /**
+     * Where the current gRPC call's writes should run: on its event loop, and only while its HTTP/2 stream is open.
+     * Call it from the call's handler on its event-loop thread; elsewhere (or outside a request) writes run where they
+     * are made.
+     *
+     * <p>Why: a response's first message and its trailers are HEADERS frames. When the client resets the stream (it
+     * cancelled, or its deadline passed) just before such a write, Netty no longer knows the stream and takes the
+     * write for a server-initiated one with a client's stream id: a connection error. The server then sends GOAWAY
+     * and every other stream on the connection dies with INTERNAL (netty/netty#6906). The client's reset is handled on
+     * the same event loop and closes the stream before any later task there, so a write that checks on that loop
+     * never meets a stream that Netty has already dropped.
+     */
+    public static Executor writesWhileOpen() {
+        io.vertx.core.Context context = io.vertx.core.Vertx.currentContext();
+        if (context == null) {
+            return Runnable::run;
+        }
+        try {
+            StreamClosed closed = ContextLocals.<StreamClosed>get(KEY).orElse(null);
+            if (closed == null) {
+                return Runnable::run;
+            }
+            return write -> context.runOnContext(ignored -> {
+                if (!closed.streamClosed) {
+                    write.run();
+                }
+            });
+        } catch (UnsupportedOperationException notARequestContext) {
+            return Runnable::run;
+        }
+    }
+
     /** Actions for one stream, run once when it closes. */
     static final class StreamClosed {
         private final List<Runnable> actions = new ArrayList<>();
         private boolean fired;
+        /** Set on the event loop when the HTTP/2 stream has closed (not when only the deadline has passed). */
+        volatile boolean streamClosed;
 
         void add(Runnable action) {
             synchronized (this) {

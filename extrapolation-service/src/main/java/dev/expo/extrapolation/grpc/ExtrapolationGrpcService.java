@@ -31,6 +31,7 @@ import io.smallrye.mutiny.subscription.MultiEmitter;
 import jakarta.inject.Inject;
 
 import java.util.List;
+import java.util.concurrent.Executor;
 
 /**
  * expo.v1.ExtrapolationService: maps requests to engine calls and job events to the stream. A client that cancels
@@ -51,29 +52,42 @@ public class ExtrapolationGrpcService implements ExtrapolationService {
         // the call's event loop (start runs on a worker). After a normal end the job is final and nothing happens.
         StopOnce stop = new StopOnce();
         ClientDisconnects.onClose(stop::fire);
-        return Multi.createFrom().<ExtrapolateEvent>emitter(emitter -> start(request, emitter, stop))
+        Executor writes = ClientDisconnects.writesWhileOpen();
+        return Multi.createFrom().<ExtrapolateEvent>emitter(emitter -> start(request, emitter, writes, stop))
                 .runSubscriptionOn(Infrastructure.getDefaultWorkerPool());
     }
 
-    private void start(ExtrapolateRequest request, MultiEmitter<? super ExtrapolateEvent> emitter, StopOnce stop) {
+    /** Starts the job; every event goes through {@code writes} (see ClientDisconnects#writesWhileOpen). */
+    private void start(ExtrapolateRequest request, MultiEmitter<? super ExtrapolateEvent> emitter, Executor writes,
+                       StopOnce stop) {
         JobListener listener = new JobListener() {
             @Override
             public void onProgress(ExtrapolationJob job, ExtrapolationProgress progress) {
-                emitter.emit(ExtrapolationProtoMapper.progressEvent(job, progress));
+                ExtrapolateEvent event = ExtrapolationProtoMapper.progressEvent(job, progress);
+                writes.execute(() -> emitter.emit(event));
             }
 
             @Override
             public void onFinished(ExtrapolationJob job) {
                 switch (job.state()) {
                     case SUCCEEDED -> {
-                        emitter.emit(ExtrapolationProtoMapper.resultEvent(job));
-                        emitter.complete();
+                        ExtrapolateEvent result = ExtrapolationProtoMapper.resultEvent(job);
+                        writes.execute(() -> {
+                            emitter.emit(result);
+                            emitter.complete();
+                        });
                     }
-                    case CANCELLED -> emitter.fail(new ExpoException(ExpoException.Kind.CANCELLED,
-                            "extrapolation job " + job.id() + " was cancelled; nothing was written"));
-                    default -> emitter.fail(job.failure().kind() == null
-                            ? new IllegalStateException(job.failure().message())
-                            : new ExpoException(job.failure().kind(), job.failure().message()));
+                    case CANCELLED -> {
+                        ExpoException cancelled = new ExpoException(ExpoException.Kind.CANCELLED,
+                                "extrapolation job " + job.id() + " was cancelled; nothing was written");
+                        writes.execute(() -> emitter.fail(cancelled));
+                    }
+                    default -> {
+                        RuntimeException failure = job.failure().kind() == null
+                                ? new IllegalStateException(job.failure().message())
+                                : new ExpoException(job.failure().kind(), job.failure().message());
+                        writes.execute(() -> emitter.fail(failure));
+                    }
                 }
             }
         };
@@ -89,7 +103,7 @@ public class ExtrapolationGrpcService implements ExtrapolationService {
                 }
             });
         } catch (RuntimeException e) {
-            emitter.fail(GrpcErrors.toStatusException(e));
+            writes.execute(() -> emitter.fail(GrpcErrors.toStatusException(e)));
         }
     }
 

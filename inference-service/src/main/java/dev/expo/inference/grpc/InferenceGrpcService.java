@@ -32,6 +32,7 @@ import io.smallrye.mutiny.subscription.MultiEmitter;
 import jakarta.inject.Inject;
 
 import java.util.List;
+import java.util.concurrent.Executor;
 
 /** expo.v1.InferenceService: maps requests, calls the engine, maps answers. */
 @GrpcService
@@ -48,11 +49,14 @@ public class InferenceGrpcService implements InferenceService {
         // Registered here, on the call's event loop where its request context is current; start runs on a worker.
         StopOnce stop = new StopOnce();
         ClientDisconnects.onClose(stop::fire);
-        return Multi.createFrom().<GenerateResponse>emitter(emitter -> start(request, emitter, stop))
+        Executor writes = ClientDisconnects.writesWhileOpen();
+        return Multi.createFrom().<GenerateResponse>emitter(emitter -> start(request, emitter, writes, stop))
                 .runSubscriptionOn(Infrastructure.getDefaultWorkerPool());
     }
 
-    private void start(GenerateRequest request, MultiEmitter<? super GenerateResponse> emitter, StopOnce stop) {
+    /** Starts the generation; every response goes through {@code writes} (see ClientDisconnects#writesWhileOpen). */
+    private void start(GenerateRequest request, MultiEmitter<? super GenerateResponse> emitter, Executor writes,
+                       StopOnce stop) {
         emitter.onTermination(stop::fire);
         try {
             var model = InferenceProtoMapper.modelRef(request);
@@ -62,24 +66,28 @@ public class InferenceGrpcService implements InferenceService {
                         @Override
                         public void onDelta(String text, int[] tokenIds, List<Outputs.GeneratedLogprobs> logprobs) {
                             if (!text.isEmpty() || tokenIds.length > 0) {
-                                emitter.emit(InferenceProtoMapper.delta(text, tokenIds, logprobs));
+                                GenerateResponse delta = InferenceProtoMapper.delta(text, tokenIds, logprobs);
+                                writes.execute(() -> emitter.emit(delta));
                             }
                         }
 
                         @Override
                         public void onFinished(Outputs.FinishReason reason, Outputs.Usage usage) {
-                            emitter.emit(InferenceProtoMapper.finished(reason, usage));
-                            emitter.complete();
+                            GenerateResponse finished = InferenceProtoMapper.finished(reason, usage);
+                            writes.execute(() -> {
+                                emitter.emit(finished);
+                                emitter.complete();
+                            });
                         }
 
                         @Override
                         public void onError(RuntimeException failure) {
-                            emitter.fail(GrpcErrors.toStatusException(failure));
+                            writes.execute(() -> emitter.fail(GrpcErrors.toStatusException(failure)));
                         }
                     });
             stop.attach(handle::cancel);   // cancelling a finished generation is a no-op
         } catch (RuntimeException e) {
-            emitter.fail(GrpcErrors.toStatusException(e));
+            writes.execute(() -> emitter.fail(GrpcErrors.toStatusException(e)));
         }
     }
 
