@@ -212,13 +212,7 @@ class ServingIT {
 
     @Test
     void cancelledAndTimedOutStreamsStopAndFreeTheirSlots(Stack stack) throws Exception {
-        // 2000 tokens: more than the model can generate before a cancellation or a 40 ms deadline reaches it (the
-        // tiny fixtures, at most 256 positions, can finish theirs within 40 ms on a fast machine).
-        stressModel(stack);
-        GenerateRequest slow = GenerateRequest.newBuilder().setModel("stress-llama")
-                .setTokenIds(TokenIds.newBuilder().addAllIds(List.of(1, 5, 9)))
-                .setSampling(SamplingParams.newBuilder().setTemperature(1f).setSeed(3).setMaxNewTokens(2000)
-                        .setIgnoreEos(true)).build();
+        GenerateRequest slow = longStream(stack);
         double cancelledBefore = metric(stack, "expo_inference_requests_total", "stress-llama",
                 "finish_reason=\"cancelled\"");
         double completedBefore = metric(stack, "expo_inference_requests_total", "stress-llama",
@@ -281,11 +275,7 @@ class ServingIT {
         // A client whose deadline passes as its first token (a HEADERS frame) is being written resets the stream under
         // that write. Netty then took the write for a protocol error and sent GOAWAY: every stream on the connection
         // died with INTERNAL. Before the services wrote on the call's event loop, one round in five of these met it.
-        stressModel(stack);
-        GenerateRequest request = GenerateRequest.newBuilder().setModel("stress-llama")
-                .setTokenIds(TokenIds.newBuilder().addAllIds(List.of(1, 5, 9)))
-                .setSampling(SamplingParams.newBuilder().setTemperature(1f).setSeed(3).setMaxNewTokens(2000)
-                        .setIgnoreEos(true)).build();
+        GenerateRequest request = longStream(stack);
         double cancelledBefore = metric(stack, "expo_inference_requests_total", "stress-llama",
                 "finish_reason=\"cancelled\"");
         double completedBefore = metric(stack, "expo_inference_requests_total", "stress-llama",
@@ -334,15 +324,21 @@ class ServingIT {
                 .isGreaterThan(cancelledBefore + streams / 4.0);
     }
 
+    /**
+     * A sampled 2000-token stream on stress-llama: more than the model can generate before a cancellation or a 40 ms
+     * deadline reaches it (the tiny fixtures, at most 256 positions, can finish theirs within 40 ms on a fast machine).
+     */
+    private static GenerateRequest longStream(Stack stack) throws IOException {
+        stressModel(stack);
+        return GenerateRequest.newBuilder().setModel("stress-llama")
+                .setTokenIds(TokenIds.newBuilder().addAllIds(List.of(1, 5, 9)))
+                .setSampling(SamplingParams.newBuilder().setTemperature(1f).setSeed(3).setMaxNewTokens(2000)
+                        .setIgnoreEos(true)).build();
+    }
+
     /** A small model with 2048 positions, fast enough for many short-lived streams a second. */
     private static void stressModel(Stack stack) throws IOException {
-        java.nio.file.Path model = stack.store.resolve("stress-llama");
-        if (!Files.exists(model)) {
-            SyntheticLlama.writeModel(new SyntheticLlama.Shape(384, 64, 128, 2, 4), Long.MAX_VALUE, model);
-            for (String file : List.of("tokenizer.json", "tokenizer_config.json")) {
-                Files.copy(stack.fixture("tiny-llama-sft/" + file), model.resolve(file));
-            }
-        }
+        syntheticModel(stack, "stress-llama", new SyntheticLlama.Shape(384, 64, 128, 2, 4));
     }
 
     @Test
@@ -381,11 +377,16 @@ class ServingIT {
 
     /** A synthetic model slow enough (57M parameters, ~3 s for 250 tokens on two cores) to outlive its clients. */
     private static void slowModel(Stack stack) throws IOException {
-        java.nio.file.Path slow = stack.store.resolve("slow-llama");
-        if (!Files.exists(slow)) {
-            SyntheticLlama.writeModel(new SyntheticLlama.Shape(384, 768, 2048, 8, 12), Long.MAX_VALUE, slow);
+        syntheticModel(stack, "slow-llama", new SyntheticLlama.Shape(384, 768, 2048, 8, 12));
+    }
+
+    /** A synthetic LLaMA of this shape in the store (once), with the tiny fixtures' tokenizer. */
+    private static void syntheticModel(Stack stack, String name, SyntheticLlama.Shape shape) throws IOException {
+        java.nio.file.Path model = stack.store.resolve(name);
+        if (!Files.exists(model)) {
+            SyntheticLlama.writeModel(shape, Long.MAX_VALUE, model);
             for (String file : List.of("tokenizer.json", "tokenizer_config.json")) {
-                Files.copy(stack.fixture("tiny-llama-sft/" + file), slow.resolve(file));
+                Files.copy(stack.fixture("tiny-llama-sft/" + file), model.resolve(file));
             }
         }
     }
