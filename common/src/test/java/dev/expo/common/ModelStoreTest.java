@@ -43,7 +43,8 @@ class ModelStoreTest {
         assertThatThrownBy(() -> store.existing("base_model", "nope"))
                 .isInstanceOfSatisfying(ExpoException.class, e -> {
                     assertThat(e.kind()).isEqualTo(ExpoException.Kind.NOT_FOUND);
-                    assertThat(e.getMessage()).contains("zephyr-7b-sft-full");
+                    assertThat(e.getMessage()).startsWith("base_model \"nope\" is not in the model store")
+                            .contains("zephyr-7b-sft-full");
                 });
     }
 

@@ -82,7 +82,7 @@ class ExtrapolationIT {
                 "--alpha", "12", "--output", "x");
         assertThat(unknown.exitCode()).isEqualTo(1);
         assertThat(unknown.stderr().strip().lines()).singleElement().asString()
-                .startsWith("expo: NOT_FOUND: model \"no-such-model\" is not in the model store");
+                .startsWith("expo: NOT_FOUND: aligned_model \"no-such-model\" is not in the model store");
         Cli.Result health = Cli.run(stack, "health");
         assertThat(health.exitCode()).as(health.toString()).isZero();
         assertThat(health.stdout().lines().filter(l -> l.endsWith("SERVING")).count()).isEqualTo(4);

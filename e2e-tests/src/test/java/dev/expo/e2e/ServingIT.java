@@ -475,9 +475,10 @@ class ServingIT {
         record Case(String what, UnaryOperator<GenerateRequest.Builder> change, Status.Code code, String says) {
         }
         List<Case> cases = List.of(
-                new Case("unknown model", b -> b.setModel("no-such-model"), Status.Code.NOT_FOUND, "no-such-model"),
+                new Case("unknown model", b -> b.setModel("no-such-model"), Status.Code.NOT_FOUND,
+                        "model \"no-such-model\" is not in the model store"),
                 new Case("unknown adapter", b -> b.setAdapter("no-such-adapter"), Status.Code.NOT_FOUND,
-                        "no-such-adapter"),
+                        "adapter \"no-such-adapter\" is not in the model store"),
                 new Case("prompt past the context", b -> b.setTokenIds(tooLong), Status.Code.INVALID_ARGUMENT,
                         "context"),
                 new Case("prompt + max_new_tokens past the context", b -> b.setSampling(

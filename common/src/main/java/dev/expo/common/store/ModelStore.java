@@ -79,7 +79,10 @@ public final class ModelStore {
         return path;
     }
 
-    /** The folder of an existing model; NOT_FOUND, listing what the store has, otherwise. */
+    /**
+     * The folder of an existing model; NOT_FOUND otherwise, naming the request's field (an adapter asked for as
+     * {@code adapter} is not called a model) and listing what the store has.
+     */
     public Path existing(String field, String name) {
         Path path = pathOf(field, name);
         if (!Files.isDirectory(path)) {
@@ -87,7 +90,7 @@ public final class ModelStore {
             String known = models.isEmpty() ? "the store is empty"
                     : "the store has " + String.join(", ", models.subList(0, Math.min(models.size(), 20)))
                             + (models.size() > 20 ? ", ..." : "");
-            throw ExpoException.notFound("model \"" + name + "\" is not in the model store " + root + " (" + known
+            throw ExpoException.notFound(field + " \"" + name + "\" is not in the model store " + root + " (" + known
                     + ")");
         }
         return path;
