@@ -62,8 +62,12 @@ public final class ModelBenchmark {
                 Runtime.getRuntime().availableProcessors(), Runtime.version(),
                 Engine.getInstance().getEngineName(), Engine.getInstance().getVersion(),
                 System.getProperty("ai.djl.pytorch.num_threads", "(default)"));
+        MachineCeilings.Ceilings ceilings = MachineCeilings.measure();
+        System.out.println(ceilings.describe());
         List<String> rows = new java.util.ArrayList<>();
+        String bounds;
         try (CpuDecoder decoder = CpuDecoder.load(dir)) {
+            bounds = decodeBounds(decoder.config(), ceilings, batches);
             runCpu(decoder, 1, 16, 8);   // warm-up (JIT)
             runCpu(decoder, 8, 16, 8);
             for (int batch : batches) {
@@ -90,6 +94,32 @@ public final class ModelBenchmark {
                 + "decode steps/s |");
         System.out.println("|---|---|---|---|---|---|---|");
         rows.forEach(System.out::println);
+        System.out.println();
+        System.out.println(bounds);
+    }
+
+    /**
+     * The most decode steps a second these ceilings allow the CPU decoder (BF16 weights, float32 activations): each
+     * step streams every weight but the embedding once, and does two FLOPs per weight per row. The KV cache's reads
+     * come on top, so real steps are slower.
+     */
+    private static String decodeBounds(dev.expo.modeling.llama.LlamaConfig config, MachineCeilings.Ceilings ceilings,
+                                       List<Integer> batches) {
+        long hidden = config.hiddenSize();
+        long q = (long) config.numHeads() * config.headDim();
+        long kv = (long) config.numKvHeads() * config.headDim();
+        long perLayer = hidden * (q + 2 * kv) + q * hidden + 3 * hidden * config.intermediateSize();
+        long weights = config.numLayers() * perLayer + (long) config.vocabSize() * hidden;
+        double bytes = 2.0 * weights;
+        StringBuilder out = new StringBuilder(String.format(Locale.ROOT, "A decode step streams %.0f MB of BF16 "
+                + "weights (lm_head included, the embedding not). At the ceilings above, at most:", bytes / 1e6));
+        for (int batch : batches) {
+            double memory = ceilings.readAll() * 1e9 / bytes;
+            double compute = ceilings.fmaAll() * 1e9 / (2.0 * weights * batch);
+            out.append(String.format(Locale.ROOT, " batch %d %.0f steps/s (memory) and %.0f (FMA);", batch, memory,
+                    compute));
+        }
+        return out.substring(0, out.length() - 1) + ".";
     }
 
     /** The CPU decoder: the batch's prompts prefilled together, then one row per sequence per step. */
