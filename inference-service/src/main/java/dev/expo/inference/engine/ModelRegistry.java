@@ -222,7 +222,9 @@ public final class ModelRegistry implements AutoCloseable {
     }
 
     public LoadedModel.Adapter adapter(String name) {
-        store.existing("adapter", name);   // NOT_FOUND names it as the adapter it was asked for
+        if (!isLoaded(name)) {
+            store.existing("adapter", name);   // NOT_FOUND names it as the adapter it was asked for
+        }
         LoadedModel model = get(name);
         if (model instanceof LoadedModel.Adapter adapter) {
             return adapter;
