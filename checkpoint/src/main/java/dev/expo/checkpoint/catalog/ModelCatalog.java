@@ -48,7 +48,12 @@ public final class ModelCatalog {
 
     /** NOT_FOUND if the store has no such model. */
     public ModelDescription describe(String name) {
-        Path dir = store.existing("model", name);
+        return describe("model", name);
+    }
+
+    /** NOT_FOUND, naming the request's {@code field}, if the store has no such model. */
+    public ModelDescription describe(String field, String name) {
+        Path dir = store.existing(field, name);
         WeightsSummary weights = summarize(dir);
         try {
             if (Files.isRegularFile(dir.resolve(MANIFEST))) {

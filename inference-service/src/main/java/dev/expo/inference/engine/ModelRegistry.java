@@ -125,10 +125,15 @@ public final class ModelRegistry implements AutoCloseable {
 
     /** The model, loading it if needed; NOT_FOUND if the store has none of that name. */
     public LoadedModel get(String name) {
-        return pinned(() -> load(name));
+        return get("model", name);
     }
 
-    private synchronized LoadedModel load(String name) {
+    /** {@link #get(String)}, with NOT_FOUND naming the request's {@code field} ("adapter", ...). */
+    private LoadedModel get(String field, String name) {
+        return pinned(() -> load(field, name));
+    }
+
+    private synchronized LoadedModel load(String field, String name) {
         pinScope.get().add(name);
         pins.merge(name, 1, Integer::sum);
         lastUsed.put(name, ++clock);
@@ -136,8 +141,8 @@ public final class ModelRegistry implements AutoCloseable {
         if (model != null) {
             return model;
         }
-        ModelDescription description = catalog.describe(name);
-        Path dir = store.existing("model", name);
+        ModelDescription description = catalog.describe(field, name);
+        Path dir = store.existing(field, name);
         // What cannot be served is refused before anything is evicted to make room for it.
         Runnable discard = () -> { };   // what was read ahead, if the load does not happen after all
         Supplier<LoadedModel> loader = switch (description.kind()) {
@@ -222,10 +227,7 @@ public final class ModelRegistry implements AutoCloseable {
     }
 
     public LoadedModel.Adapter adapter(String name) {
-        if (!isLoaded(name)) {
-            store.existing("adapter", name);   // NOT_FOUND names it as the adapter it was asked for
-        }
-        LoadedModel model = get(name);
+        LoadedModel model = get("adapter", name);
         if (model instanceof LoadedModel.Adapter adapter) {
             return adapter;
         }
