@@ -37,6 +37,11 @@ public final class Kernels {
     private static final int COLUMN_BLOCK = 512;
     /** Below this much work a product runs on the calling thread alone. */
     private static final long PARALLEL_THRESHOLD = 1 << 16;
+    /** The compiled BF16 products, when they load: the same bits, faster (see {@link NativeKernels}). */
+    private static final NativeKernels NATIVE = NativeKernels.load();
+    private static volatile boolean nativeEnabled = NATIVE.available();
+    /** Inputs packed for one native call: a prompt's product goes through them a block at a time. */
+    private static final int NATIVE_BLOCK = 64;
 
     private Kernels() {
     }
@@ -71,6 +76,10 @@ public final class Kernels {
             Objects.checkFromIndexSize(0, cols, x[b].length);
             Objects.checkFromIndexSize(0, w.rows(), out[b].length);
         }
+        if (nativeEnabled && w.dtype() == DType.BF16) {
+            matmulNative(w, x, out, batch);
+            return;
+        }
         long work = (long) w.rows() * cols * batch;
         if (work < PARALLEL_THRESHOLD) {
             rows(w, x, out, batch, 0, w.rows());
@@ -80,6 +89,57 @@ public final class Kernels {
         int tile = tileRows(w);
         int chunk = Math.max(tile, (w.rows() / (ComputeTeam.SHARED.threads() * 8)) / tile * tile);
         ComputeTeam.SHARED.run(w.rows(), chunk, (from, to) -> rows(w, x, out, batch, from, to));
+    }
+
+    /** Which code runs the BF16 products: the compiled kernels, or the Java loops below (and why). */
+    public static String implementation() {
+        return nativeEnabled ? NATIVE.description() : "Java Vector API";
+    }
+
+    /** Whether the compiled kernels loaded in this process. */
+    public static boolean nativeAvailable() {
+        return NATIVE.available();
+    }
+
+    /** Runs the BF16 products in the compiled kernels or in Java: for benchmarks and tests that compare the two. */
+    public static void useNative(boolean on) {
+        if (on && !NATIVE.available()) {
+            throw new IllegalStateException("no native kernels: " + NATIVE.description());
+        }
+        nativeEnabled = on;
+    }
+
+    /**
+     * {@link #matmul} through the compiled kernels: the inputs packed into one array a block at a time, the weight
+     * rows split across the compute team as for the Java loops, the outputs unpacked; the columns past the last whole
+     * vector are added in Java, as always.
+     */
+    private static void matmulNative(Matrix w, float[][] x, float[][] out, int batch) {
+        int cols = w.cols();
+        int rows = w.rows();
+        int threads = ComputeTeam.SHARED.threads();
+        // Whole 4x3 tiles and groups of four rows per piece; about eight pieces per thread, as in matmul.
+        int chunk = Math.max(12, rows / (threads * 8) / 12 * 12);
+        for (int b0 = 0; b0 < batch; b0 += NATIVE_BLOCK) {
+            int block = Math.min(NATIVE_BLOCK, batch - b0);
+            float[] packed = new float[block * cols];
+            for (int b = 0; b < block; b++) {
+                System.arraycopy(x[b0 + b], 0, packed, b * cols, cols);
+            }
+            float[] result = new float[block * rows];
+            if ((long) rows * cols * block < PARALLEL_THRESHOLD) {
+                NATIVE.matmulBf16(w.data(), cols, 0, rows, packed, block, result, rows);
+            } else {
+                ComputeTeam.SHARED.run(rows, chunk,
+                        (from, to) -> NATIVE.matmulBf16(w.data(), cols, from, to, packed, block, result, rows));
+            }
+            for (int b = 0; b < block; b++) {
+                System.arraycopy(result, b * rows, out[b0 + b], 0, rows);
+            }
+        }
+        if (cols % LANES != 0) {
+            addTails(w, x, out, batch, 0, rows);
+        }
     }
 
     private static int tileRows(Matrix w) {
