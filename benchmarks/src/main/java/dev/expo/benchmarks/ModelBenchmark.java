@@ -6,6 +6,7 @@ import ai.djl.ndarray.NDManager;
 import dev.expo.modeling.ModelOptions;
 import dev.expo.modeling.cpu.CpuDecoder;
 import dev.expo.modeling.cpu.CpuKvCache;
+import dev.expo.modeling.cpu.Kernels;
 import dev.expo.modeling.NdArrays;
 import dev.expo.modeling.llama.KvCache;
 import dev.expo.modeling.llama.LlamaModel;
@@ -23,7 +24,7 @@ import java.util.SplittableRandom;
  * The model runtime's benchmark of docs/benchmarks.md: a 134M-parameter LLaMA with random weights (hidden 768,
  * intermediate 2048, 12 layers, 12 heads, vocab 32000, BF16 on disk), a 128-token prompt and 128 new tokens
  * (greedy), batch 1 and batch 8: prefill tokens/s and decode tokens/s, for both decoders (the better of two runs
- * each, after a warm-up).
+ * each, after a warm-up); the CPU decoder with its compiled kernels and with its Java ones, by turns.
  *
  * <p>{@code ModelBenchmark [--work DIR] [--prompt 128] [--new 128] [--batches 1,8]}
  */
@@ -65,18 +66,38 @@ public final class ModelBenchmark {
         MachineCeilings.Ceilings ceilings = MachineCeilings.measure();
         System.out.println(ceilings.describe());
         List<String> rows = new java.util.ArrayList<>();
+        List<String> ratios = new java.util.ArrayList<>();
         String bounds;
         try (CpuDecoder decoder = CpuDecoder.load(dir)) {
             bounds = decodeBounds(decoder.config(), ceilings, batches);
-            runCpu(decoder, 1, 16, 8);   // warm-up (JIT)
-            runCpu(decoder, 8, 16, 8);
-            for (int batch : batches) {
-                double[] first = runCpu(decoder, batch, promptLength, newTokens);
-                double[] second = runCpu(decoder, batch, promptLength, newTokens);
-                double[] r = {Math.max(first[0], second[0]), Math.max(first[1], second[1])};   // the better of two
-                rows.add(String.format(Locale.ROOT, "| CPU decoder (Java, BF16 weights) | %d | %d | %d | %.0f | %.1f "
-                        + "| %.1f |", batch, promptLength, newTokens, r[0], r[1], r[1] / batch));
+            // Both kernel sets when the compiled ones loaded, run by turns so that the machine's drift meets both.
+            List<Boolean> kernels = Kernels.nativeAvailable() ? List.of(true, false) : List.of(false);
+            for (boolean compiled : kernels) {
+                Kernels.useNative(compiled);
+                runCpu(decoder, 1, 16, 8);   // warm-up (JIT)
+                runCpu(decoder, 8, 16, 8);
             }
+            for (int batch : batches) {
+                double[][] best = new double[kernels.size()][2];
+                for (int round = 0; round < 2; round++) {
+                    for (int i = 0; i < kernels.size(); i++) {
+                        Kernels.useNative(kernels.get(i));
+                        double[] r = runCpu(decoder, batch, promptLength, newTokens);
+                        best[i][0] = Math.max(best[i][0], r[0]);   // the better of two
+                        best[i][1] = Math.max(best[i][1], r[1]);
+                    }
+                }
+                for (int i = 0; i < kernels.size(); i++) {
+                    rows.add(String.format(Locale.ROOT, "| CPU decoder (%s kernels, BF16 weights) | %d | %d | %d | "
+                            + "%.0f | %.1f | %.1f |", kernels.get(i) ? "compiled" : "Java", batch, promptLength,
+                            newTokens, best[i][0], best[i][1], best[i][1] / batch));
+                }
+                if (kernels.size() == 2) {
+                    ratios.add(String.format(Locale.ROOT, "batch %d: prefill %.2fx, decode %.2fx", batch,
+                            best[0][0] / best[1][0], best[0][1] / best[1][1]));
+                }
+            }
+            Kernels.useNative(Kernels.nativeAvailable());
         }
         try (NDManager manager = NDManager.newBaseManager();
              LlamaModel model = LlamaModel.load(dir, manager, ModelOptions.cpu())) {
@@ -95,6 +116,9 @@ public final class ModelBenchmark {
         System.out.println("|---|---|---|---|---|---|---|");
         rows.forEach(System.out::println);
         System.out.println();
+        System.out.println("CPU matrix products: " + (Kernels.nativeAvailable() ? Kernels.implementation()
+                + "; compiled against Java kernels, measured by turns: " + String.join("; ", ratios)
+                : Kernels.implementation()));
         System.out.println(bounds);
     }
 
