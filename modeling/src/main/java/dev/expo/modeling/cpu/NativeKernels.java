@@ -65,15 +65,19 @@ final class NativeKernels {
         }
     }
 
-    /** Loads the library unless {@code expo.cpu.kernels} is {@code java}; logs which kernels run, and why. */
+    /**
+     * Loads the library unless {@code expo.cpu.kernels} is {@code java}; logs which kernels run, and why (a value that
+     * is neither is warned about, and the Java kernels run: the bits are the same either way).
+     */
     static NativeKernels load() {
         String choice = System.getProperty("expo.cpu.kernels", "native").toLowerCase(Locale.ROOT);
         NativeKernels kernels = switch (choice) {
             case "java" -> new NativeKernels(null, "Java Vector API (expo.cpu.kernels=java)");
             case "native" -> tryLoad();
-            default -> throw new IllegalArgumentException("expo.cpu.kernels must be native or java, not " + choice);
+            default -> javaBecause("expo.cpu.kernels is \"" + choice + "\", neither native nor java");
         };
-        LOG.log(System.Logger.Level.INFO, "CPU matrix products: " + kernels.description());
+        LOG.log(choice.equals("native") || choice.equals("java") ? System.Logger.Level.INFO
+                : System.Logger.Level.WARNING, "CPU matrix products: " + kernels.description());
         return kernels;
     }
 
@@ -88,9 +92,8 @@ final class NativeKernels {
             return javaBecause("this build has no " + RESOURCE + " (gcc was not found when the module was built)");
         }
         try {
-            Path library = fileOf(resource);
             Linker linker = Linker.nativeLinker();
-            SymbolLookup symbols = SymbolLookup.libraryLookup(library, Arena.global());
+            SymbolLookup symbols = open(resource);
             MethodHandle supported = linker.downcallHandle(symbols.findOrThrow("expo_kernels_supported"),
                     FunctionDescriptor.of(JAVA_INT));
             if ((int) supported.invokeExact() == 0) {
@@ -112,16 +115,22 @@ final class NativeKernels {
         return new NativeKernels(null, "Java Vector API; " + reason);
     }
 
-    /** The library as a file: where it is when running from classes, else copied out of the jar (once a process). */
-    private static Path fileOf(URL resource) throws IOException, URISyntaxException {
+    /**
+     * Opens the library: where it is when running from classes; else a private copy out of the jar, deleted once
+     * opened (the process keeps its mapping), so that no file is left behind however the process ends.
+     */
+    private static SymbolLookup open(URL resource) throws IOException, URISyntaxException {
         if (resource.getProtocol().equals("file")) {
-            return Path.of(resource.toURI());
+            return SymbolLookup.libraryLookup(Path.of(resource.toURI()), Arena.global());
         }
-        Path copy = Files.createTempFile("expo_kernels", ".so");
-        copy.toFile().deleteOnExit();
-        try (InputStream in = resource.openStream()) {
-            Files.copy(in, copy, StandardCopyOption.REPLACE_EXISTING);
+        Path copy = Files.createTempFile("expo_kernels", ".so");   // owner-only permissions
+        try {
+            try (InputStream in = resource.openStream()) {
+                Files.copy(in, copy, StandardCopyOption.REPLACE_EXISTING);
+            }
+            return SymbolLookup.libraryLookup(copy, Arena.global());
+        } finally {
+            Files.deleteIfExists(copy);
         }
-        return copy;
     }
 }
