@@ -120,17 +120,23 @@ typedef void (*tile_fn)(const uint16_t *, long, int, const float *, float *, lon
 #define PROMPT_GROUP_BYTES (64 << 10)
 #define PROMPT_CHUNK_BYTES (192 << 10)
 
+/* The most input bytes a decode step's tile of eight reads from L1 (its size): wider inputs go four at a time. */
+#define DECODE_L1_BYTES (32 << 10)
+
 /*
  * A decode step (eight inputs or fewer): the weights are streamed once, four rows at a time, prefetched by the first
- * block of inputs; the other blocks take the rows while they are in L1.
+ * block of inputs; the other blocks take the rows while they are in L1. Eight inputs share one tile while their rows
+ * fit L1 beside the weights (up to 1024 columns); the down projection's eight rows of 2048 floats do not, and two
+ * blocks of four took 22.6 against 31.7 ms for 220 MB of such weights (see docs/benchmarks.md).
  */
 static AVX2 void decode_rows(const uint16_t *w, long cols, int vec, const float *x, int batch, float *out,
                              long out_stride, long from, long to) {
+    int eights = 8 * 4 * cols <= DECODE_L1_BYTES ? batch / 8 : 0;
     long j = from;
     for (; j + 4 <= to; j += 4) {
         int b = 0;
         int first = 1;
-        for (; b + 8 <= batch; b += 8, first = 0) {
+        for (; b + 8 <= 8 * eights; b += 8, first = 0) {
             for (int n = 0; n < 4; n++) {
                 (first ? tile_8x1_ahead : tile_8x1)(w, cols, vec, x + b * cols, out + b * out_stride, out_stride,
                                                     j + n);
@@ -150,7 +156,7 @@ static AVX2 void decode_rows(const uint16_t *w, long cols, int vec, const float 
     }
     for (; j < to; j++) {
         int b = 0;
-        for (; b + 8 <= batch; b += 8) {
+        for (; b + 8 <= 8 * eights; b += 8) {
             tile_8x1(w, cols, vec, x + b * cols, out + b * out_stride, out_stride, j);
         }
         for (; b + 4 <= batch; b += 4) {
