@@ -21,9 +21,9 @@ import static java.lang.foreign.ValueLayout.JAVA_INT;
 /**
  * The BF16 matrix products compiled from {@code src/main/c/expo_kernels.c} (AVX2 + FMA), called through the foreign
  * function API. They compute every output with exactly the operations of {@link Kernels}' Java loops, in the same
- * order, so that which one runs changes no bit (KernelsNativeTest); they are faster because the C compiler keeps a 4x3
- * register tile in registers for a prompt's rows and prefetches a decode step's weight stream, which C2 and the
- * Vector API do not.
+ * order, so that which one runs changes no bit (KernelsNativeTest). They make a prompt's prefill faster because the C
+ * compiler keeps a 4x3 register tile in registers, where C2 spills any tile wider than eight accumulators; a decode
+ * step, bound by streaming the weights, runs about as fast in either.
  *
  * <p>The library is built with the module when the machine has gcc (Linux x86-64) and packed in the jar. Without it,
  * on another CPU, or with {@code -Dexpo.cpu.kernels=java}, {@link #load()} says why and the Java loops run.
