@@ -18,6 +18,14 @@ public interface InferenceConfig {
     @WithDefault("float32")
     String kvCacheDtype();
 
+    /**
+     * What runs the CPU decoder's BF16 matrix products: auto (the compiled kernels when this build has them and the
+     * CPU can run them, else Java), native (the compiled kernels, or the service does not start) or java. The
+     * outputs are the same bits either way.
+     */
+    @WithDefault("auto")
+    String cpuKernels();
+
     /** Threads running model work (each request runs on one; PyTorch adds its own intra-op threads). */
     @WithDefault("1")
     int workers();

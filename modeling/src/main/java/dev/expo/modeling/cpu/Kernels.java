@@ -93,7 +93,11 @@ public final class Kernels {
 
     /** Which code runs the BF16 products: the compiled kernels, or the Java loops below (and why). */
     public static String implementation() {
-        return nativeEnabled ? NATIVE.description() : "Java Vector API";
+        if (nativeEnabled) {
+            return NATIVE.description();
+        }
+        return NATIVE.available() ? "Java Vector API (the compiled kernels are turned off)"
+                : "Java Vector API (" + NATIVE.description() + ")";
     }
 
     /** Whether the compiled kernels loaded in this process. */

@@ -26,16 +26,16 @@ import static java.lang.foreign.ValueLayout.JAVA_INT;
  * step, bound by streaming the weights, runs about as fast in either.
  *
  * <p>The library is built with the module when the machine has gcc (Linux x86-64) and packed in the jar. Without it,
- * on another CPU, or with {@code -Dexpo.cpu.kernels=java}, {@link #load()} says why and the Java loops run.
+ * or on another CPU, {@link #load()} says why and the Java loops run; {@link Kernels#useNative} chooses between the
+ * two (the inference service's {@code inference.cpu-kernels}).
  */
 final class NativeKernels {
 
-    private static final System.Logger LOG = System.getLogger(NativeKernels.class.getName());
     private static final String RESOURCE = "linux-x86_64/libexpo_kernels.so";
 
     /** {@code expo_matmul_bf16(w, cols, from, to, x, batch, out, outStride)}, or null when not loaded. */
     private final MethodHandle matmul;
-    /** What runs the products, for logs and benchmarks. */
+    /** The library when loaded; otherwise why not. */
     private final String description;
 
     private NativeKernels(MethodHandle matmul, String description) {
@@ -65,23 +65,8 @@ final class NativeKernels {
         }
     }
 
-    /**
-     * Loads the library unless {@code expo.cpu.kernels} is {@code java}; logs which kernels run, and why (a value that
-     * is neither is warned about, and the Java kernels run: the bits are the same either way).
-     */
+    /** Loads the library; when it cannot, says why (in {@link #description()}) and the Java loops run. */
     static NativeKernels load() {
-        String choice = System.getProperty("expo.cpu.kernels", "native").toLowerCase(Locale.ROOT);
-        NativeKernels kernels = switch (choice) {
-            case "java" -> new NativeKernels(null, "Java Vector API (expo.cpu.kernels=java)");
-            case "native" -> tryLoad();
-            default -> javaBecause("expo.cpu.kernels is \"" + choice + "\", neither native nor java");
-        };
-        LOG.log(choice.equals("native") || choice.equals("java") ? System.Logger.Level.INFO
-                : System.Logger.Level.WARNING, "CPU matrix products: " + kernels.description());
-        return kernels;
-    }
-
-    private static NativeKernels tryLoad() {
         String os = System.getProperty("os.name", "").toLowerCase(Locale.ROOT);
         String arch = System.getProperty("os.arch", "");
         if (!os.contains("linux") || !(arch.equals("amd64") || arch.equals("x86_64"))) {
@@ -105,14 +90,14 @@ final class NativeKernels {
                     FunctionDescriptor.ofVoid(ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, ADDRESS,
                             JAVA_INT),
                     Linker.Option.critical(true));
-            return new NativeKernels(matmul, "native AVX2 kernels (" + RESOURCE + ")");
+            return new NativeKernels(matmul, "compiled AVX2 kernels (" + RESOURCE + ")");
         } catch (Throwable e) {
             return javaBecause("the native kernels did not load: " + e);
         }
     }
 
     private static NativeKernels javaBecause(String reason) {
-        return new NativeKernels(null, "Java Vector API; " + reason);
+        return new NativeKernels(null, reason);
     }
 
     /**
