@@ -61,7 +61,7 @@ public class EngineProducer {
     }
 
     /** inference.cpu-kernels: the compiled kernels, the Java ones, or the compiled ones when they loaded. */
-    private static void useCpuKernels(String choice) {
+    static void useCpuKernels(String choice) {
         switch (choice.toLowerCase(java.util.Locale.ROOT)) {
             case "auto" -> Kernels.useNative(Kernels.nativeAvailable());
             case "native" -> {
