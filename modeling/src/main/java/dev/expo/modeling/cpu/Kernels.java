@@ -80,15 +80,22 @@ public final class Kernels {
             matmulNative(w, x, out, batch);
             return;
         }
-        long work = (long) w.rows() * cols * batch;
+        overWeightRows(w.rows(), (long) w.rows() * cols * batch, tileRows(w),
+                (from, to) -> rows(w, x, out, batch, from, to));
+    }
+
+    /**
+     * {@code body} over weight rows [0, rows): on the calling thread below {@link #PARALLEL_THRESHOLD} of work, else
+     * across the compute team in pieces of whole {@code unit}s of rows, about eight per thread: enough to even out a
+     * core that is busy elsewhere.
+     */
+    private static void overWeightRows(int rows, long work, int unit, RangeBody body) {
         if (work < PARALLEL_THRESHOLD) {
-            rows(w, x, out, batch, 0, w.rows());
+            body.run(0, rows);
             return;
         }
-        // Chunks of whole tiles, about eight per thread: enough to even out a core that is busy elsewhere.
-        int tile = tileRows(w);
-        int chunk = Math.max(tile, (w.rows() / (ComputeTeam.SHARED.threads() * 8)) / tile * tile);
-        ComputeTeam.SHARED.run(w.rows(), chunk, (from, to) -> rows(w, x, out, batch, from, to));
+        int chunk = Math.max(unit, rows / (ComputeTeam.SHARED.threads() * 8) / unit * unit);
+        ComputeTeam.SHARED.run(rows, chunk, body);
     }
 
     /** Which code runs the BF16 products: the compiled kernels, or the Java loops below (and why). */
@@ -121,9 +128,6 @@ public final class Kernels {
     private static void matmulNative(Matrix w, float[][] x, float[][] out, int batch) {
         int cols = w.cols();
         int rows = w.rows();
-        int threads = ComputeTeam.SHARED.threads();
-        // Whole 4x3 tiles and groups of four rows per piece; about eight pieces per thread, as in matmul.
-        int chunk = Math.max(12, rows / (threads * 8) / 12 * 12);
         for (int b0 = 0; b0 < batch; b0 += NATIVE_BLOCK) {
             int block = Math.min(NATIVE_BLOCK, batch - b0);
             float[] packed = new float[block * cols];
@@ -131,12 +135,9 @@ public final class Kernels {
                 System.arraycopy(x[b0 + b], 0, packed, b * cols, cols);
             }
             float[] result = new float[block * rows];
-            if ((long) rows * cols * block < PARALLEL_THRESHOLD) {
-                NATIVE.matmulBf16(w.data(), cols, 0, rows, packed, block, result, rows);
-            } else {
-                ComputeTeam.SHARED.run(rows, chunk,
-                        (from, to) -> NATIVE.matmulBf16(w.data(), cols, from, to, packed, block, result, rows));
-            }
+            // Pieces of whole 4x3 tiles and groups of four rows (twelve rows).
+            overWeightRows(rows, (long) rows * cols * block, 12,
+                    (from, to) -> NATIVE.matmulBf16(w.data(), cols, from, to, packed, block, result, rows));
             for (int b = 0; b < block; b++) {
                 System.arraycopy(result, b * rows, out[b0 + b], 0, rows);
             }
