@@ -13,15 +13,19 @@ import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Iterator;
+import java.util.List;
+import java.util.Locale;
 
 /**
  * PNG and JPEG bytes to RGB, as PIL's {@code Image.open(...).convert("RGB")}, value for value: grayscale is replicated,
  * alpha is dropped (not composited), palettes are looked up, 16-bit samples keep their high byte except 16-bit
  * grayscale, which Pillow clamps to 255, CMYK follows Pillow's formula, and an embedded ICC profile is not applied
  * (Pillow applies none; Java's JPEG reader would convert to sRGB with it). The size is checked from the header before
- * any pixel is decoded, so an oversized image costs nothing.
+ * any pixel is decoded, so an oversized image costs nothing. A JPEG whose data stops before its last pixel is refused,
+ * as Pillow refuses it ("image file is truncated"): Java's reader would fill the rest with gray and only warn.
  */
 public final class ImageDecoder {
 
@@ -55,7 +59,17 @@ public final class ImageDecoder {
                     throw ExpoException.invalidArgument("image", reader.getWidth(0) + "x" + reader.getHeight(0),
                             "larger than the limit of " + maxPixels + " pixels");
                 }
-                return toRgb(reader.read(0));
+                List<String> warnings = new ArrayList<>();
+                reader.addIIOReadWarningListener((source, warning) -> warnings.add(warning));
+                BufferedImage image = reader.read(0);
+                for (String warning : warnings) {
+                    // libjpeg's JWRN_JPEG_EOF as Java's reader words it; a missing end marker alone is tolerated.
+                    if (warning.toLowerCase(Locale.ROOT).contains("premature end of data segment")) {
+                        throw ExpoException.invalidArgument("image", bytes.length + " bytes", "the image is "
+                                + "truncated: its data ends before the last pixel (" + warning + ")");
+                    }
+                }
+                return toRgb(image);
             } finally {
                 reader.dispose();
             }
