@@ -35,7 +35,11 @@ final class ChatFile {
         try {
             array = JSON.readTree(text);
         } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
-            throw new CliException("--messages: " + file + " is not JSON (" + e.getOriginalMessage() + ")", 2);
+            // Jackson's own message may quote its source-location boilerplate; the line and column say it better.
+            String reason = e.getOriginalMessage().replaceAll("\\s*\\(start marker at \\[Source.*", "");
+            String where = e.getLocation() == null ? "" : " at line " + e.getLocation().getLineNr() + ", column "
+                    + e.getLocation().getColumnNr();
+            throw new CliException("--messages: " + file + " is not JSON" + where + " (" + reason + ")", 2);
         }
         if (array == null || !array.isArray() || array.isEmpty()) {
             throw new CliException("--messages: " + file + " must hold a non-empty JSON array of {\"role\": ..., "
