@@ -67,8 +67,8 @@ class CliTest {
         Path notJson = Files.writeString(dir.resolve("a.json"), "[{\"role\": \"user\"");
         Path noContent = Files.writeString(dir.resolve("b.json"), "[{\"role\": \"user\", \"text\": \"hi\"}]");
         Path empty = Files.writeString(dir.resolve("c.json"), "[]");
-        assertThat(run("generate", "--model", "m", "--messages", notJson.toString()).err()).contains("is not JSON at line 1")
-                .doesNotContain("Source", "REDACTED");
+        assertThat(run("generate", "--model", "m", "--messages", notJson.toString()).err())
+                .contains("is not JSON at line 1").doesNotContain("Source", "REDACTED");
         assertThat(run("score", "--model", "m", "--messages", noContent.toString()).err())
                 .contains("entry 0", "string \"content\"");
         Run run = run("generate", "--model", "m", "--messages", empty.toString());

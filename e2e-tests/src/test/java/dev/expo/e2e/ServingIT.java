@@ -20,13 +20,17 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 
+import javax.imageio.ImageIO;
+import java.awt.image.BufferedImage;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Iterator;
 import java.util.List;
+import java.util.SplittableRandom;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.function.UnaryOperator;
@@ -500,6 +504,8 @@ class ServingIT {
                         Status.Code.INVALID_ARGUMENT, "image"),
                 new Case("corrupt image", b -> b.setModel("tiny-vlm").setImage(ByteString.copyFromUtf8(
                         "\u0089PNG not really")), Status.Code.INVALID_ARGUMENT, "image"),
+                new Case("JPEG cut short", b -> b.setModel("tiny-vlm").setImage(ByteString.copyFrom(jpegCutShort())),
+                        Status.Code.INVALID_ARGUMENT, "truncated"),
                 new Case("image over the byte limit", b -> b.setModel("tiny-vlm").setImage(ByteString.copyFrom(
                         new byte[21 << 20])), Status.Code.INVALID_ARGUMENT, "bytes"),
                 new Case("image of too many pixels", b -> b.setModel("tiny-vlm").setImage(ByteString.copyFrom(
@@ -542,6 +548,25 @@ class ServingIT {
         out.writeBytes(ihdr.array());
         out.writeBytes(ByteBuffer.allocate(4).putInt((int) crc.getValue()).array());
         return out.toByteArray();
+    }
+
+    /** A JPEG of noise whose bytes stop halfway through its scan. */
+    static byte[] jpegCutShort() {
+        BufferedImage image = new BufferedImage(64, 48, BufferedImage.TYPE_INT_RGB);
+        SplittableRandom random = new SplittableRandom(11);
+        for (int y = 0; y < image.getHeight(); y++) {
+            for (int x = 0; x < image.getWidth(); x++) {
+                image.setRGB(x, y, random.nextInt());
+            }
+        }
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        try {
+            ImageIO.write(image, "jpeg", out);
+        } catch (IOException e) {
+            throw new IllegalStateException(e);
+        }
+        byte[] whole = out.toByteArray();
+        return Arrays.copyOf(whole, whole.length / 2);
     }
 
     /** A metric of the whole service (no model tag). */

@@ -63,7 +63,7 @@ public final class ImageDecoder {
                 reader.addIIOReadWarningListener((source, warning) -> warnings.add(warning));
                 BufferedImage image = reader.read(0);
                 for (String warning : warnings) {
-                    // libjpeg's JWRN_JPEG_EOF as Java's reader words it; a missing end marker alone is tolerated.
+                    // libjpeg's JWRN_HIT_MARKER: the scan's data stopped short. A missing end marker alone is tolerated.
                     if (warning.toLowerCase(Locale.ROOT).contains("premature end of data segment")) {
                         throw ExpoException.invalidArgument("image", bytes.length + " bytes", "the image is "
                                 + "truncated: its data ends before the last pixel (" + warning + ")");
