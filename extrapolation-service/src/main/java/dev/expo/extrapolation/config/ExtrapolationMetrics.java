@@ -3,6 +3,7 @@ package dev.expo.extrapolation.config;
 import dev.expo.extrapolation.engine.ExtrapolationResult;
 import dev.expo.extrapolation.engine.jobs.ExtrapolationJob;
 import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Timer;
 import jakarta.inject.Singleton;
@@ -26,7 +27,8 @@ public class ExtrapolationMetrics {
         this.bytes = Counter.builder("expo.extrapolation.input.bytes")
                 .description("Input bytes (both models) read by successful jobs").baseUnit("bytes")
                 .register(registry);
-        registry.gauge("expo.extrapolation.last.job.throughput.bytes.per.second", lastThroughput);
+        Gauge.builder("expo.extrapolation.last.job.throughput.bytes.per.second", lastThroughput, AtomicLong::get)
+                .description("Input bytes per second of the last successful job").register(registry);
     }
 
     public void recordFinished(ExtrapolationJob job) {
@@ -34,7 +36,8 @@ public class ExtrapolationMetrics {
         Counter.builder("expo.extrapolation.jobs").description("Finished extrapolation jobs by outcome")
                 .tag("outcome", outcome).register(registry).increment();
         if (job.startTime() != null && job.endTime() != null) {
-            Timer.builder("expo.extrapolation.job.duration").tag("outcome", outcome).register(registry)
+            Timer.builder("expo.extrapolation.job.duration").description("Finished extrapolation jobs' wall time, by "
+                            + "outcome").tag("outcome", outcome).register(registry)
                     .record(Duration.between(job.startTime(), job.endTime()));
         }
         ExtrapolationResult result = job.result();
