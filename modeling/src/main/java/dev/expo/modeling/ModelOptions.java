@@ -52,16 +52,29 @@ public record ModelOptions(Device device, DataType computeType, DType kvCacheDty
 
     /**
      * The configured choice: "cpu", "gpu" (FP16 on the first GPU), "gpu-fp32", or "auto" (a GPU in FP16 when present,
-     * else the CPU).
+     * else the CPU). "gpu" and "gpu-fp32" are refused here when PyTorch sees no GPU, rather than by every model load
+     * later with PyTorch's own error.
      */
     public static ModelOptions of(String choice) {
-        boolean hasGpu = Engine.getInstance().getGpuCount() > 0;
+        return of(choice, Engine.getInstance().getGpuCount());
+    }
+
+    static ModelOptions of(String choice, int gpus) {
         return switch (choice) {
             case "cpu" -> cpu();
-            case "gpu" -> new ModelOptions(Device.gpu(), DataType.FLOAT16);
-            case "gpu-fp32" -> new ModelOptions(Device.gpu(), DataType.FLOAT32);
-            case "auto" -> hasGpu ? new ModelOptions(Device.gpu(), DataType.FLOAT16) : cpu();
+            case "gpu" -> new ModelOptions(gpu(choice, gpus), DataType.FLOAT16);
+            case "gpu-fp32" -> new ModelOptions(gpu(choice, gpus), DataType.FLOAT32);
+            case "auto" -> gpus > 0 ? new ModelOptions(Device.gpu(), DataType.FLOAT16) : cpu();
             default -> throw new IllegalArgumentException("device must be cpu, gpu, gpu-fp32 or auto, not " + choice);
         };
+    }
+
+    private static Device gpu(String choice, int gpus) {
+        if (gpus == 0) {
+            throw new IllegalArgumentException("device " + choice + " needs a GPU, but PyTorch sees none: the build "
+                    + "bundles PyTorch for the CPU unless built with a CUDA flavour (docs/gpu.md); use cpu, or auto "
+                    + "to take a GPU when there is one");
+        }
+        return Device.gpu();
     }
 }
