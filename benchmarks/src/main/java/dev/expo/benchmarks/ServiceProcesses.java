@@ -43,12 +43,35 @@ final class ServiceProcesses implements AutoCloseable {
         processes.put(service, process);
     }
 
+    /** A service that stopped on its own: a one-line account for the person running the benchmark. */
+    static final class Exited extends RuntimeException {
+        Exited(String message) {
+            super(message);
+        }
+    }
+
     void checkAlive() {
         processes.forEach((service, process) -> {
             if (!process.isAlive()) {
-                throw new IllegalStateException(service + " exited; see " + logs.resolve(service + ".log"));
+                Path log = logs.resolve(service + ".log");
+                throw new Exited(service + " exited" + cause(log) + " (its log: " + log + ")");
             }
         });
+    }
+
+    /** ": " and the innermost cause a failed start logged (Quarkus wraps it several times), or nothing. */
+    private static String cause(Path log) {
+        try {
+            List<String> causes = Files.readAllLines(log).stream().filter(l -> l.startsWith("Caused by: ")).toList();
+            if (causes.isEmpty()) {
+                return "";
+            }
+            String innermost = causes.getLast().substring("Caused by: ".length());
+            int colon = innermost.indexOf(": ");
+            return ": " + (colon < 0 ? innermost : innermost.substring(colon + 2));
+        } catch (IOException | RuntimeException e) {
+            return "";
+        }
     }
 
     private static List<String> flags(String flags) {

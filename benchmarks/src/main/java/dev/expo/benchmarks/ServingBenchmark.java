@@ -101,6 +101,9 @@ public final class ServingBenchmark {
         @Option(names = "--kv-cache-dtype", description = "the inference service's KV cache: float32 or bfloat16 "
                 + "(default: float32)")
         String kvCacheDtype = "float32";
+        @Option(names = "--device", description = "the inference service's inference.device: cpu, gpu, gpu-fp32 or "
+                + "auto (default: cpu); a GPU needs the build with the CUDA flavour of PyTorch (docs/gpu.md)")
+        String device = "cpu";
         @Option(names = "--max-prefill-positions", description = "the inference service's prompt positions "
                 + "prefilled between two decode steps (default: the service's own, 256)")
         Integer maxPrefillPositions;
@@ -113,6 +116,15 @@ public final class ServingBenchmark {
 
     public static void main(String[] args) throws Exception {
         Options options = BenchOptions.parse(new Options(), args);
+        try {
+            run(options);
+        } catch (ServiceProcesses.Exited e) {
+            System.err.println("expo-bench: " + e.getMessage());
+            System.exit(1);
+        }
+    }
+
+    private static void run(Options options) throws Exception {
         Path work = options.work;
         List<Integer> streamCounts = options.streamCounts;
         int promptLength = options.promptLength;
@@ -127,7 +139,8 @@ public final class ServingBenchmark {
             // Prefix caching off: every round sends the same prompts on both paths (so that their tokens can be
             // compared), which it would otherwise serve from the previous round's caches instead of prefilling them.
             services.start("inference-service", inferencePort, store, inferencePort,
-                    System.getProperty("expo.bench.inference-flags", "") + " -Dinference.kv-cache-dtype="
+                    System.getProperty("expo.bench.inference-flags", "") + " -Dinference.device=" + options.device
+                            + " -Dinference.kv-cache-dtype="
                             + kvCacheDtype + " -Dinference.batching.prefix-cache-entries=0"
                             + (options.maxPrefillPositions == null ? "" : " -Dinference.batching.max-prefill-positions="
                             + options.maxPrefillPositions));
@@ -139,9 +152,10 @@ public final class ServingBenchmark {
                 System.out.printf("Serving benchmark: %d cores, Java %s; inference service and gateway as processes "
                                 + "on loopback (logs in %s)%n", Runtime.getRuntime().availableProcessors(),
                         Runtime.version(), work.resolve("serving-logs"));
-                System.out.printf("Model %s (134M parameters, BF16, CPU decoder, %s KV cache), prompt %d tokens, %d "
-                        + "new tokens (greedy, ignore_eos), max batch 16, prefix caching off, %s prompt positions "
-                        + "prefilled per step%n", MODEL, kvCacheDtype, promptLength, newTokens,
+                System.out.printf("Model %s (134M parameters, BF16, %s), prompt %d tokens, %d new tokens (greedy, "
+                        + "ignore_eos), max batch 16, prefix caching off, %s prompt positions prefilled per step%n",
+                        MODEL, options.device.equals("cpu") ? "CPU decoder, " + kvCacheDtype + " KV cache"
+                                : "inference.device=" + options.device, promptLength, newTokens,
                         options.maxPrefillPositions == null ? "256 (the default)" : options.maxPrefillPositions);
                 InferenceServiceGrpc.newBlockingStub(gateway).loadModel(LoadModelRequest.newBuilder().setModel(MODEL)
                         .build());
