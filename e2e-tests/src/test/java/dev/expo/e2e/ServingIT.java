@@ -490,6 +490,8 @@ class ServingIT {
                         "max_new_tokens"),
                 new Case("token id outside the vocabulary", b -> b.setTokenIds(TokenIds.newBuilder().addIds(1)
                         .addIds(100_000)), Status.Code.INVALID_ARGUMENT, "100000"),
+                new Case("stop token outside the vocabulary", b -> b.setSampling(b.getSampling().toBuilder()
+                        .addStopTokenIds(-1)), Status.Code.INVALID_ARGUMENT, "stop_token_ids"),
                 new Case("empty prompt", b -> b.setTokenIds(TokenIds.getDefaultInstance()),
                         Status.Code.INVALID_ARGUMENT, "token_ids"),
                 new Case("negative temperature", b -> b.setSampling(b.getSampling().toBuilder().setTemperature(-1)),

@@ -199,16 +199,21 @@ public final class InferenceEngine implements AutoCloseable {
         } else {
             ids = prompt.tokenIds().clone();
             for (long id : ids) {
-                if (id < 0 || id >= model.config().vocabSize()) {
-                    throw ExpoException.invalidArgument("token_ids", id, "must be in [0, " + model.config().vocabSize()
-                            + ") for model \"" + ref.model() + "\"");
-                }
+                checkTokenId("token_ids", id, model, ref.model());
             }
         }
         if (ids.length == 0) {
             throw ExpoException.invalidArgument("prompt", "\"\"", "the prompt encodes to no tokens");
         }
         return new Resolved(ref.model(), model, multimodal, tokenizer, eos, ids, image, adapters);
+    }
+
+    /** A token id a request names (in its prompt, or as a stop token): one of the model's logits. */
+    private static void checkTokenId(String field, long id, Decoder model, String name) {
+        if (id < 0 || id >= model.config().vocabSize()) {
+            throw ExpoException.invalidArgument(field, id, "must be in [0, " + model.config().vocabSize()
+                    + ") for model \"" + name + "\"");
+        }
     }
 
     /** The prompt, and the prompt plus {@code extra} new tokens, must fit the model's context. */
@@ -360,6 +365,10 @@ public final class InferenceEngine implements AutoCloseable {
             checkContext(r, 0);
             if (!clampToContext) {
                 checkContext(r, sampling.maxNewTokens());
+            }
+            // One the model can never produce would never stop anything: most likely another model's id.
+            for (int id : sampling.stopTokenIds()) {
+                checkTokenId("stop_token_ids", id, r.model(), ref.model());
             }
             float[][] rows = r.inputs();
             Map<LoraAdapter, Float> adapters = BatchScheduler.adapterMap(r.adapters());

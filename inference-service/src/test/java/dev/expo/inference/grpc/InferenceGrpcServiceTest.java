@@ -170,6 +170,9 @@ class InferenceGrpcServiceTest {
         assertCode(() -> generate(greedy("tiny-llama-sft", List.of(1, 99999), 2).build()),
                 Status.Code.INVALID_ARGUMENT, "token_ids");
         assertCode(() -> generate(greedy("tiny-llama-sft", P0, 2).setSampling(SamplingParams.newBuilder()
+                .addStopTokenIds(384)).build()), Status.Code.INVALID_ARGUMENT,
+                "stop_token_ids = 384: must be in [0, 384) for model \"tiny-llama-sft\"");
+        assertCode(() -> generate(greedy("tiny-llama-sft", P0, 2).setSampling(SamplingParams.newBuilder()
                 .setTopP(1.5f)).build()), Status.Code.INVALID_ARGUMENT, "top_p");
         assertCode(() -> generate(greedy("tiny-llama-sft", P0, 2).setImage(ByteString.copyFromUtf8("png?")).build()),
                 Status.Code.INVALID_ARGUMENT, "images need a multimodal model");
