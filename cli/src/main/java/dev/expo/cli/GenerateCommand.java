@@ -44,7 +44,8 @@ public class GenerateCommand implements Callable<Integer> {
         @Option(names = "--prompt", paramLabel = "TEXT", description = "A text prompt (BOS added by the tokenizer).")
         String text;
 
-        @Option(names = "--prompt-ids", paramLabel = "1,2,3", description = "The prompt as token ids.")
+        @Option(names = {"--prompt-ids", "--ids"}, paramLabel = "1,2,3", description = "The prompt as token ids "
+                + "(--ids, as score calls it, works too).")
         String ids;
 
         @Option(names = "--messages", paramLabel = "FILE", description = "A conversation: a JSON array of "

@@ -32,7 +32,8 @@ public class ScoreCommand implements Callable<Integer> {
     Input input;
 
     static class Input {
-        @Option(names = "--ids", paramLabel = "1,2,3", description = "Token ids.")
+        @Option(names = {"--ids", "--prompt-ids"}, paramLabel = "1,2,3", description = "Token ids (--prompt-ids, "
+                + "as generate calls it, works too).")
         String ids;
 
         @Option(names = "--prompt", paramLabel = "TEXT", description = "Text (encoded with the model's tokenizer).")

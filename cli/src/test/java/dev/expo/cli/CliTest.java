@@ -80,6 +80,17 @@ class CliTest {
     }
 
     @Test
+    void generateAndScoreTakeTokenIdsUnderEitherName() {
+        for (String[] args : new String[][] {{"generate", "--prompt-ids"}, {"generate", "--ids"},
+                {"score", "--ids"}, {"score", "--prompt-ids"}}) {
+            Run run = run(args[0], "--model", "m", args[1], "1,two");
+            assertThat(run.code()).as(String.join(" ", args)).isEqualTo(2);
+            assertThat(run.err()).as(String.join(" ", args)).contains("must be comma-separated token ids")
+                    .doesNotContain("Unknown option");
+        }
+    }
+
+    @Test
     void anEmptyImageFileIsAUsageErrorNotATextOnlyRequest(@TempDir Path dir) throws Exception {
         Path empty = Files.createFile(dir.resolve("empty.png"));
         Run run = run("generate", "--model", "m", "--image", empty.toString(), "--prompt", "hi");
