@@ -52,8 +52,9 @@ public class MicrometerInferenceMetrics implements InferenceMetrics {
      * can sum across instances and turn into any quantile ({@code histogram_quantile}), as vLLM's are used.
      */
     private Timer latency(String name, String description, String model, Duration least, Duration most) {
-        return Timer.builder(name).description(description).tag("model", model).publishPercentiles(0.5, 0.95).publishPercentileHistogram()
-                .minimumExpectedValue(least).maximumExpectedValue(most).register(registry);
+        return Timer.builder(name).description(description).tag("model", model).publishPercentiles(0.5, 0.95)
+                .publishPercentileHistogram().minimumExpectedValue(least).maximumExpectedValue(most)
+                .register(registry);
     }
 
     private Counter tokens(String model) {

@@ -42,8 +42,9 @@ class MicrometerInferenceMetricsTest {
 
         // (Micrometer's own percentile gauges aside: Prometheus shows them as quantiles of their timer.)
         assertThat(registry.getMeters().stream().filter(m -> !m.getId().getName().endsWith(".percentile")))
-                .isNotEmpty().allSatisfy(meter ->
-                assertThat(meter.getId().getDescription()).as(meter.getId().getName()).isNotBlank());
+                .isNotEmpty()
+                .allSatisfy(meter -> assertThat(meter.getId().getDescription()).as(meter.getId().getName())
+                        .isNotBlank());
         assertThat(registry.getMeters().stream().map(Meter::getId).map(Meter.Id::getName).distinct())
                 .contains("expo.inference.time.to.first.token", "expo.inference.inter.token.latency",
                         "expo.inference.generated.tokens", "expo.inference.requests", "expo.inference.batch.running",
