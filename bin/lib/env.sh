@@ -42,3 +42,8 @@ expo_service_jvm_flags() {
     *) echo "" ;;
   esac
 }
+
+# A service's runnable Quarkus fast-jar: each service folder holds its app (and its engine, if it has one).
+expo_service_jar() {
+  echo "$EXPO_ROOT/$1/app/target/quarkus-app/quarkus-run.jar"
+}

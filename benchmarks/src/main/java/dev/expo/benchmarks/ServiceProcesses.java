@@ -27,7 +27,7 @@ final class ServiceProcesses implements AutoCloseable {
 
     /** Starts a service on {@code port}; its inference client (a gateway's) points at {@code inferencePort}. */
     void start(String service, int port, Path store, int inferencePort, String extraFlags) throws IOException {
-        Path jar = root.resolve(service).resolve("target/quarkus-app/quarkus-run.jar");
+        Path jar = root.resolve(service).resolve("app/target/quarkus-app/quarkus-run.jar");
         if (!Files.exists(jar)) {
             throw new IllegalStateException(jar + " is missing: build it (bin/expo-bench serving does)");
         }

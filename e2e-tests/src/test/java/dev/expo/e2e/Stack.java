@@ -60,7 +60,7 @@ public final class Stack implements AutoCloseable {
     }
 
     private Process start(String service) throws IOException {
-        Path jar = root.resolve(service).resolve("target/quarkus-app/quarkus-run.jar");
+        Path jar = root.resolve(service).resolve("app/target/quarkus-app/quarkus-run.jar");
         if (!Files.exists(jar)) {
             throw new IllegalStateException(jar + " is missing: package the services first (./mvnw verify does)");
         }
