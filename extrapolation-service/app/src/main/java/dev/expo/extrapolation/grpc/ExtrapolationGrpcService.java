@@ -13,25 +13,19 @@ import dev.expo.api.v1.PlanResponse;
 import dev.expo.common.ExpoException;
 import dev.expo.extrapolation.engine.ExtrapolationPlan;
 import dev.expo.extrapolation.engine.ExtrapolationProgress;
-import dev.expo.extrapolation.engine.ExtrapolationSpec;
 import dev.expo.extrapolation.engine.Planner;
 import dev.expo.extrapolation.engine.jobs.ExtrapolationJob;
 import dev.expo.extrapolation.engine.jobs.ExtrapolationJobs;
 import dev.expo.extrapolation.engine.jobs.JobListener;
-import dev.expo.service.ClientDisconnects;
-import dev.expo.service.GrpcErrors;
 import dev.expo.service.Pages;
-import dev.expo.service.StopOnce;
+import dev.expo.service.ServerStream;
 import io.quarkus.grpc.GrpcService;
 import io.smallrye.common.annotation.Blocking;
 import io.smallrye.mutiny.Multi;
 import io.smallrye.mutiny.Uni;
-import io.smallrye.mutiny.infrastructure.Infrastructure;
-import io.smallrye.mutiny.subscription.MultiEmitter;
 import jakarta.inject.Inject;
 
 import java.util.List;
-import java.util.concurrent.Executor;
 
 /**
  * expo.v1.ExtrapolationService: maps requests to engine calls and job events to the stream. A client that cancels
@@ -48,63 +42,36 @@ public class ExtrapolationGrpcService implements ExtrapolationService {
 
     @Override
     public Multi<ExtrapolateEvent> extrapolate(ExtrapolateRequest request) {
-        // A client whose connection just closes is not a cancellation to Vert.x's gRPC server: watch for it here, on
-        // the call's event loop (start runs on a worker). After a normal end the job is final and nothing happens.
-        StopOnce stop = new StopOnce();
-        ClientDisconnects.onClose(stop::fire);
-        Executor writes = ClientDisconnects.writesWhileOpen();
-        return Multi.createFrom().<ExtrapolateEvent>emitter(emitter -> start(request, emitter, writes, stop))
-                .runSubscriptionOn(Infrastructure.getDefaultWorkerPool());
+        return ServerStream.open(stream -> start(request, stream));
     }
 
-    /** Starts the job; every event goes through {@code writes} (see ClientDisconnects#writesWhileOpen). */
-    private void start(ExtrapolateRequest request, MultiEmitter<? super ExtrapolateEvent> emitter, Executor writes,
-                       StopOnce stop) {
+    /** Starts the job; its events become the stream's, and a client that leaves cancels it. */
+    private void start(ExtrapolateRequest request, ServerStream<ExtrapolateEvent> stream) {
         JobListener listener = new JobListener() {
             @Override
             public void onProgress(ExtrapolationJob job, ExtrapolationProgress progress) {
-                ExtrapolateEvent event = ExtrapolationProtoMapper.progressEvent(job, progress);
-                writes.execute(() -> emitter.emit(event));
+                stream.emit(ExtrapolationProtoMapper.progressEvent(job, progress));
             }
 
             @Override
             public void onFinished(ExtrapolationJob job) {
                 switch (job.state()) {
-                    case SUCCEEDED -> {
-                        ExtrapolateEvent result = ExtrapolationProtoMapper.resultEvent(job);
-                        writes.execute(() -> {
-                            emitter.emit(result);
-                            emitter.complete();
-                        });
-                    }
-                    case CANCELLED -> {
-                        ExpoException cancelled = new ExpoException(ExpoException.Kind.CANCELLED,
-                                "extrapolation job " + job.id() + " was cancelled; nothing was written");
-                        writes.execute(() -> emitter.fail(cancelled));
-                    }
-                    default -> {
-                        RuntimeException failure = job.failure().kind() == null
-                                ? new IllegalStateException(job.failure().message())
-                                : new ExpoException(job.failure().kind(), job.failure().message());
-                        writes.execute(() -> emitter.fail(failure));
-                    }
+                    case SUCCEEDED -> stream.complete(ExtrapolationProtoMapper.resultEvent(job));
+                    case CANCELLED -> stream.fail(new ExpoException(ExpoException.Kind.CANCELLED,
+                            "extrapolation job " + job.id() + " was cancelled; nothing was written"));
+                    default -> stream.fail(job.failure().kind() == null
+                            ? new IllegalStateException(job.failure().message())
+                            : new ExpoException(job.failure().kind(), job.failure().message()));
                 }
             }
         };
-        emitter.onTermination(stop::fire);
-        try {
-            ExtrapolationSpec spec = ExtrapolationProtoMapper.toSpec(request.getSpec());
-            ExtrapolationJob job = jobs.submit(spec, request.getOutputModel(), request.getOverwrite(),
-                    request.getMaxShardBytes(), request, listener);
-            stop.attach(() -> {
-                job.unfollow(listener);
-                if (!job.state().isFinal()) {
-                    jobs.cancel(job.id());
-                }
-            });
-        } catch (RuntimeException e) {
-            writes.execute(() -> emitter.fail(GrpcErrors.toStatusException(e)));
-        }
+        ExtrapolationJob job = jobs.submit(ExtrapolationProtoMapper.toRequest(request), listener);
+        stream.onStop(() -> {
+            job.unfollow(listener);
+            if (!job.state().isFinal()) {
+                jobs.cancel(job.id());
+            }
+        });
     }
 
     @Override

@@ -6,6 +6,9 @@ import dev.expo.api.v1.ExtrapolateRequest;
 import dev.expo.api.v1.ExtrapolationPhase;
 import dev.expo.api.v1.JobError;
 import dev.expo.api.v1.JobState;
+import dev.expo.api.v1.LayerGroups;
+import dev.expo.api.v1.LinearRamp;
+import dev.expo.api.v1.PerLayerAlphas;
 import dev.expo.api.v1.NonFiniteTensor;
 import dev.expo.api.v1.PlanResponse;
 import dev.expo.api.v1.TensorAlpha;
@@ -16,6 +19,7 @@ import dev.expo.extrapolation.engine.ExtrapolationResult;
 import dev.expo.extrapolation.engine.ExtrapolationSpec;
 import dev.expo.extrapolation.engine.PlannedTensor;
 import dev.expo.extrapolation.engine.jobs.ExtrapolationJob;
+import dev.expo.extrapolation.engine.jobs.ExtrapolationRequest;
 import dev.expo.extrapolation.engine.schedule.AlphaSchedule;
 import dev.expo.extrapolation.engine.schedule.LayerSchedule;
 import dev.expo.extrapolation.engine.schedule.ScheduleYaml;
@@ -65,6 +69,53 @@ final class ExtrapolationProtoMapper {
             });
         }
         return new AlphaSchedule(layers, schedule.hasNonlayerAlpha() ? schedule.getNonlayerAlpha() : null, rules);
+    }
+
+    static ExtrapolationRequest toRequest(ExtrapolateRequest request) {
+        return new ExtrapolationRequest(toSpec(request.getSpec()), request.getOutputModel(), request.getOverwrite(),
+                request.getMaxShardBytes());
+    }
+
+    /** The job's order as the engine holds it; a schedule given as YAML comes back in its structured form. */
+    static ExtrapolateRequest toProto(ExtrapolationRequest request) {
+        return ExtrapolateRequest.newBuilder()
+                .setSpec(toProto(request.spec()))
+                .setOutputModel(request.outputModel())
+                .setOverwrite(request.overwrite())
+                .setMaxShardBytes(request.maxShardBytes())
+                .build();
+    }
+
+    static dev.expo.api.v1.ExtrapolationSpec toProto(ExtrapolationSpec spec) {
+        return dev.expo.api.v1.ExtrapolationSpec.newBuilder()
+                .setBaseModel(spec.baseModel())
+                .setAlignedModel(spec.alignedModel())
+                .setSchedule(toProto(spec.schedule()))
+                .setOutputDtype(DtypeMapper.toProto(spec.outputDtype()))
+                .build();
+    }
+
+    static dev.expo.api.v1.AlphaSchedule toProto(AlphaSchedule schedule) {
+        dev.expo.api.v1.AlphaSchedule.Builder out = dev.expo.api.v1.AlphaSchedule.newBuilder();
+        switch (schedule.layers()) {
+            case LayerSchedule.Uniform uniform -> out.setAlpha(uniform.alpha());
+            case LayerSchedule.LayerGroups groups ->
+                    out.setLayerGroups(LayerGroups.newBuilder().addAllAlphas(groups.alphas()));
+            case LayerSchedule.PerLayer perLayer ->
+                    out.setPerLayer(PerLayerAlphas.newBuilder().addAllAlphas(perLayer.alphas()));
+            case LayerSchedule.LinearRamp ramp ->
+                    out.setLinearRamp(LinearRamp.newBuilder().setFirst(ramp.first()).setLast(ramp.last()));
+            case null -> {
+            }
+        }
+        if (schedule.nonlayerAlpha() != null) {
+            out.setNonlayerAlpha(schedule.nonlayerAlpha());
+        }
+        for (TensorRule rule : schedule.rules()) {
+            dev.expo.api.v1.TensorRule.Builder wire = dev.expo.api.v1.TensorRule.newBuilder().setAlpha(rule.alpha());
+            out.addRules(rule.regex() ? wire.setRegex(rule.pattern()) : wire.setGlob(rule.pattern()));
+        }
+        return out.build();
     }
 
     static PlanResponse toProto(ExtrapolationPlan plan) {
@@ -145,9 +196,7 @@ final class ExtrapolationProtoMapper {
                 })
                 .setProgress(toProto(job.progress()))
                 .setCreateTime(toProto(job.createTime()));
-        if (job.request() instanceof ExtrapolateRequest request) {
-            out.setRequest(request);
-        }
+        out.setRequest(toProto(job.request()));
         if (job.result() != null) {
             out.setResult(toProto(job.result()));
         }

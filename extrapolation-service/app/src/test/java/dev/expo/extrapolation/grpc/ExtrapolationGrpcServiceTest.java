@@ -58,8 +58,9 @@ class ExtrapolationGrpcServiceTest {
 
     @Test
     void extrapolateStreamsProgressThenTheResultAndWritesTheGoldenModel() throws Exception {
-        List<ExtrapolateEvent> events = extrapolate(ExtrapolateRequest.newBuilder()
-                .setSpec(uniform("sft", "dpo", 12)).setOutputModel("expo-uniform").build());
+        ExtrapolateRequest request = ExtrapolateRequest.newBuilder()
+                .setSpec(uniform("sft", "dpo", 12)).setOutputModel("expo-uniform").build();
+        List<ExtrapolateEvent> events = extrapolate(request);
         assertThat(events.getFirst().getProgress().getPhase()).isEqualTo(ExtrapolationPhase.EXTRAPOLATION_PHASE_QUEUED);
         assertThat(events.getLast().hasResult()).isTrue();
         assertThat(events).extracting(ExtrapolateEvent::getJobId).containsOnly(events.getFirst().getJobId());
@@ -73,7 +74,7 @@ class ExtrapolationGrpcServiceTest {
         ExtrapolationJob job = client.getJob(GetExtrapolationJobRequest.newBuilder()
                 .setJobId(events.getLast().getJobId()).build());
         assertThat(job.getState()).isEqualTo(JobState.JOB_STATE_SUCCEEDED);
-        assertThat(job.getRequest().getOutputModel()).isEqualTo("expo-uniform");
+        assertThat(job.getRequest()).isEqualTo(request);
         assertThat(job.hasEndTime()).isTrue();
         ListExtrapolationJobsResponse succeeded = client.listJobs(ListExtrapolationJobsRequest.newBuilder()
                 .setState(JobState.JOB_STATE_SUCCEEDED).build());
@@ -85,8 +86,13 @@ class ExtrapolationGrpcServiceTest {
 
     @Test
     void layerwiseFromYamlMatchesTheGolden() throws Exception {
-        extrapolate(ExtrapolateRequest.newBuilder().setOutputModel("expo-layerwise")
+        List<ExtrapolateEvent> events = extrapolate(ExtrapolateRequest.newBuilder().setOutputModel("expo-layerwise")
                 .setSpec(spec("sft", "dpo-sharded").setScheduleYaml("layer_groups: [5, 10, 15]\n")).build());
+        // The job reports the schedule the YAML parsed to.
+        ExtrapolationJob job = client.getJob(GetExtrapolationJobRequest.newBuilder()
+                .setJobId(events.getLast().getJobId()).build());
+        assertThat(job.getRequest().getSpec().getSchedule().getLayerGroups().getAlphasList())
+                .containsExactly(5.0, 10.0, 15.0);
         try (var out = dev.expo.checkpoint.Checkpoint.open(TestStoreResource.root.resolve("expo-layerwise"));
              var golden = dev.expo.checkpoint.Checkpoint.open(TestStore.fixture("tiny-llama-expo/layerwise"))) {
             assertThat(out.isSharded()).isTrue();

@@ -1,6 +1,7 @@
 package dev.expo.extrapolation.engine;
 
 import dev.expo.checkpoint.DType;
+import dev.expo.common.ExpoException;
 import dev.expo.common.store.ModelStore;
 import dev.expo.extrapolation.engine.schedule.AlphaSchedule;
 
@@ -18,7 +19,7 @@ public record ExtrapolationSpec(String baseModel, String alignedModel, AlphaSche
         ModelStore.checkName("aligned_model", alignedModel);
         Objects.requireNonNull(schedule, "schedule");
         if (outputDtype != null && !outputDtype.isFloatingPoint16or32()) {
-            throw dev.expo.common.ExpoException.invalidArgument("output_dtype", outputDtype,
+            throw ExpoException.invalidArgument("output_dtype", outputDtype,
                     "must be BF16, F16 or F32");
         }
     }

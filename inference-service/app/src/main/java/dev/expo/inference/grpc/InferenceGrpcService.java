@@ -19,20 +19,15 @@ import dev.expo.inference.config.InferenceConfig;
 import dev.expo.inference.engine.GenerationListener;
 import dev.expo.inference.engine.InferenceEngine;
 import dev.expo.inference.engine.Outputs;
-import dev.expo.service.ClientDisconnects;
-import dev.expo.service.GrpcErrors;
 import dev.expo.service.Pages;
-import dev.expo.service.StopOnce;
+import dev.expo.service.ServerStream;
 import io.quarkus.grpc.GrpcService;
 import io.smallrye.common.annotation.Blocking;
 import io.smallrye.mutiny.Multi;
 import io.smallrye.mutiny.Uni;
-import io.smallrye.mutiny.infrastructure.Infrastructure;
-import io.smallrye.mutiny.subscription.MultiEmitter;
 import jakarta.inject.Inject;
 
 import java.util.List;
-import java.util.concurrent.Executor;
 
 /** expo.v1.InferenceService: maps requests, calls the engine, maps answers. */
 @GrpcService
@@ -46,49 +41,33 @@ public class InferenceGrpcService implements InferenceService {
 
     @Override
     public Multi<GenerateResponse> generate(GenerateRequest request) {
-        // Registered here, on the call's event loop where its request context is current; start runs on a worker.
-        StopOnce stop = new StopOnce();
-        ClientDisconnects.onClose(stop::fire);
-        Executor writes = ClientDisconnects.writesWhileOpen();
-        return Multi.createFrom().<GenerateResponse>emitter(emitter -> start(request, emitter, writes, stop))
-                .runSubscriptionOn(Infrastructure.getDefaultWorkerPool());
+        return ServerStream.open(stream -> start(request, stream));
     }
 
-    /** Starts the generation; every response goes through {@code writes} (see ClientDisconnects#writesWhileOpen). */
-    private void start(GenerateRequest request, MultiEmitter<? super GenerateResponse> emitter, Executor writes,
-                       StopOnce stop) {
-        emitter.onTermination(stop::fire);
-        try {
-            var model = InferenceProtoMapper.modelRef(request);
-            InferenceEngine.GenerationHandle handle = engine.generate(model, InferenceProtoMapper.prompt(request),
-                    InferenceProtoMapper.sampling(request, config.samplingDefaults(), engine.generationDefaults(model)),
-                    !request.getSampling().hasMaxNewTokens(), new GenerationListener() {
-                        @Override
-                        public void onDelta(String text, int[] tokenIds, List<Outputs.GeneratedLogprobs> logprobs) {
-                            if (!text.isEmpty() || tokenIds.length > 0) {
-                                GenerateResponse delta = InferenceProtoMapper.delta(text, tokenIds, logprobs);
-                                writes.execute(() -> emitter.emit(delta));
-                            }
+    /** Starts the generation; its deltas become the stream's, and a client that leaves cancels it. */
+    private void start(GenerateRequest request, ServerStream<GenerateResponse> stream) {
+        var model = InferenceProtoMapper.modelRef(request);
+        InferenceEngine.GenerationHandle handle = engine.generate(model, InferenceProtoMapper.prompt(request),
+                InferenceProtoMapper.sampling(request, config.samplingDefaults(), engine.generationDefaults(model)),
+                !request.getSampling().hasMaxNewTokens(), new GenerationListener() {
+                    @Override
+                    public void onDelta(String text, int[] tokenIds, List<Outputs.GeneratedLogprobs> logprobs) {
+                        if (!text.isEmpty() || tokenIds.length > 0) {
+                            stream.emit(InferenceProtoMapper.delta(text, tokenIds, logprobs));
                         }
+                    }
 
-                        @Override
-                        public void onFinished(Outputs.FinishReason reason, Outputs.Usage usage) {
-                            GenerateResponse finished = InferenceProtoMapper.finished(reason, usage);
-                            writes.execute(() -> {
-                                emitter.emit(finished);
-                                emitter.complete();
-                            });
-                        }
+                    @Override
+                    public void onFinished(Outputs.FinishReason reason, Outputs.Usage usage) {
+                        stream.complete(InferenceProtoMapper.finished(reason, usage));
+                    }
 
-                        @Override
-                        public void onError(RuntimeException failure) {
-                            writes.execute(() -> emitter.fail(GrpcErrors.toStatusException(failure)));
-                        }
-                    });
-            stop.attach(handle::cancel);   // cancelling a finished generation is a no-op
-        } catch (RuntimeException e) {
-            writes.execute(() -> emitter.fail(GrpcErrors.toStatusException(e)));
-        }
+                    @Override
+                    public void onError(RuntimeException failure) {
+                        stream.fail(failure);
+                    }
+                });
+        stream.onStop(handle::cancel);   // cancelling a finished generation is a no-op
     }
 
     @Override

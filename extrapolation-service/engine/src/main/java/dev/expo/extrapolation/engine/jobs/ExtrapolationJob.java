@@ -20,9 +20,7 @@ public final class ExtrapolationJob {
     }
 
     private final String id;
-    private final ExtrapolationSpec spec;
-    private final String outputModel;
-    private final Object request;
+    private final ExtrapolationRequest request;
     private final Instant createTime = Instant.now();
     private final List<JobListener> listeners = new CopyOnWriteArrayList<>();
     private volatile boolean cancelRequested;
@@ -33,10 +31,8 @@ public final class ExtrapolationJob {
     private Instant startTime;
     private Instant endTime;
 
-    ExtrapolationJob(String id, ExtrapolationSpec spec, String outputModel, Object request) {
+    ExtrapolationJob(String id, ExtrapolationRequest request) {
         this.id = id;
-        this.spec = spec;
-        this.outputModel = outputModel;
         this.request = request;
     }
 
@@ -44,17 +40,16 @@ public final class ExtrapolationJob {
         return id;
     }
 
+    public ExtrapolationRequest request() {
+        return request;
+    }
+
     public ExtrapolationSpec spec() {
-        return spec;
+        return request.spec();
     }
 
     public String outputModel() {
-        return outputModel;
-    }
-
-    /** The caller's original request, kept as given (the engine never reads it). */
-    public Object request() {
-        return request;
+        return request.outputModel();
     }
 
     public Instant createTime() {

@@ -2,8 +2,8 @@ package dev.expo.extrapolation.engine.jobs;
 
 import dev.expo.common.ExpoException;
 import dev.expo.extrapolation.engine.ExtrapolationPlan;
+import dev.expo.extrapolation.engine.ExtrapolationProgress;
 import dev.expo.extrapolation.engine.ExtrapolationResult;
-import dev.expo.extrapolation.engine.ExtrapolationSpec;
 import dev.expo.extrapolation.engine.Extrapolator;
 import dev.expo.extrapolation.engine.Planner;
 
@@ -58,15 +58,11 @@ public final class ExtrapolationJobs implements AutoCloseable {
         });
     }
 
-    /**
-     * Checks and queues a job. The follower, if any, is attached before the job can start, so it sees every event.
-     *
-     * @param request the caller's request, kept with the job as given
-     */
-    public ExtrapolationJob submit(ExtrapolationSpec spec, String outputModel, boolean overwrite, long maxShardBytes,
-                                   Object request, JobListener follower) {
-        extrapolator.checkOutput(spec, outputModel, overwrite);
-        ExtrapolationPlan plan = planner.plan(spec, maxShardBytes);
+    /** Checks and queues a job. The follower, if any, is attached before the job can start, so it sees every event. */
+    public ExtrapolationJob submit(ExtrapolationRequest request, JobListener follower) {
+        String outputModel = request.outputModel();
+        extrapolator.checkOutput(request.spec(), outputModel, request.overwrite());
+        ExtrapolationPlan plan = planner.plan(request.spec(), request.maxShardBytes());
         ExtrapolationJob job;
         synchronized (this) {
             int active = active();
@@ -83,15 +79,14 @@ public final class ExtrapolationJobs implements AutoCloseable {
                             + outputModel + "\"");
                 }
             }
-            job = new ExtrapolationJob(UUID.randomUUID().toString(), spec, outputModel, request);
+            job = new ExtrapolationJob(UUID.randomUUID().toString(), request);
             if (follower != null) {
                 job.follow(follower);
             }
-            job.progressed(dev.expo.extrapolation.engine.ExtrapolationProgress.of(
-                    dev.expo.extrapolation.engine.ExtrapolationProgress.Phase.QUEUED));
+            job.progressed(ExtrapolationProgress.of(ExtrapolationProgress.Phase.QUEUED));
             jobs.put(job.id(), job);
             plans.put(job.id(), plan);
-            futures.put(job.id(), runner.submit(() -> run(job, plan, overwrite)));
+            futures.put(job.id(), runner.submit(() -> run(job, plan, request.overwrite())));
             trim();
         }
         return job;
