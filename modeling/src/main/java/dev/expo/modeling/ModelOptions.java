@@ -5,6 +5,9 @@ import ai.djl.engine.Engine;
 import ai.djl.ndarray.types.DataType;
 import dev.expo.checkpoint.DType;
 import dev.expo.checkpoint.Dtypes;
+import dev.expo.modeling.cpu.MatrixKernels;
+
+import java.util.Objects;
 
 /**
  * Where a model runs and in which precision: FP32 on CPU; FP16 (or FP32) on a GPU when DJL sees one. Checkpoint
@@ -14,14 +17,17 @@ import dev.expo.checkpoint.Dtypes;
  * <p>{@code kvCacheDtype}: what the CPU decoder's KV cache holds, F32 (the computed values; the default) or BF16
  * (half the memory and half the attention reads per step, values rounded once when stored). On a GPU the cache is in
  * the compute type.
+ *
+ * <p>{@code cpuKernels}: what runs the CPU decoder's matrix products (default: the compiled kernels when they loaded).
  */
-public record ModelOptions(Device device, DataType computeType, DType kvCacheDtype) {
+public record ModelOptions(Device device, DataType computeType, DType kvCacheDtype, MatrixKernels cpuKernels) {
 
     public ModelOptions(Device device, DataType computeType) {
-        this(device, computeType, DType.F32);
+        this(device, computeType, DType.F32, MatrixKernels.best());
     }
 
     public ModelOptions {
+        Objects.requireNonNull(cpuKernels, "cpuKernels");
         if (kvCacheDtype != DType.F32 && kvCacheDtype != DType.BF16) {
             throw new IllegalArgumentException("the KV cache holds float32 or bfloat16, not " + kvCacheDtype);
         }
@@ -43,7 +49,12 @@ public record ModelOptions(Device device, DataType computeType, DType kvCacheDty
         if (parsed != DType.F32 && parsed != DType.BF16) {
             throw new IllegalArgumentException("kv-cache-dtype must be float32 or bfloat16, not " + dtype);
         }
-        return new ModelOptions(device, computeType, parsed);
+        return new ModelOptions(device, computeType, parsed, cpuKernels);
+    }
+
+    /** The same, with the CPU decoder's matrix products run by {@code kernels}. */
+    public ModelOptions withCpuKernels(MatrixKernels kernels) {
+        return new ModelOptions(device, computeType, kvCacheDtype, kernels);
     }
 
     public static ModelOptions cpu() {

@@ -6,31 +6,47 @@ import dev.expo.checkpoint.HfConfig;
 import dev.expo.checkpoint.Tensor;
 import dev.expo.checkpoint.TensorInfo;
 import dev.expo.common.ExpoException;
+import dev.expo.modeling.Decoder;
 import dev.expo.modeling.llama.LlamaConfig;
 import dev.expo.modeling.llama.RopeScaling;
+import dev.expo.modeling.lora.LoraAdapter;
+import dev.expo.modeling.lora.LoraApplication;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.SegmentAllocator;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Collections;
+import java.util.IdentityHashMap;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
+import java.util.stream.IntStream;
 
 /**
  * The LLaMA / Mistral decoder for generation on the CPU, in Java: the same computation as
  * {@link dev.expo.modeling.llama.LlamaModel} (which it is tested against, with transformers' goldens), with the
- * matrix products done by {@link Kernels} straight from BF16 weights. Per generated token the work is a few
+ * matrix products done by {@link MatrixKernels} straight from BF16 weights. Per generated token the work is a few
  * matrix-vector products per layer, where a call into PyTorch per small operation would cost more than the
  * arithmetic; streaming BF16 weights moves half the bytes of FP32.
  *
  * <p>Rows are positions: a forward call takes any mix of rows from any cache slots (a prompt's positions, or one
  * new token from each of several sequences), each at its slot's next position.
  */
-public final class CpuDecoder implements dev.expo.modeling.Decoder {
+public final class CpuDecoder implements Decoder {
 
-    /** One layer: q/k/v and gate/up stacked as in the checkpoint's row order. */
-    private record Layer(float[] inputLayernorm, Matrix qkvProj, Matrix oProj, float[] postAttentionLayernorm,
-                         Matrix gateUpProj, Matrix downProj) {
+    /**
+     * One decoder layer's weights, matrices as [out rows, in columns] like the checkpoint's; q/k/v and gate/up are
+     * stacked in the checkpoint's row order so that one product computes each group.
+     */
+    private record Layer(
+            float[] inputLayernorm,          // [hidden]
+            Matrix qkvProj,                  // [(heads + 2 * kvHeads) * headDim, hidden]: q_proj; k_proj; v_proj
+            Matrix oProj,                    // [hidden, heads * headDim]
+            float[] postAttentionLayernorm,  // [hidden]
+            Matrix gateUpProj,               // [2 * intermediate, hidden]: gate_proj; up_proj
+            Matrix downProj) {               // [hidden, intermediate]
     }
 
     private final LlamaConfig config;
@@ -42,16 +58,21 @@ public final class CpuDecoder implements dev.expo.modeling.Decoder {
     private final float[] ropeCos;   // [maxPositions][headDim / 2]
     private final float[] ropeSin;
     private final DType kvCacheDtype;
+    private final MatrixKernels kernels;
 
-    private CpuDecoder(LlamaConfig config, Arena arena, Matrix embedTokens, List<Layer> layers, float[] norm,
-                       Matrix lmHead, DType kvCacheDtype) {
+    /** The weights of one checkpoint as the forward pass reads them. */
+    private record Weights(Matrix embedTokens, List<Layer> layers, float[] norm, Matrix lmHead) {
+    }
+
+    private CpuDecoder(LlamaConfig config, Arena arena, Weights weights, DType kvCacheDtype, MatrixKernels kernels) {
         this.config = config;
         this.arena = arena;
-        this.embedTokens = embedTokens;
-        this.layers = layers;
-        this.norm = norm;
-        this.lmHead = lmHead;
+        this.embedTokens = weights.embedTokens();
+        this.layers = weights.layers();
+        this.norm = weights.norm();
+        this.lmHead = weights.lmHead();
         this.kvCacheDtype = kvCacheDtype;
+        this.kernels = kernels.requireAvailable();
         int half = config.headDim() / 2;
         this.ropeCos = new float[config.maxPositions() * half];
         this.ropeSin = new float[config.maxPositions() * half];
@@ -68,14 +89,20 @@ public final class CpuDecoder implements dev.expo.modeling.Decoder {
         }
     }
 
-    /** Loads a checkpoint folder, with a float32 KV cache. */
+    /** Loads a checkpoint folder, with a float32 KV cache and the best kernels this process has. */
     public static CpuDecoder load(Path dir) {
         return load(dir, DType.F32);
     }
 
     /** Loads a checkpoint folder; the caches it makes hold keys and values in {@code kvCacheDtype} (F32 or BF16). */
     public static CpuDecoder load(Path dir, DType kvCacheDtype) {
+        return load(dir, kvCacheDtype, MatrixKernels.best());
+    }
+
+    /** Loads a checkpoint folder, its matrix products run by {@code kernels}. */
+    public static CpuDecoder load(Path dir, DType kvCacheDtype, MatrixKernels kernels) {
         CpuKvCache.supported(kvCacheDtype);   // refused at load, not at the first request
+        kernels.requireAvailable();
         LlamaConfig config = LlamaConfig.from(HfConfig.read(dir));
         if (config.headDim() % 2 != 0) {
             // Rotary embeddings rotate the two halves of each head (as transformers' rotate_half does).
@@ -83,52 +110,55 @@ public final class CpuDecoder implements dev.expo.modeling.Decoder {
                     + "need an even head size");
         }
         Arena arena = Arena.ofShared();
-        try (Checkpoint weights = Checkpoint.open(dir)) {
-            config.requireWeights(weights);
-            // Every matrix, as stacked for the kernels; one block of (huge-page) memory holds them all.
-            List<String[]> matrices = new ArrayList<>();
-            matrices.add(new String[] {"model.embed_tokens.weight"});
-            for (int i = 0; i < config.numLayers(); i++) {
-                String p = "model.layers." + i + ".";
-                matrices.add(new String[] {p + "self_attn.q_proj.weight", p + "self_attn.k_proj.weight",
-                    p + "self_attn.v_proj.weight"});
-                matrices.add(new String[] {p + "self_attn.o_proj.weight"});
-                matrices.add(new String[] {p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"});
-                matrices.add(new String[] {p + "mlp.down_proj.weight"});
-            }
-            if (weights.contains("lm_head.weight")) {
-                matrices.add(new String[] {"lm_head.weight"});
-            }
-            long bytes = 0;
-            for (String[] names : matrices) {
-                for (String name : names) {
-                    Tensor t = tensor(weights, name);
-                    bytes += TensorInfo.elementCount(t.shape()) * (t.dtype() == DType.BF16 ? 2 : 4);
-                }
-                bytes += 64;   // alignment
-            }
-            SegmentAllocator memory = SegmentAllocator.slicingAllocator(HugePages.allocate(arena, bytes));
-            List<Matrix> stacked = new ArrayList<>();
-            for (String[] names : matrices) {
-                stacked.add(Matrix.stack(memory, Arrays.stream(names).map(n -> tensor(weights, n))
-                        .toArray(Tensor[]::new)));
-            }
-            Matrix embed = stacked.get(0);
-            List<Layer> layers = new ArrayList<>();
-            for (int i = 0; i < config.numLayers(); i++) {
-                String p = "model.layers." + i + ".";
-                layers.add(new Layer(tensor(weights, p + "input_layernorm.weight").toFloats(),
-                        stacked.get(1 + 4 * i), stacked.get(2 + 4 * i),
-                        tensor(weights, p + "post_attention_layernorm.weight").toFloats(),
-                        stacked.get(3 + 4 * i), stacked.get(4 + 4 * i)));
-            }
-            float[] norm = tensor(weights, "model.norm.weight").toFloats();
-            Matrix head = weights.contains("lm_head.weight") ? stacked.getLast() : embed;   // else tied
-            return new CpuDecoder(config, arena, embed, layers, norm, head, kvCacheDtype);
+        try (Checkpoint checkpoint = Checkpoint.open(dir)) {
+            config.requireWeights(checkpoint);
+            return new CpuDecoder(config, arena, readWeights(checkpoint, config, arena), kvCacheDtype, kernels);
         } catch (RuntimeException e) {
             arena.close();
             throw e;
         }
+    }
+
+    /** Every matrix copied into one block of (huge-page) memory, stacked as the layers use them; norms as floats. */
+    private static Weights readWeights(Checkpoint checkpoint, LlamaConfig config, Arena arena) {
+        // Each matrix the forward pass reads, by name, and the checkpoint tensors stacked (by rows) to make it.
+        Map<String, String[]> matrices = new LinkedHashMap<>();
+        matrices.put("embed_tokens", new String[] {"model.embed_tokens.weight"});
+        for (int i = 0; i < config.numLayers(); i++) {
+            String p = "model.layers." + i + ".";
+            matrices.put(p + "qkv_proj", new String[] {p + "self_attn.q_proj.weight", p + "self_attn.k_proj.weight",
+                p + "self_attn.v_proj.weight"});
+            matrices.put(p + "o_proj", new String[] {p + "self_attn.o_proj.weight"});
+            matrices.put(p + "gate_up_proj", new String[] {p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"});
+            matrices.put(p + "down_proj", new String[] {p + "mlp.down_proj.weight"});
+        }
+        boolean tied = !checkpoint.contains("lm_head.weight");
+        if (!tied) {
+            matrices.put("lm_head", new String[] {"lm_head.weight"});
+        }
+        long bytes = 0;
+        for (String[] names : matrices.values()) {
+            for (String name : names) {
+                Tensor t = tensor(checkpoint, name);
+                bytes += TensorInfo.elementCount(t.shape()) * (t.dtype() == DType.BF16 ? 2 : 4);
+            }
+            bytes += 64;   // alignment
+        }
+        SegmentAllocator memory = SegmentAllocator.slicingAllocator(HugePages.allocate(arena, bytes));
+        Map<String, Matrix> stacked = new LinkedHashMap<>();
+        matrices.forEach((matrix, names) -> stacked.put(matrix, Matrix.stack(memory,
+                Arrays.stream(names).map(n -> tensor(checkpoint, n)).toArray(Tensor[]::new))));
+        List<Layer> layers = new ArrayList<>();
+        for (int i = 0; i < config.numLayers(); i++) {
+            String p = "model.layers." + i + ".";
+            layers.add(new Layer(tensor(checkpoint, p + "input_layernorm.weight").toFloats(),
+                    stacked.get(p + "qkv_proj"), stacked.get(p + "o_proj"),
+                    tensor(checkpoint, p + "post_attention_layernorm.weight").toFloats(),
+                    stacked.get(p + "gate_up_proj"), stacked.get(p + "down_proj")));
+        }
+        Matrix embed = stacked.get("embed_tokens");
+        return new Weights(embed, layers, tensor(checkpoint, "model.norm.weight").toFloats(),
+                tied ? embed : stacked.get("lm_head"));
     }
 
     private static Tensor tensor(Checkpoint weights, String name) {
@@ -140,6 +170,11 @@ public final class CpuDecoder implements dev.expo.modeling.Decoder {
 
     public LlamaConfig config() {
         return config;
+    }
+
+    /** What runs this decoder's matrix products. */
+    public MatrixKernels kernels() {
+        return kernels;
     }
 
     @Override
@@ -195,7 +230,7 @@ public final class CpuDecoder implements dev.expo.modeling.Decoder {
         int[] blocks = queryBlocks(slots, positions);
         int blockCount = blocks.length / 2;
         // The largest block's rows: one for a decode step, whose scores then take one row, not a block's.
-        int blockRows = java.util.stream.IntStream.range(0, blockCount).map(b -> blocks[2 * b + 1]).max().orElse(1);
+        int blockRows = IntStream.range(0, blockCount).map(b -> blocks[2 * b + 1]).max().orElse(1);
         for (int s = 0; s < added.length; s++) {
             if (added[s] > 0) {
                 cache.reserve(s, cache.length(s) + added[s]);
@@ -218,14 +253,14 @@ public final class CpuDecoder implements dev.expo.modeling.Decoder {
             for (int r = 0; r < rows; r++) {
                 rmsNorm(x[r], layer.inputLayernorm(), h[r]);
             }
-            Kernels.matmul(layer.qkvProj(), h, qkv, rows);
+            kernels.matmul(layer.qkvProj(), h, qkv, rows);
             CpuLora.apply(lora, prefix + "self_attn.q_proj", h, qkv, 0, rows);
             CpuLora.apply(lora, prefix + "self_attn.k_proj", h, qkv, qSize, rows);
             CpuLora.apply(lora, prefix + "self_attn.v_proj", h, qkv, qSize + kvSize, rows);
             int layerIndex = i;
             // Rotary embeddings and the cache first (a prompt's rows attend to each other's keys), then attention
             // for every (row, head); both spread over the cores like the matrix products.
-            Kernels.parallelFor(rows, 4, (from, to) -> {
+            Kernels.parallelFor(rows, ROPE_GRAIN, (from, to) -> {
                 for (int r = from; r < to; r++) {
                     rope(qkv[r], 0, heads, positions[r]);
                     rope(qkv[r], qSize, kvHeads, positions[r]);
@@ -235,7 +270,7 @@ public final class CpuDecoder implements dev.expo.modeling.Decoder {
                     }
                 }
             });
-            Kernels.parallelFor(blockCount * heads, Math.max(1, 512 / span * blockCount / rows), (from, to) -> {
+            Kernels.parallelFor(blockCount * heads, attentionGrain(span, blockCount, rows), (from, to) -> {
                 float[][] scores = new float[blockRows][span];
                 for (int t = from; t < to; t++) {
                     int block = t / heads;
@@ -243,7 +278,7 @@ public final class CpuDecoder implements dev.expo.modeling.Decoder {
                             t % heads, attention, scores);
                 }
             });
-            Kernels.matmul(layer.oProj(), attention, projected, rows);
+            kernels.matmul(layer.oProj(), attention, projected, rows);
             CpuLora.apply(lora, prefix + "self_attn.o_proj", attention, projected, 0, rows);
             for (int r = 0; r < rows; r++) {
                 add(x[r], projected[r]);
@@ -252,18 +287,11 @@ public final class CpuDecoder implements dev.expo.modeling.Decoder {
             for (int r = 0; r < rows; r++) {
                 rmsNorm(x[r], layer.postAttentionLayernorm(), h[r]);
             }
-            Kernels.matmul(layer.gateUpProj(), h, gateUp, rows);
+            kernels.matmul(layer.gateUpProj(), h, gateUp, rows);
             CpuLora.apply(lora, prefix + "mlp.gate_proj", h, gateUp, 0, rows);
             CpuLora.apply(lora, prefix + "mlp.up_proj", h, gateUp, inter, rows);
-            int chunks = Math.max(1, inter / 512);
-            Kernels.parallelFor(rows * chunks, 2, (from, to) -> {
-                for (int t = from; t < to; t++) {
-                    int r = t / chunks;
-                    int end = t % chunks == chunks - 1 ? inter : (t % chunks + 1) * (inter / chunks);
-                    Kernels.siluGate(gateUp[r], inter, act[r], t % chunks * (inter / chunks), end);
-                }
-            });
-            Kernels.matmul(layer.downProj(), act, projected, rows);
+            siluGate(gateUp, inter, act, rows);
+            kernels.matmul(layer.downProj(), act, projected, rows);
             CpuLora.apply(lora, prefix + "mlp.down_proj", act, projected, 0, rows);
             for (int r = 0; r < rows; r++) {
                 add(x[r], projected[r]);
@@ -279,15 +307,42 @@ public final class CpuDecoder implements dev.expo.modeling.Decoder {
         return out;
     }
 
+    // How the passes between the matrix products are split across the cores (the products split themselves, in
+    // Kernels). Pieces big enough that handing one to a thread costs little beside it, small enough to even out.
+    /** Rows per piece of the rotary-embedding and cache-store pass. */
+    private static final int ROPE_GRAIN = 4;
+    /** The SwiGLU gate runs over pieces of a row of about this many values, at least this many pieces a thread. */
+    private static final int GATE_CHUNK = 512;
+    private static final int GATE_GRAIN = 2;
+
+    /**
+     * (query block, head) tasks per piece of the attention pass: about 512 rows-times-positions of work each, so a
+     * decode step's short attentions go many to a piece and a long prompt's one or a few.
+     */
+    private static int attentionGrain(int span, int blockCount, int rows) {
+        return Math.max(1, 512 / span * blockCount / rows);
+    }
+
+    /** {@code act[r] = silu(gate) * up} of every row, in pieces of about {@link #GATE_CHUNK} values. */
+    private static void siluGate(float[][] gateUp, int inter, float[][] act, int rows) {
+        int chunks = Math.max(1, inter / GATE_CHUNK);
+        Kernels.parallelFor(rows * chunks, GATE_GRAIN, (from, to) -> {
+            for (int t = from; t < to; t++) {
+                int r = t / chunks;
+                int end = t % chunks == chunks - 1 ? inter : (t % chunks + 1) * (inter / chunks);
+                Kernels.siluGate(gateUp[r], inter, act[r], t % chunks * (inter / chunks), end);
+            }
+        });
+    }
+
     /** Adapters as the CPU path holds them, converted once per adapter. */
-    private final java.util.Map<dev.expo.modeling.lora.LoraAdapter, CpuLora> cpuAdapters =
-            java.util.Collections.synchronizedMap(new java.util.IdentityHashMap<>());
+    private final Map<LoraAdapter, CpuLora> cpuAdapters = Collections.synchronizedMap(new IdentityHashMap<>());
 
     @Override
-    public float[][] logits(float[][] inputs, int[] slots, Cache cache,
-                            List<dev.expo.modeling.lora.LoraApplication> adapters, boolean[] wanted) {
+    public float[][] logits(float[][] inputs, int[] slots, Cache cache, List<LoraApplication> adapters,
+                            boolean[] wanted) {
         List<CpuLora> lora = new ArrayList<>();
-        for (dev.expo.modeling.lora.LoraApplication application : adapters) {
+        for (LoraApplication application : adapters) {
             lora.add(cpuAdapters.computeIfAbsent(application.adapter(), CpuLora::of).scaled(application.rowScales()));
         }
         float[][] hidden = forward(inputs, slots, (CpuKvCache) cache, lora);
@@ -316,7 +371,7 @@ public final class CpuDecoder implements dev.expo.modeling.Decoder {
     /** lm_head over final hidden states: {@code [rows][vocab]}. */
     public float[][] logits(float[][] hidden) {
         float[][] logits = new float[hidden.length][config.vocabSize()];
-        Kernels.matmul(lmHead, hidden, logits, hidden.length);
+        kernels.matmul(lmHead, hidden, logits, hidden.length);
         return logits;
     }
 

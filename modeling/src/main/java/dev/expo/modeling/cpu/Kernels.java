@@ -22,6 +22,13 @@ import java.util.Objects;
  * in bounds by construction: the inference service runs with the Vector API's per-access bound checks off
  * ({@code -Djdk.incubator.vector.VECTOR_ACCESS_OOB_CHECK=0}, as llama3.java does), which C2 otherwise keeps in some
  * compilations of these loops and which then cost a quarter of a decode step.
+ *
+ * <p>Attention's kernels ({@link #scores}, {@link #addWeightedSum}) come twice, for a float32 and for a BF16 KV cache
+ * ({@code float[]} and {@code short[]}), and the row kernels once per weight dtype and tile, with the loops written
+ * out. That is on purpose: these are the decode step's hot loops, and C2 keeps a loop's accumulators in registers
+ * only when it sees the whole loop with its loads (docs/benchmarks.md: a tile wider than eight accumulators already
+ * spills), which a load behind an interface or a lambda would hide; so each copy stays whole, and the tests hold
+ * every copy to the same bits.
  */
 public final class Kernels {
 
@@ -37,9 +44,6 @@ public final class Kernels {
     private static final int COLUMN_BLOCK = 512;
     /** Below this much work a product runs on the calling thread alone. */
     private static final long PARALLEL_THRESHOLD = 1 << 16;
-    /** The compiled BF16 products, when they load: the same bits, faster (see {@link NativeKernels}). */
-    private static final NativeKernels NATIVE = NativeKernels.load();
-    private static volatile boolean nativeEnabled = NATIVE.available();
     /** Inputs packed for one native call: a prompt's product goes through them a block at a time. */
     private static final int NATIVE_BLOCK = 64;
 
@@ -64,9 +68,16 @@ public final class Kernels {
     }
 
     /**
-     * {@code out[b][j] = sum_k w[j][k] * x[b][k]} for b in [0, batch), j in [0, rows).
+     * {@code out[b][j] = sum_k w[j][k] * x[b][k]} for b in [0, batch), j in [0, rows), in the Java loops (a decoder
+     * picks these or the compiled ones through {@link MatrixKernels}).
      */
     public static void matmul(Matrix w, float[][] x, float[][] out, int batch) {
+        checkMatmul(w, x, out, batch);
+        overWeightRows(w.rows(), (long) w.rows() * w.cols() * batch, tileRows(w),
+                (from, to) -> rows(w, x, out, batch, from, to));
+    }
+
+    private static void checkMatmul(Matrix w, float[][] x, float[][] out, int batch) {
         int cols = w.cols();
         if (w.data().byteSize() < (long) w.rows() * cols * w.dtype().byteSize()) {
             throw new IllegalArgumentException("weights hold fewer than " + w.rows() + " x " + cols + " values");
@@ -76,12 +87,6 @@ public final class Kernels {
             Objects.checkFromIndexSize(0, cols, x[b].length);
             Objects.checkFromIndexSize(0, w.rows(), out[b].length);
         }
-        if (nativeEnabled && w.dtype() == DType.BF16) {
-            matmulNative(w, x, out, batch);
-            return;
-        }
-        overWeightRows(w.rows(), (long) w.rows() * cols * batch, tileRows(w),
-                (from, to) -> rows(w, x, out, batch, from, to));
     }
 
     /**
@@ -98,34 +103,13 @@ public final class Kernels {
         ComputeTeam.SHARED.run(rows, chunk, body);
     }
 
-    /** Which code runs the BF16 products: the compiled kernels, or the Java loops below (and why). */
-    public static String implementation() {
-        if (nativeEnabled) {
-            return NATIVE.description();
-        }
-        return NATIVE.available() ? "Java Vector API (the compiled kernels are turned off)"
-                : "Java Vector API (" + NATIVE.description() + ")";
-    }
-
-    /** Whether the compiled kernels loaded in this process. */
-    public static boolean nativeAvailable() {
-        return NATIVE.available();
-    }
-
-    /** Runs the BF16 products in the compiled kernels or in Java: for benchmarks and tests that compare the two. */
-    public static void useNative(boolean on) {
-        if (on && !NATIVE.available()) {
-            throw new IllegalStateException("no native kernels: " + NATIVE.description());
-        }
-        nativeEnabled = on;
-    }
-
     /**
-     * {@link #matmul} through the compiled kernels: the inputs packed into one array a block at a time, the weight
-     * rows split across the compute team as for the Java loops, the outputs unpacked; the columns past the last whole
-     * vector are added in Java, as always.
+     * {@link #matmul} of BF16 weights through the compiled kernels: the inputs packed into one array a block at a
+     * time, the weight rows split across the compute team as for the Java loops, the outputs unpacked; the columns
+     * past the last whole vector are added in Java, as always.
      */
-    private static void matmulNative(Matrix w, float[][] x, float[][] out, int batch) {
+    static void matmulCompiled(NativeKernels compiled, Matrix w, float[][] x, float[][] out, int batch) {
+        checkMatmul(w, x, out, batch);
         int cols = w.cols();
         int rows = w.rows();
         for (int b0 = 0; b0 < batch; b0 += NATIVE_BLOCK) {
@@ -137,7 +121,7 @@ public final class Kernels {
             float[] result = new float[block * rows];
             // Pieces of whole 4x3 tiles and groups of four rows (twelve rows).
             overWeightRows(rows, (long) rows * cols * block, 12,
-                    (from, to) -> NATIVE.matmulBf16(w.data(), cols, from, to, packed, block, result, rows));
+                    (from, to) -> compiled.matmulBf16(w.data(), cols, from, to, packed, block, result, rows));
             for (int b = 0; b < block; b++) {
                 System.arraycopy(result, b * rows, out[b0 + b], 0, rows);
             }
@@ -607,8 +591,9 @@ public final class Kernels {
     /**
      * Attention output of one head, added to what {@code out} holds: {@code out[d] += sum_j weights[j] * value j [d]}
      * for j in [first, last], the values {@code n} floats apart from {@code base}; 32 outputs at a time stay in
-     * registers over all positions. Each sum is exactly that of repeated {@link #axpy} into {@code out}: so a range
-     * summed in consecutive pieces gives the same bits as summed at once, and into zeros the same as from zero.
+     * registers over all positions. Each output adds its positions' products one fused multiply-add at a time, in
+     * position order, onto what it held: so a range summed in consecutive pieces gives the same bits as summed at
+     * once, and into zeros the same as from zero.
      */
     public static void addWeightedSum(float[] weights, float[] values, int base, int n, int first, int last,
                                       float[] out, int outOffset) {
@@ -855,20 +840,5 @@ public final class Kernels {
             sum += a[aOffset + k] * b[bOffset + k];
         }
         return sum;
-    }
-
-    /** {@code acc[accOffset..] += scale * v[vOffset..]} over n elements. */
-    public static void axpy(float scale, float[] v, int vOffset, float[] acc, int accOffset, int n) {
-        Objects.checkFromIndexSize(vOffset, n, v.length);
-        Objects.checkFromIndexSize(accOffset, n, acc.length);
-        FloatVector s = FloatVector.broadcast(F, scale);
-        int k = 0;
-        for (; k + LANES <= n; k += LANES) {
-            FloatVector.fromArray(F, v, vOffset + k).fma(s, FloatVector.fromArray(F, acc, accOffset + k))
-                    .intoArray(acc, accOffset + k);
-        }
-        for (; k < n; k++) {
-            acc[accOffset + k] += scale * v[vOffset + k];
-        }
     }
 }

@@ -26,8 +26,8 @@ import static java.lang.foreign.ValueLayout.JAVA_INT;
  * step, bound by streaming the weights, runs about as fast in either.
  *
  * <p>The library is built with the module when the machine has gcc (Linux x86-64) and packed in the jar. Without it,
- * or on another CPU, {@link #load()} says why and the Java loops run; {@link Kernels#useNative} chooses between the
- * two (the inference service's {@code inference.cpu-kernels}).
+ * or on another CPU, {@link #load()} says why and the Java loops run; {@link MatrixKernels} chooses between the two
+ * per decoder (the inference service's {@code inference.cpu-kernels}).
  */
 final class NativeKernels {
 

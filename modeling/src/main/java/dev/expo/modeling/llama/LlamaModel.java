@@ -268,25 +268,7 @@ public final class LlamaModel implements AutoCloseable {
         return new Forward(hidden, hiddenStates);
     }
 
-    /**
-     * Merges an adapter into the weights: W += scale * (lora_alpha / r) * B A (PEFT's merge_and_unload, with the
-     * extra scale; 1 + alpha extrapolates a LoRA-trained model). Afterwards the model no longer needs the adapter.
-     */
-    public void mergeLora(LoraAdapter adapter, float scale) {
-        for (String path : adapter.modulePaths()) {
-            Slice slice = slice(path);
-            LoraAdapter.Module lora = adapter.module(path);
-            float factor = (float) (scale * lora.scaling());
-            try (NDManager scope = manager.newSubManager()) {
-                NDArray delta = lora.b().matMul(lora.a()).mul(factor);
-                delta.attach(scope);
-                NDArray current = slice.weight().get(scope, slice.rows());
-                slice.weight().set(slice.rows(), current.add(delta));
-            }
-        }
-    }
-
-    /** A checkpoint weight by its Hugging Face name, read from the (possibly fused, possibly merged) arrays. */
+    /** A checkpoint weight by its Hugging Face name, read from the (possibly fused) arrays. */
     public float[] weight(String name) {
         if (!name.endsWith(".weight")) {
             throw new IllegalArgumentException("not a weight name: " + name);

@@ -2,6 +2,7 @@ package dev.expo.modeling.cpu;
 
 import dev.expo.checkpoint.DType;
 import dev.expo.modeling.Goldens;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
@@ -10,6 +11,7 @@ import java.util.List;
 import java.util.Random;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
  * A row's logits do not depend on what it was computed with: its whole prompt at once (attention in blocks of query
@@ -54,6 +56,25 @@ class CpuDecoderRowsTest {
             }
             for (int r = 0; r < prompt.length; r++) {
                 assertThat(shared[r]).as("sharing calls, position " + r).isEqualTo(whole[r]);
+            }
+        }
+    }
+
+    /** Two decoders of one model in one process, one on each kernel set: the same logits, bit for bit. */
+    @Test
+    void theCompiledAndJavaKernelsGiveTheSameLogitsSideBySide() {
+        assumeTrue(MatrixKernels.nativeAvailable(), "skipped: " + MatrixKernels.NATIVE.description());
+        try (CpuDecoder java = CpuDecoder.load(Goldens.path("tiny-llama-sft"), DType.F32, MatrixKernels.JAVA);
+             CpuDecoder compiled = CpuDecoder.load(Goldens.path("tiny-llama-sft"), DType.F32, MatrixKernels.NATIVE)) {
+            assertThat(java.kernels()).isEqualTo(MatrixKernels.JAVA);
+            assertThat(compiled.kernels()).isEqualTo(MatrixKernels.NATIVE);
+            int[] prompt = randomIds(new Random(9), 40, java.config().vocabSize());
+            for (int chunk : new int[] {1, 40}) {
+                float[][] byJava = inChunks(java, prompt, chunk);
+                float[][] byCompiled = inChunks(compiled, prompt, chunk);
+                for (int r = 0; r < prompt.length; r++) {
+                    assertThat(byCompiled[r]).as("chunks of " + chunk + ", position " + r).isEqualTo(byJava[r]);
+                }
             }
         }
     }

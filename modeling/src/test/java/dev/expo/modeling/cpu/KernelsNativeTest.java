@@ -22,7 +22,7 @@ class KernelsNativeTest {
     void nativeKernelsGiveTheJavaKernelsBitsForAnyShape() {
         assumeTrue(NativeKernels.class.getResource("linux-x86_64/libexpo_kernels.so") != null,
                 "skipped: this build has no native kernels (gcc was not found when the module was built)");
-        assertTrue(Kernels.nativeAvailable(), Kernels.implementation());
+        assertTrue(MatrixKernels.nativeAvailable(), MatrixKernels.NATIVE.description());
         Random random = new Random(11);
         int[][] shapes = {{1, 8}, {7, 16}, {13, 5}, {37, 24}, {100, 771}, {301, 768}, {52, 2048}, {26, 2061},
             {1200, 64}, {4, 3}};
@@ -46,14 +46,8 @@ class KernelsNativeTest {
                     }
                     float[][] java = new float[batch][rows];
                     float[][] compiled = new float[batch][rows];
-                    try {
-                        Kernels.useNative(false);
-                        Kernels.matmul(w, x, java, batch);
-                        Kernels.useNative(true);
-                        Kernels.matmul(w, x, compiled, batch);
-                    } finally {
-                        Kernels.useNative(true);
-                    }
+                    MatrixKernels.JAVA.matmul(w, x, java, batch);
+                    MatrixKernels.NATIVE.matmul(w, x, compiled, batch);
                     for (int b = 0; b < batch; b++) {
                         assertArrayEquals(java[b], compiled[b],
                                 rows + "x" + cols + " weights, row " + b + " of a batch of " + batch);

@@ -6,7 +6,7 @@ import dev.expo.inference.engine.InferenceEngine;
 import dev.expo.inference.engine.InferenceLimits;
 import dev.expo.inference.engine.ModelRegistry;
 import dev.expo.modeling.ModelOptions;
-import dev.expo.modeling.cpu.Kernels;
+import dev.expo.modeling.cpu.MatrixKernels;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.quarkus.runtime.StartupEvent;
@@ -31,10 +31,10 @@ public class EngineProducer {
     @Singleton
     InferenceEngine engine(ModelStore store, InferenceConfig config, MicrometerInferenceMetrics metrics,
                            MeterRegistry registry) {
-        ModelOptions options = ModelOptions.of(config.device()).withKvCache(config.kvCacheDtype());
-        useCpuKernels(config.cpuKernels());
+        ModelOptions options = ModelOptions.of(config.device()).withKvCache(config.kvCacheDtype())
+                .withCpuKernels(cpuKernels(config.cpuKernels()));
         LOG.infof("inference engine: %s %s, KV cache %s, %d worker(s); CPU matrix products: %s", options.device(),
-                options.computeType(), options.kvCacheDtype(), config.workers(), Kernels.implementation());
+                options.computeType(), options.kvCacheDtype(), config.workers(), options.cpuKernels().description());
         InferenceConfig.Limits limits = config.limits();
         InferenceConfig.Batching batching = config.batching();
         InferenceEngine.Batching batches = new InferenceEngine.Batching(batching.maxBatchSize(),
@@ -61,20 +61,8 @@ public class EngineProducer {
     }
 
     /** inference.cpu-kernels: the compiled kernels, the Java ones, or the compiled ones when they loaded. */
-    static void useCpuKernels(String choice) {
-        switch (choice.toLowerCase(java.util.Locale.ROOT)) {
-            case "auto" -> Kernels.useNative(Kernels.nativeAvailable());
-            case "native" -> {
-                if (!Kernels.nativeAvailable()) {
-                    throw new IllegalStateException("inference.cpu-kernels=native, but there are no compiled "
-                            + "kernels: " + Kernels.implementation() + "; use auto or java");
-                }
-                Kernels.useNative(true);
-            }
-            case "java" -> Kernels.useNative(false);
-            default -> throw new IllegalArgumentException("inference.cpu-kernels must be auto, native or java, not \""
-                    + choice + "\"");
-        }
+    static MatrixKernels cpuKernels(String choice) {
+        return MatrixKernels.parse(choice, "inference.cpu-kernels");
     }
 
     void close(@Disposes InferenceEngine engine) {

@@ -305,7 +305,7 @@ public final class ModelRegistry implements AutoCloseable {
 
     private LoadedModel.Language loadLanguage(String name, Path dir, LanguageFiles files) {
         Decoder decoder = options.device().isGpu() ? new DjlDecoder(LlamaModel.load(dir, manager, options))
-                : CpuDecoder.load(dir, options.kvCacheDtype());
+                : CpuDecoder.load(dir, options.kvCacheDtype(), options.cpuKernels());
         return new LoadedModel.Language(name, decoder, files.tokenizer(),
                 eosIds(decoder.config(), files.generation(), files.tokenizer()), files.generation());
     }
