@@ -13,7 +13,8 @@ public final class TokenSampler {
 
     public TokenSampler(SamplingParams params) {
         this.params = params;
-        this.random = params.seed() == null ? new SplittableRandom() : new SplittableRandom(params.seed());
+        this.random = params.seed().isPresent() ? new SplittableRandom(params.seed().getAsLong())
+                : new SplittableRandom();
     }
 
     public int pick(float[] logits) {

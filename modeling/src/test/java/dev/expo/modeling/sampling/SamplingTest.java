@@ -5,6 +5,7 @@ import org.junit.jupiter.api.Test;
 
 import java.util.List;
 import java.util.Set;
+import java.util.OptionalLong;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
@@ -21,8 +22,9 @@ class SamplingTest {
 
     private static SamplingParams params(float temperature, float topP, int topK, float minP, float repetition,
                                          float frequency, float presence, int ngram, Long seed) {
-        return new SamplingParams(temperature, topP, topK, minP, repetition, frequency, presence, ngram, List.of(),
-                Set.of(), 16, seed, false, false, 0);
+        return SamplingParams.builder().temperature(temperature).topP(topP).topK(topK).minP(minP)
+                .repetitionPenalty(repetition).frequencyPenalty(frequency).presencePenalty(presence)
+                .noRepeatNgramSize(ngram).seed(seed == null ? OptionalLong.empty() : OptionalLong.of(seed)).build();
     }
 
     @Test

@@ -26,7 +26,6 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
-import java.util.Set;
 
 /** expo.v1 inference messages to and from engine records. */
 final class InferenceProtoMapper {
@@ -111,23 +110,52 @@ final class InferenceProtoMapper {
     /** The request's values, then the model's (its generation_config.json), then the server's defaults. */
     static SamplingParams sampling(GenerateRequest r, InferenceConfig.SamplingDefaults server,
                                    GenerationDefaults model) {
-        SamplingParams defaults = model.over(new SamplingParams(server.temperature(), server.topP(), server.topK(),
-                server.minP(), server.repetitionPenalty(), 0f, 0f, 0, List.of(), Set.of(), server.maxNewTokens(), null, false,
-                false, 0));
+        SamplingParams defaults = model.over(SamplingParams.builder()
+                .temperature(server.temperature())
+                .topP(server.topP())
+                .topK(server.topK())
+                .minP(server.minP())
+                .repetitionPenalty(server.repetitionPenalty())
+                .maxNewTokens(server.maxNewTokens())
+                .build());
         var s = r.getSampling();
-        return new SamplingParams(
-                s.hasTemperature() ? s.getTemperature() : defaults.temperature(),
-                s.hasTopP() ? s.getTopP() : defaults.topP(),
-                s.hasTopK() ? s.getTopK() : defaults.topK(),
-                s.hasMinP() ? s.getMinP() : defaults.minP(),
-                s.hasRepetitionPenalty() ? s.getRepetitionPenalty() : defaults.repetitionPenalty(),
-                s.hasFrequencyPenalty() ? s.getFrequencyPenalty() : 0f,
-                s.hasPresencePenalty() ? s.getPresencePenalty() : 0f,
-                s.hasNoRepeatNgramSize() ? s.getNoRepeatNgramSize() : defaults.noRepeatNgramSize(),
-                s.getStopList(), new HashSet<>(s.getStopTokenIdsList()),
-                s.hasMaxNewTokens() ? s.getMaxNewTokens() : defaults.maxNewTokens(),
-                s.hasSeed() ? s.getSeed() : null,
-                s.getIgnoreEos(), r.getLogprobs(), r.getTopLogprobs());
+        SamplingParams.Builder params = defaults.toBuilder()
+                .stop(s.getStopList())
+                .stopTokenIds(new HashSet<>(s.getStopTokenIdsList()))
+                .ignoreEos(s.getIgnoreEos())
+                .logprobs(r.getLogprobs())
+                .topLogprobs(r.getTopLogprobs());
+        if (s.hasTemperature()) {
+            params.temperature(s.getTemperature());
+        }
+        if (s.hasTopP()) {
+            params.topP(s.getTopP());
+        }
+        if (s.hasTopK()) {
+            params.topK(s.getTopK());
+        }
+        if (s.hasMinP()) {
+            params.minP(s.getMinP());
+        }
+        if (s.hasRepetitionPenalty()) {
+            params.repetitionPenalty(s.getRepetitionPenalty());
+        }
+        if (s.hasFrequencyPenalty()) {
+            params.frequencyPenalty(s.getFrequencyPenalty());
+        }
+        if (s.hasPresencePenalty()) {
+            params.presencePenalty(s.getPresencePenalty());
+        }
+        if (s.hasNoRepeatNgramSize()) {
+            params.noRepeatNgramSize(s.getNoRepeatNgramSize());
+        }
+        if (s.hasMaxNewTokens()) {
+            params.maxNewTokens(s.getMaxNewTokens());
+        }
+        if (s.hasSeed()) {
+            params.seed(s.getSeed());
+        }
+        return params.build();
     }
 
     static GenerateResponse delta(String text, int[] ids, List<Outputs.GeneratedLogprobs> logprobs) {

@@ -59,17 +59,29 @@ public record GenerationDefaults(Set<Integer> eosTokenIds, Float temperature, Fl
 
     /** These values where set, else {@code fallback}'s. */
     public SamplingParams over(SamplingParams fallback) {
-        return new SamplingParams(
-                temperature != null ? temperature : fallback.temperature(),
-                topP != null ? topP : fallback.topP(),
-                topK != null ? topK : fallback.topK(),
-                minP != null ? minP : fallback.minP(),
-                repetitionPenalty != null ? repetitionPenalty : fallback.repetitionPenalty(),
-                fallback.frequencyPenalty(), fallback.presencePenalty(),
-                noRepeatNgramSize != null ? noRepeatNgramSize : fallback.noRepeatNgramSize(),
-                fallback.stop(), fallback.stopTokenIds(),
-                maxNewTokens != null ? maxNewTokens : fallback.maxNewTokens(),
-                fallback.seed(), fallback.ignoreEos(), fallback.logprobs(), fallback.topLogprobs());
+        SamplingParams.Builder merged = fallback.toBuilder();
+        if (temperature != null) {
+            merged.temperature(temperature);
+        }
+        if (topP != null) {
+            merged.topP(topP);
+        }
+        if (topK != null) {
+            merged.topK(topK);
+        }
+        if (minP != null) {
+            merged.minP(minP);
+        }
+        if (repetitionPenalty != null) {
+            merged.repetitionPenalty(repetitionPenalty);
+        }
+        if (noRepeatNgramSize != null) {
+            merged.noRepeatNgramSize(noRepeatNgramSize);
+        }
+        if (maxNewTokens != null) {
+            merged.maxNewTokens(maxNewTokens);
+        }
+        return merged.build();
     }
 
     /** A field's number; absent or null is unset, anything else (a string, a boolean) is refused by name. */

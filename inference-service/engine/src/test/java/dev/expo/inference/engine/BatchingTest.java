@@ -22,6 +22,7 @@ import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.stream.Stream;
+import java.util.OptionalLong;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
@@ -145,8 +146,9 @@ class BatchingTest {
     }
 
     private static SamplingParams params(float temperature, Long seed, int tokens) {
-        return new SamplingParams(temperature, 0.9f, 40, 0.05f, 1.1f, 0f, 0f, 0, List.of(), Set.of(), tokens, seed, true,
-                false, 0);
+        return SamplingParams.builder().temperature(temperature).topP(0.9f).topK(40).minP(0.05f)
+                .repetitionPenalty(1.1f).maxNewTokens(tokens)
+                .seed(seed == null ? OptionalLong.empty() : OptionalLong.of(seed)).ignoreEos(true).build();
     }
 
     private static List<Request> mixedRequests(int count) throws IOException {

@@ -28,8 +28,7 @@ class GenerationDefaultsTest {
                 {"bos_token_id": 128000, "eos_token_id": [128001, 128009], "do_sample": true, "temperature": 0.6,
                  "max_length": 4096, "top_p": 0.9}""");
         assertThat(llama3.eosTokenIds()).containsExactlyInAnyOrder(128001, 128009);
-        SamplingParams server = new SamplingParams(1f, 1f, 0, 0f, 1f, 0f, 0f, 0, java.util.List.of(),
-                java.util.Set.of(), 256, null, false, false, 0);
+        SamplingParams server = SamplingParams.builder().temperature(1f).maxNewTokens(256).build();
         SamplingParams merged = llama3.over(server);
         assertThat(merged.temperature()).isEqualTo(0.6f);
         assertThat(merged.topP()).isEqualTo(0.9f);

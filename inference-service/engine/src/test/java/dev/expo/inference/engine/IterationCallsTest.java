@@ -118,8 +118,7 @@ class IterationCallsTest {
     /** Six prompts of 3 to 30 tokens, prefilled {@code chunk} positions an iteration while the first ones decode. */
     private static List<List<Integer>> generate(Recording decoder, int chunk) throws Exception {
         TextTokenizer tokenizer = TextTokenizer.load(MODEL);
-        SamplingParams greedy = new SamplingParams(0f, 1f, 0, 0f, 1f, 0f, 0f, 0, List.of(), Set.of(), 16, null, true,
-                false, 0);
+        SamplingParams greedy = SamplingParams.builder().maxNewTokens(16).ignoreEos(true).build();
         SplittableRandom random = new SplittableRandom(11);
         List<BatchingTest.Collector> collectors = new ArrayList<>();
         try (BatchScheduler scheduler = new BatchScheduler("tiny-llama-sft", decoder, 8, 16, chunk,

@@ -116,8 +116,7 @@ class ModelRegistryEvictionTest {
 
     @Test
     void anEvictedModelsBatchGoesWithItAndComesBackOnUse() throws Exception {
-        SamplingParams greedy = new SamplingParams(0f, 1f, 0, 0f, 1f, 0f, 0f, 0, List.of(), Set.of(), 8, null, true,
-                false, 0);
+        SamplingParams greedy = SamplingParams.builder().maxNewTokens(8).ignoreEos(true).build();
         try (InferenceEngine engine = new InferenceEngine(registry(Math.max(sft, dpo)), InferenceLimits.defaults(),
                 1)) {
             List<Integer> first = generate(engine, "tiny-llama-sft", greedy);
@@ -147,6 +146,7 @@ class ModelRegistryEvictionTest {
         assertThatThrownBy(() -> ModelOptions.cpu().withKvCache("fp8"))
                 .hasMessageContaining("kv-cache-dtype must be float32 or bfloat16, not fp8");
         assertThatThrownBy(() -> new ModelOptions(ai.djl.Device.gpu(), ai.djl.ndarray.types.DataType.FLOAT16,
-                dev.expo.checkpoint.DType.BF16)).hasMessageContaining("a bfloat16 KV cache is the CPU decoder's");
+                dev.expo.checkpoint.DType.BF16, dev.expo.modeling.cpu.MatrixKernels.JAVA))
+                .hasMessageContaining("a bfloat16 KV cache is the CPU decoder's");
     }
 }

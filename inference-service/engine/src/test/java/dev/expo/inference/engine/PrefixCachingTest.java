@@ -17,6 +17,7 @@ import java.util.SplittableRandom;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.LongStream;
+import java.util.OptionalLong;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
@@ -91,8 +92,10 @@ class PrefixCachingTest {
     }
 
     static SamplingParams params(float temperature, Long seed, int tokens) {
-        return new SamplingParams(temperature, 0.9f, 40, 0.05f, 1.1f, 0.2f, 0.1f, 0, List.of(), Set.of(), tokens, seed,
-                true, true, 3);
+        return SamplingParams.builder().temperature(temperature).topP(0.9f).topK(40).minP(0.05f)
+                .repetitionPenalty(1.1f).frequencyPenalty(0.2f).presencePenalty(0.1f).maxNewTokens(tokens)
+                .seed(seed == null ? OptionalLong.empty() : OptionalLong.of(seed)).ignoreEos(true).logprobs(true)
+                .topLogprobs(3).build();
     }
 
     static long[] concat(long[] a, List<Integer> b, long... c) {
