@@ -45,17 +45,19 @@ final class BatchScheduler implements AutoCloseable {
     private final Thread loop;
     private volatile boolean closed;
 
-    BatchScheduler(String name, Decoder decoder, int maxBatch, int maxQueued, int maxPrefillPositions,
-                   KvCacheBudget kvCacheBudget, int prefixCacheEntries, InferenceMetrics metrics) {
+    /** {@code kvCacheBudget} (sized by {@code batching.kvCacheBytes()}) is shared by every model's scheduler. */
+    BatchScheduler(String name, Decoder decoder, InferenceEngine.Batching batching, KvCacheBudget kvCacheBudget,
+                   InferenceMetrics metrics) {
         this.name = name;
         this.decoder = decoder;
-        this.cache = decoder.newCache(maxBatch);
-        this.maxQueued = maxQueued;
-        this.maxPrefillPositions = maxPrefillPositions;
+        this.cache = decoder.newCache(batching.maxBatch());
+        this.maxQueued = batching.maxQueued();
+        this.maxPrefillPositions = batching.maxPrefillPositions();
         this.kvCacheBudget = kvCacheBudget;
         this.metrics = metrics;
-        this.prefixes = prefixCacheEntries > 0 ? new PrefixCache(kvCacheBudget, prefixCacheEntries) : null;
-        this.running = new Sequence[maxBatch];
+        this.prefixes = batching.prefixCacheEntries() > 0
+                ? new PrefixCache(kvCacheBudget, batching.prefixCacheEntries()) : null;
+        this.running = new Sequence[batching.maxBatch()];
         this.loop = Thread.ofPlatform().daemon().name("scheduler-" + name).start(this::run);
     }
 

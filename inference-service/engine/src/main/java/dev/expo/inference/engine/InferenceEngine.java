@@ -407,9 +407,8 @@ public final class InferenceEngine implements AutoCloseable {
         }
         String name = loaded instanceof LoadedModel.Multimodal mm ? mm.languageModel() : model;
         synchronized (schedulers) {
-            return schedulers.computeIfAbsent(decoder, d -> new BatchScheduler(name, d, batching.maxBatch(),
-                    batching.maxQueued(), batching.maxPrefillPositions(), kvCacheBudget,
-                    batching.prefixCacheEntries(), metrics));
+            return schedulers.computeIfAbsent(decoder, d -> new BatchScheduler(name, d, batching, kvCacheBudget,
+                    metrics));
         }
     }
 

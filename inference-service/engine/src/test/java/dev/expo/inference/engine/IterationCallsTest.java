@@ -121,8 +121,9 @@ class IterationCallsTest {
         SamplingParams greedy = SamplingParams.builder().maxNewTokens(16).ignoreEos(true).build();
         SplittableRandom random = new SplittableRandom(11);
         List<BatchingTest.Collector> collectors = new ArrayList<>();
-        try (BatchScheduler scheduler = new BatchScheduler("tiny-llama-sft", decoder, 8, 16, chunk,
-                new KvCacheBudget(1L << 30), 0, InferenceMetrics.NONE)) {
+        try (BatchScheduler scheduler = new BatchScheduler("tiny-llama-sft", decoder,
+                new InferenceEngine.Batching(8, 16, 1L << 30, 0, chunk), new KvCacheBudget(1L << 30),
+                InferenceMetrics.NONE)) {
             // All queued before the scheduler admits any, so that every run meets the same schedule.
             synchronized (scheduler) {
                 for (int length : new int[] {3, 30, 7, 12, 4, 21}) {
