@@ -374,8 +374,9 @@ public final class InferenceEngine implements AutoCloseable {
             Map<LoraAdapter, Float> adapters = BatchScheduler.adapterMap(r.adapters());
             PrefixKey key = r.image() == null ? new PrefixKey(null, null, adapters)
                     : new PrefixKey(r.multimodal(), sha256(prompt.image()), adapters);
-            Sequence queued = new Sequence(ref.model(), rows, r.ids(), r.model().config().maxPositions(),
-                    r.tokenizer(), r.eos(), key, adapters, sampling, listener, metrics, start);
+            Sequence queued = new Sequence(
+                    new Sequence.Model(ref.model(), r.model().config().maxPositions(), r.tokenizer(), r.eos()),
+                    new Sequence.Request(rows, r.ids(), key, adapters, sampling), listener, metrics, start);
             scheduler(ref.model()).submit(queued);
             return queued;
         }));

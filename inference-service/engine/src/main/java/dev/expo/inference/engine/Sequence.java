@@ -56,31 +56,53 @@ final class Sequence {
     int slot = -1;
     long kvBytes;   // reserved in the KV cache budget while in a slot
 
-    Sequence(String model, float[][] prompt, long[] ids, int context, TextTokenizer tokenizer, Set<Integer> eos,
-             PrefixKey prefixKey, Map<LoraAdapter, Float> adapters, SamplingParams params, GenerationListener listener,
-             InferenceMetrics metrics, long start) {
-        this.model = model;
-        this.prefixKey = prefixKey;
-        this.prompt = prompt;
-        this.promptIds = ids.length;
+    /**
+     * What the model brings to a sequence.
+     *
+     * @param name    the model's name, as metrics and logs report it
+     * @param context the most positions a sequence may have (prompt and output)
+     * @param eos     token ids that end a sequence unless it ignores them
+     */
+    record Model(String name, int context, TextTokenizer tokenizer, Set<Integer> eos) {
+    }
+
+    /**
+     * What a request asks for.
+     *
+     * @param rows      the prompt's input rows, one per position (an image's embeddings included)
+     * @param ids       the prompt's token ids (an image's positions excluded)
+     * @param prefixKey what, besides the tokens, a cache of this prompt depends on
+     * @param adapters  LoRA adapters with their scales (may be empty)
+     */
+    record Request(float[][] rows, long[] ids, PrefixKey prefixKey, Map<LoraAdapter, Float> adapters,
+                   SamplingParams params) {
+    }
+
+    /** {@code start}: when the request arrived ({@link System#nanoTime}), for time to first token. */
+    Sequence(Model model, Request request, GenerationListener listener, InferenceMetrics metrics, long start) {
+        this.model = model.name();
+        this.prefixKey = request.prefixKey();
+        this.prompt = request.rows();
+        this.promptIds = request.ids().length;
         this.promptPositions = prompt.length;
-        this.params = params;
-        this.adapters = adapters;
-        this.listener = shielded(listener, cancelled, model);
+        this.params = request.params();
+        this.adapters = request.adapters();
+        this.listener = shielded(listener, cancelled, this.model);
         this.metrics = metrics;
         this.start = start;
-        this.maxNew = Math.min(params.maxNewTokens(), context - prompt.length);
+        this.maxNew = Math.min(params.maxNewTokens(), model.context() - prompt.length);
+        long[] ids = request.ids();
         this.context = new int[ids.length + Math.max(0, maxNew)];
         for (int i = 0; i < ids.length; i++) {
             this.context[i] = (int) ids[i];
         }
         this.length = ids.length;
         this.sampler = new TokenSampler(params);
-        this.detokenizer = new StreamingDetokenizer(tokenizer, true);
+        this.detokenizer = new StreamingDetokenizer(model.tokenizer(), true);
         this.stops = new StopStrings(params.stop());
         this.stopIds = new HashSet<>(params.stopTokenIds());
         if (!params.ignoreEos()) {
-            stopIds.addAll(eos);
+            stopIds.addAll(model.eos());
         }
     }
 

@@ -135,9 +135,10 @@ class IterationCallsTest {
                     }
                     BatchingTest.Collector collector = new BatchingTest.Collector();
                     collectors.add(collector);
-                    scheduler.submit(new Sequence("tiny-llama-sft", rows, ids, decoder.config().maxPositions(),
-                            tokenizer, Set.of(), new PrefixKey(null, null, Map.of()), Map.of(), greedy, collector,
-                            InferenceMetrics.NONE, System.nanoTime()));
+                    scheduler.submit(new Sequence(
+                            new Sequence.Model("tiny-llama-sft", decoder.config().maxPositions(), tokenizer, Set.of()),
+                            new Sequence.Request(rows, ids, new PrefixKey(null, null, Map.of()), Map.of(), greedy),
+                            collector, InferenceMetrics.NONE, System.nanoTime()));
                 }
             }
             List<List<Integer>> tokens = new ArrayList<>();
