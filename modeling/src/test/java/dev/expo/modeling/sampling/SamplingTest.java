@@ -3,8 +3,6 @@ package dev.expo.modeling.sampling;
 import dev.expo.common.ExpoException;
 import org.junit.jupiter.api.Test;
 
-import java.util.List;
-import java.util.Set;
 import java.util.OptionalLong;
 
 import static org.assertj.core.api.Assertions.assertThat;

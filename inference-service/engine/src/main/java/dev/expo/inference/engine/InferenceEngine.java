@@ -13,13 +13,10 @@ import dev.expo.modeling.lora.LoraApplication;
 import dev.expo.modeling.multimodal.MultimodalModel;
 import dev.expo.modeling.sampling.LogitsProcessors;
 import dev.expo.modeling.sampling.SamplingParams;
-import dev.expo.modeling.sampling.TokenSampler;
-import dev.expo.modeling.tokenizer.StreamingDetokenizer;
 import dev.expo.modeling.tokenizer.TextTokenizer;
 
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
