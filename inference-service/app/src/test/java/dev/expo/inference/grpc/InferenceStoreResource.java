@@ -1,15 +1,14 @@
 package dev.expo.inference.grpc;
 
 import dev.expo.common.store.ModelStore;
+import dev.expo.inference.engine.TestModels;
 import io.quarkus.test.common.QuarkusTestResourceLifecycleManager;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.Map;
-import java.util.stream.Stream;
 
 /**
  * A store with the reference models: tiny-llama (and copies with generation_config.json defaults), tiny-mistral, the LoRA adapter, the CLIP
@@ -28,18 +27,18 @@ public class InferenceStoreResource implements QuarkusTestResourceLifecycleManag
         try {
             root = Files.createTempDirectory("expo-inference-store");
             for (String model : new String[] {"tiny-llama-sft", "tiny-mistral", "tiny-llama-lora", "tiny-clip-vision"}) {
-                copyTree(fixture(model), root.resolve(model));
+                TestModels.copyTree(fixture(model), root.resolve(model));
             }
             // The same model with its authors' sampling defaults, and with a broken one.
-            copyTree(fixture("tiny-llama-sft"), root.resolve("tiny-llama-greedy"));
+            TestModels.copyTree(fixture("tiny-llama-sft"), root.resolve("tiny-llama-greedy"));
             Files.writeString(root.resolve("tiny-llama-greedy/generation_config.json"), """
                     {"bos_token_id": 1, "eos_token_id": 2, "do_sample": false, "temperature": 0.6, "max_new_tokens": 7}
                     """);
-            copyTree(fixture("tiny-llama-sft"), root.resolve("tiny-llama-bad-defaults"));
+            TestModels.copyTree(fixture("tiny-llama-sft"), root.resolve("tiny-llama-bad-defaults"));
             Files.writeString(root.resolve("tiny-llama-bad-defaults/generation_config.json"), "{\"top_p\": 1.5}");
             Path vlm = Files.createDirectories(root.resolve("tiny-vlm"));
             Files.copy(fixture("ddpo-multimodal/projector.safetensors"), vlm.resolve("projector.safetensors"));
-            copyTree(fixture("ddpo-multimodal/adapter"), vlm.resolve("adapter"));
+            TestModels.copyTree(fixture("ddpo-multimodal/adapter"), vlm.resolve("adapter"));
             Files.writeString(vlm.resolve("expo-model.json"), """
                     {"type": "multimodal", "language_model": "tiny-llama-sft", "vision_tower": "tiny-clip-vision",
                      "projector": "projector.safetensors", "adapter": "adapter", "vision_layer": -2}
@@ -48,19 +47,6 @@ public class InferenceStoreResource implements QuarkusTestResourceLifecycleManag
             throw new UncheckedIOException(e);
         }
         return Map.of("expo.model-store", root.toString());
-    }
-
-    static void copyTree(Path from, Path to) throws IOException {
-        try (Stream<Path> walk = Files.walk(from)) {
-            for (Path source : walk.toList()) {
-                Path target = to.resolve(from.relativize(source).toString());
-                if (Files.isDirectory(source)) {
-                    Files.createDirectories(target);
-                } else {
-                    Files.copy(source, target, StandardCopyOption.REPLACE_EXISTING);
-                }
-            }
-        }
     }
 
     @Override

@@ -11,7 +11,6 @@ import org.junit.jupiter.api.Test;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -20,7 +19,6 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
-import java.util.stream.Stream;
 import java.util.OptionalLong;
 
 import static org.assertj.core.api.Assertions.assertThat;
@@ -82,7 +80,7 @@ class BatchingTest {
     static void store(Path root, String... models) throws IOException {
         Path fixtures = Path.of(System.getProperty("expo.testdata", "../../testdata/fixtures"));
         for (String model : models) {
-            copy(fixtures.resolve(model), root.resolve(model));
+            TestModels.copyTree(fixtures.resolve(model), root.resolve(model));
         }
         Path vlm = Files.createDirectories(root.resolve("tiny-vlm"));
         Files.copy(fixtures.resolve("ddpo-multimodal/projector.safetensors"), vlm.resolve("projector.safetensors"));
@@ -90,19 +88,6 @@ class BatchingTest {
                 {"language_model": "tiny-llama-sft", "vision_tower": "tiny-clip-vision",
                  "projector": "projector.safetensors"}
                 """);
-    }
-
-    static void copy(Path from, Path to) throws IOException {
-        try (Stream<Path> walk = Files.walk(from)) {
-            for (Path source : walk.toList()) {
-                Path target = to.resolve(from.relativize(source).toString());
-                if (Files.isDirectory(source)) {
-                    Files.createDirectories(target);
-                } else {
-                    Files.copy(source, target, StandardCopyOption.REPLACE_EXISTING);
-                }
-            }
-        }
     }
 
     /** Collects a generation. */
@@ -408,7 +393,7 @@ class BatchingTest {
     @Test
     void sequencesWaitForKvCacheRoomAndOneThatCanNeverFitIsRefused() throws Exception {
         Path small = Files.createTempDirectory("expo-kv-budget");
-        copy(root.resolve("tiny-llama-sft"), small.resolve("tiny-llama-sft"));
+        TestModels.copyTree(root.resolve("tiny-llama-sft"), small.resolve("tiny-llama-sft"));
         dev.expo.modeling.llama.LlamaConfig config = dev.expo.modeling.llama.LlamaConfig.from(
                 dev.expo.checkpoint.HfConfig.read(small.resolve("tiny-llama-sft")));
         long perPosition = 2L * config.numLayers() * config.numKvHeads() * config.headDim() * Float.BYTES;
@@ -445,7 +430,7 @@ class BatchingTest {
     @Test
     void aFullQueueIsResourceExhausted() throws Exception {
         Path small = Files.createTempDirectory("expo-small-queue");
-        copy(root.resolve("tiny-llama-sft"), small.resolve("tiny-llama-sft"));
+        TestModels.copyTree(root.resolve("tiny-llama-sft"), small.resolve("tiny-llama-sft"));
         // The scheduler stops at the first request's first token until released, so the queue fills deterministically.
         CountDownLatch release = new CountDownLatch(1);
         Hooks holding = new Hooks();

@@ -169,7 +169,7 @@ class PrefixCachingTest {
     @Test
     void parkedCachesGiveWayToSequencesAndGoWithTheirModel() throws Exception {
         Path small = Files.createTempDirectory("expo-prefix-budget");
-        BatchingTest.copy(root.resolve("tiny-llama-sft"), small.resolve("tiny-llama-sft"));
+        TestModels.copyTree(root.resolve("tiny-llama-sft"), small.resolve("tiny-llama-sft"));
         dev.expo.modeling.llama.LlamaConfig config = dev.expo.modeling.llama.LlamaConfig.from(
                 dev.expo.checkpoint.HfConfig.read(small.resolve("tiny-llama-sft")));
         long perPosition = 2L * config.numLayers() * config.numKvHeads() * config.headDim() * Float.BYTES;

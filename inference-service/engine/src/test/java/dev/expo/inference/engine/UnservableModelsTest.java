@@ -21,19 +21,19 @@ class UnservableModelsTest {
     @Test
     void eachFolderSaysWhatIsWrongWithIt() throws Exception {
         Path fixtures = Path.of(System.getProperty("expo.testdata", "../../testdata/fixtures"));
-        BatchingTest.copy(fixtures.resolve("tiny-llama-sft"), root.resolve("good"));
-        BatchingTest.copy(fixtures.resolve("tiny-llama-sft"), root.resolve("broken-config"));
+        TestModels.copyTree(fixtures.resolve("tiny-llama-sft"), root.resolve("good"));
+        TestModels.copyTree(fixtures.resolve("tiny-llama-sft"), root.resolve("broken-config"));
         Files.writeString(root.resolve("broken-config/config.json"), "{\"model_type\": \"llama\", \"hidden_size\": ");
         Files.createDirectories(root.resolve("no-config"));
         Files.writeString(root.resolve("no-config/notes.txt"), "not a model");
         Files.createDirectories(root.resolve("bert"));
         Files.writeString(root.resolve("bert/config.json"),
                 "{\"architectures\": [\"BertModel\"], \"model_type\": \"bert\"}");
-        BatchingTest.copy(fixtures.resolve("tiny-llama-sft"), root.resolve("wrong-shapes"));
+        TestModels.copyTree(fixtures.resolve("tiny-llama-sft"), root.resolve("wrong-shapes"));
         String config = Files.readString(root.resolve("wrong-shapes/config.json"));
         Files.writeString(root.resolve("wrong-shapes/config.json"),
                 config.replaceFirst("\"intermediate_size\": *(\\d+)", "\"intermediate_size\": 1$1"));
-        BatchingTest.copy(fixtures.resolve("tiny-llama-sft"), root.resolve("broken-tokenizer"));
+        TestModels.copyTree(fixtures.resolve("tiny-llama-sft"), root.resolve("broken-tokenizer"));
         Files.writeString(root.resolve("broken-tokenizer/tokenizer.json"), "{\"version\": \"1.0\", \"model\": ");
         Files.createDirectories(root.resolve("broken-adapter"));
         Files.writeString(root.resolve("broken-adapter/adapter_config.json"), "{\"peft_type\": ");
