@@ -17,7 +17,7 @@ import static com.tngtech.archunit.library.Architectures.layeredArchitecture;
 class LayeringTest {
 
     private static final String[] PLAIN_JAVA = {"dev.expo.common..", "dev.expo.checkpoint..", "dev.expo.modeling..",
-            "dev.expo.extrapolation.engine..", "dev.expo.inference.engine.."};
+            "dev.expo.extrapolation.engine..", "dev.expo.inference.engine..", "dev.expo.training.engine.."};
 
     private static JavaClasses classes;
 
@@ -37,11 +37,12 @@ class LayeringTest {
                 .layer("Modeling").definedBy("dev.expo.modeling..")
                 .layer("ExtrapolationEngine").definedBy("dev.expo.extrapolation.engine..")
                 .layer("InferenceEngine").definedBy("dev.expo.inference.engine..")
+                .layer("TrainingEngine").definedBy("dev.expo.training.engine..")
                 .layer("Wire").definedBy("dev.expo.api..")
                 .layer("ServiceSupport").definedBy("dev.expo.service..")
                 .layer("ExtrapolationApp").definedBy("dev.expo.extrapolation.config..", "dev.expo.extrapolation.grpc..")
                 .layer("InferenceApp").definedBy("dev.expo.inference.config..", "dev.expo.inference.grpc..")
-                .layer("TrainingApp").definedBy("dev.expo.training..")
+                .layer("TrainingApp").definedBy("dev.expo.training.config..", "dev.expo.training.grpc..")
                 .layer("Gateway").definedBy("dev.expo.gateway..")
                 .layer("Tools").definedBy("dev.expo.cli..", "dev.expo.benchmarks..")
 
@@ -50,11 +51,13 @@ class LayeringTest {
                 .whereLayer("Modeling").mayOnlyAccessLayers("Checkpoint", "Common")
                 .whereLayer("ExtrapolationEngine").mayOnlyAccessLayers("Modeling", "Checkpoint", "Common")
                 .whereLayer("InferenceEngine").mayOnlyAccessLayers("Modeling", "Checkpoint", "Common")
+                .whereLayer("TrainingEngine").mayOnlyAccessLayers("Modeling", "Checkpoint", "Common")
                 .whereLayer("Wire").mayNotAccessAnyLayer()
                 .whereLayer("ServiceSupport").mayOnlyAccessLayers("Wire", "Checkpoint", "Common")
 
                 .whereLayer("ExtrapolationEngine").mayOnlyBeAccessedByLayers("ExtrapolationApp", "Tools")
                 .whereLayer("InferenceEngine").mayOnlyBeAccessedByLayers("InferenceApp", "Tools")
+                .whereLayer("TrainingEngine").mayOnlyBeAccessedByLayers("TrainingApp", "Tools")
                 .whereLayer("ServiceSupport").mayOnlyBeAccessedByLayers(
                         "ExtrapolationApp", "InferenceApp", "TrainingApp", "Gateway")
                 .whereLayer("ExtrapolationApp").mayNotBeAccessedByAnyLayer()

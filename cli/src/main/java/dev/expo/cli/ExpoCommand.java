@@ -18,6 +18,7 @@ import picocli.CommandLine.Option;
             GenerateCommand.class,
             ScoreCommand.class,
             EmbedImageCommand.class,
+            DatasetsCommand.class,
             DemoCommand.class,
             picocli.CommandLine.HelpCommand.class
         })

@@ -184,6 +184,11 @@ public final class TextTokenizer implements AutoCloseable {
         return chatTemplate().render(messages, addGenerationPrompt, specialTokens);
     }
 
+    /** The bos_token's id, or -1 when the tokenizer has none. */
+    public int bosTokenId() {
+        return bosTokenId;
+    }
+
     public int eosTokenId() {
         return eosTokenId;
     }
