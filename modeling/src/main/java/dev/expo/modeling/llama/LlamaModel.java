@@ -222,9 +222,47 @@ public final class LlamaModel implements AutoCloseable {
         NDArray slotColumn = slotIndex.reshape(batch, 1);
         NDArray cos = ropeCos.get(scope, new NDIndex("{}", positionIds)).expandDims(1);   // [B, 1, T, headDim]
         NDArray sin = ropeSin.get(scope, new NDIndex("{}", positionIds)).expandDims(1);
-        NDArray mask = mask(scope, starts, width, keysLength);           // [B, 1, 1, T, keys]
-        NDArray[] scales = rowScales(scope, adapters);
+        NDArray mask = mask(scope, starts, width, keysLength, null);     // [B, 1, 1, T, keys]
 
+        int keys = keysLength;
+        Forward forward = layers(inputs, cos, sin, mask, adapters, allHidden, (i, k, v) -> {
+            cache.write(i, slotColumn, positionIds, k.transpose(0, 2, 1, 3), v);
+            return new NDArray[] {cache.keys(scope, i, slots, slotIndex, keys),
+                cache.values(scope, i, slots, slotIndex, keys)};
+        });
+        for (int b = 0; b < batch; b++) {
+            cache.advance(slots[b], newTokens[b]);
+        }
+        return forward;
+    }
+
+    /**
+     * A whole batch of sequences at once, without a cache, as training needs it (and as transformers' forward with an
+     * attention mask computes it): row b holds {@code lengths[b]} real positions from position 0, right-padded to T;
+     * keys past a row's length are masked. Gradients flow to whatever in {@code inputs} or the adapters' tensors
+     * requires them (DJL autograd); the model's own weights never do.
+     */
+    public NDArray forwardSequences(NDManager scope, NDArray inputs, int[] lengths, List<LoraApplication> adapters) {
+        int batch = lengths.length;
+        int width = (int) inputs.getShape().get(1);
+        NDArray positions = scope.arange(0, width, 1, DataType.INT64);
+        NDArray cos = ropeCos.get(scope, new NDIndex("{}", positions)).expandDims(0).expandDims(0);   // [1,1,T,d]
+        NDArray sin = ropeSin.get(scope, new NDIndex("{}", positions)).expandDims(0).expandDims(0);
+        NDArray mask = mask(scope, new int[batch], width, width, lengths);
+        return layers(inputs, cos, sin, mask, adapters, false,
+                (i, k, v) -> new NDArray[] {k, v.transpose(0, 2, 1, 3)}).hidden();
+    }
+
+    /** Where a layer's new keys [B, kvHeads, T, d] and values [B, T, kvHeads, d] go, and the keys and values attended. */
+    private interface KeysAndValues {
+        NDArray[] attended(int layer, NDArray keys, NDArray values);
+    }
+
+    private Forward layers(NDArray inputs, NDArray cos, NDArray sin, NDArray mask, List<LoraApplication> adapters,
+                           boolean allHidden, KeysAndValues keysAndValues) {
+        int batch = (int) inputs.getShape().get(0);
+        int width = (int) inputs.getShape().get(1);
+        NDArray[] scales = rowScales(inputs.getManager(), adapters);
         List<NDArray> hiddenStates = allHidden ? new ArrayList<>() : List.of();
         NDArray x = inputs;
         for (int i = 0; i < layers.size(); i++) {
@@ -244,9 +282,8 @@ public final class LlamaModel implements AutoCloseable {
             q = rope(q.reshape(batch, width, config.numHeads(), config.headDim()).transpose(0, 2, 1, 3), cos, sin);
             k = rope(k.reshape(batch, width, config.numKvHeads(), config.headDim()).transpose(0, 2, 1, 3), cos, sin);
             v = v.reshape(batch, width, config.numKvHeads(), config.headDim());
-            cache.write(i, slotColumn, positionIds, k.transpose(0, 2, 1, 3), v);
-            NDArray attention = attend(q, cache.keys(scope, i, slots, slotIndex, keysLength),
-                    cache.values(scope, i, slots, slotIndex, keysLength), mask, batch, width);
+            NDArray[] attended = keysAndValues.attended(i, k, v);
+            NDArray attention = attend(q, attended[0], attended[1], mask, batch, width);
             x = x.add(withLora(Linear.linear(attention, layer.oProj()).singletonOrThrow(), attention,
                     prefix + "self_attn.o_proj", adapters, scales));
             // MLP block
@@ -257,9 +294,6 @@ public final class LlamaModel implements AutoCloseable {
             NDArray act = gate.mul(Activation.sigmoid(gate)).mul(up);       // silu(gate) * up
             x = x.add(withLora(Linear.linear(act, layer.downProj()).singletonOrThrow(), act, prefix + "mlp.down_proj",
                     adapters, scales));
-        }
-        for (int b = 0; b < batch; b++) {
-            cache.advance(slots[b], newTokens[b]);
         }
         NDArray hidden = rmsNorm(x, norm);
         if (allHidden) {
@@ -345,9 +379,10 @@ public final class LlamaModel implements AutoCloseable {
 
     /**
      * The additive mask: query t of row b (position starts[b] + t) sees key j iff j <= its position and, with a
-     * sliding window W, j > position - W (exactly W keys including itself, as transformers 4.44's eager path).
+     * sliding window W, j > position - W (exactly W keys including itself, as transformers 4.44's eager path); with
+     * {@code lengths}, only keys j < lengths[b] (an attention mask over right padding).
      */
-    private NDArray mask(NDManager scope, int[] starts, int width, int keysLength) {
+    private NDArray mask(NDManager scope, int[] starts, int width, int keysLength, int[] lengths) {
         int window = config.slidingWindow();
         float[] values = new float[starts.length * width * keysLength];
         for (int b = 0; b < starts.length; b++) {
@@ -355,7 +390,8 @@ public final class LlamaModel implements AutoCloseable {
                 int position = starts[b] + t;
                 int base = (b * width + t) * keysLength;
                 for (int j = 0; j < keysLength; j++) {
-                    boolean visible = j <= position && (window <= 0 || j > position - window);
+                    boolean visible = j <= position && (window <= 0 || j > position - window)
+                            && (lengths == null || j < lengths[b]);
                     values[base + j] = visible ? 0f : MASKED;
                 }
             }

@@ -48,6 +48,16 @@ public final class LoraAdapter implements AutoCloseable {
         this.modules = modules;
     }
 
+    /**
+     * An adapter over arrays the caller made (a trainer's tensors, which may require gradients): module path ->
+     * {A [r, in], B [out, r]}, each module's scaling from the config. The arrays stay the caller's to close.
+     */
+    public static LoraAdapter of(LoraConfig config, NDManager manager, Map<String, NDArray[]> arrays) {
+        Map<String, Module> modules = new HashMap<>();
+        arrays.forEach((path, ab) -> modules.put(path, new Module(ab[0], ab[1], config.scaling(path))));
+        return new LoraAdapter(config, manager, modules);
+    }
+
     public static LoraAdapter load(Path dir, NDManager parent, ModelOptions options) {
         LoraConfig config = LoraConfig.read(dir);
         NDManager manager = parent.newSubManager();
