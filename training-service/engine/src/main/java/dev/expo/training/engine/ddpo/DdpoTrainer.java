@@ -1,0 +1,263 @@
+package dev.expo.training.engine.ddpo;
+
+import ai.djl.engine.Engine;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.training.GradientCollector;
+import dev.expo.common.ExpoException;
+import dev.expo.modeling.NdArrays;
+import dev.expo.modeling.clip.ClipImageProcessor;
+import dev.expo.modeling.clip.ClipVisionModel;
+import dev.expo.modeling.clip.ImageDecoder;
+import dev.expo.modeling.llama.LlamaModel;
+import dev.expo.modeling.lora.LoraAdapter;
+import dev.expo.modeling.lora.LoraApplication;
+import dev.expo.training.engine.data.PreferenceDataset;
+import dev.expo.training.engine.data.PreferencePair;
+import dev.expo.training.engine.optim.AdamW;
+import dev.expo.training.engine.optim.GradientClipping;
+import dev.expo.training.engine.optim.LearningRateSchedule;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Optimizer steps of multimodal DDPO over a processed dataset: a global batch of pairs in micro batches (gradient
+ * accumulation; each micro batch's loss is scaled by its share of the global batch, so the sum is the global batch's
+ * mean loss), global-norm clipping, the schedule's rate, AdamW on float32 master weights held here. CLIP features are
+ * computed once per image and reference log-probs once per pair (adapter off, the initial projector), then reused.
+ * The frozen models stay the caller's.
+ */
+public final class DdpoTrainer implements AutoCloseable {
+
+    /** PEFT's saved key prefix: the trainable tensors are named as in adapter_model.safetensors. */
+    public static final String LORA_PREFIX = "base_model.model.";
+    public static final String PROJECTOR_WEIGHT = "projector.weight";
+    public static final String PROJECTOR_BIAS = "projector.bias";
+
+    public record Settings(DdpoLoss.Settings loss, int microBatch, double maxGradNorm, AdamW.Settings adamW) {
+        public Settings {
+            if (microBatch < 1) {
+                throw ExpoException.invalidArgument("micro_batch_size", microBatch, "must be at least 1");
+            }
+        }
+    }
+
+    /** What one optimizer step did. */
+    public record StepMetrics(long step, double loss, double chosenReward, double rejectedReward, double accuracy,
+                              double margin, double policyChosen, double policyRejected, double referenceChosen,
+                              double referenceRejected, double learningRate, double gradNorm, int pairs, long tokens) {
+    }
+
+    private final LlamaModel model;
+    private final ClipVisionModel tower;
+    private final int visionLayer;
+    private final LoraAdapter.LoraConfig lora;
+    private final PreferenceDataset dataset;
+    private final Settings settings;
+    private final Map<String, float[]> master;
+    private final Map<String, long[]> shapes;
+    private final AdamW adamW;
+    private final NDManager manager;
+    private final Map<String, float[]> features = new HashMap<>();
+    private final Map<Long, double[]> reference = new HashMap<>();
+    private final float[] initialWeight;
+    private final float[] initialBias;
+
+    /**
+     * @param master the trainable tensors' float32 values by name (PEFT keys and projector.weight / .bias), updated in
+     *               place by each step; {@code shapes} gives each one's shape
+     */
+    public DdpoTrainer(LlamaModel model, ClipVisionModel tower, int visionLayer, LoraAdapter.LoraConfig lora,
+                       PreferenceDataset dataset, Settings settings, Map<String, float[]> master,
+                       Map<String, long[]> shapes) {
+        this.model = model;
+        this.tower = tower;
+        this.visionLayer = visionLayer;
+        this.lora = lora;
+        this.dataset = dataset;
+        this.settings = settings;
+        this.master = master;
+        this.shapes = shapes;
+        this.adamW = new AdamW(settings.adamW());
+        this.manager = model.manager().newSubManager();
+        this.initialWeight = master.get(PROJECTOR_WEIGHT).clone();
+        this.initialBias = master.get(PROJECTOR_BIAS).clone();
+    }
+
+    public AdamW optimizer() {
+        return adamW;
+    }
+
+    /** One optimizer step over these pairs (one global batch) at the schedule's rate for this 0-based step. */
+    public StepMetrics step(List<PreferencePair> pairs, LearningRateSchedule schedule) {
+        long stepIndex = adamW.steps();
+        Map<String, float[]> grads = new LinkedHashMap<>();
+        master.forEach((name, values) -> grads.put(name, new float[values.length]));
+        int n = pairs.size();
+        double[] pc = new double[n];
+        double[] pr = new double[n];
+        double[] rc = new double[n];
+        double[] rr = new double[n];
+        long tokens = 0;
+        for (int from = 0; from < n; from += settings.microBatch()) {
+            List<PreferencePair> micro = pairs.subList(from, Math.min(n, from + settings.microBatch()));
+            double[][] logps = microStep(micro, n, grads);
+            for (int i = 0; i < micro.size(); i++) {
+                pc[from + i] = logps[0][i];
+                pr[from + i] = logps[1][i];
+                rc[from + i] = logps[2][i];
+                rr[from + i] = logps[3][i];
+                tokens += micro.get(i).chosenIds().length + micro.get(i).rejectedIds().length;
+            }
+        }
+        double gradNorm = GradientClipping.clip(grads.values(), settings.maxGradNorm());
+        double lr = schedule.at(stepIndex);
+        adamW.step(master, grads, lr);
+        DdpoLoss.Batch batch = DdpoLoss.of(settings.loss(), pc, pr, rc, rr, n);
+        return new StepMetrics(stepIndex + 1, batch.loss(), mean(batch.chosenRewards()), mean(batch.rejectedRewards()),
+                batch.accuracy(), batch.margin(), mean(pc), mean(pr), mean(rc), mean(rr), lr, gradNorm, n, tokens);
+    }
+
+    /** Forward and backward of one micro batch; its gradients are added to {@code grads}. Returns pc, pr, rc, rr. */
+    private double[][] microStep(List<PreferencePair> micro, int globalPairs, Map<String, float[]> grads) {
+        int m = micro.size();
+        long[][] ids = new long[2 * m][];
+        float[][] weights = new float[2 * m][];
+        for (int i = 0; i < m; i++) {
+            PreferencePair pair = micro.get(i);
+            ids[i] = pair.chosenIds();
+            ids[m + i] = pair.rejectedIds();
+            weights[i] = DdpoLoss.tokenWeights(pair.chosenIds().length, pair.promptLength(), pair.chosenCorrected(),
+                    settings.loss().gamma());
+            weights[m + i] = DdpoLoss.tokenWeights(pair.rejectedIds().length, pair.promptLength(),
+                    pair.rejectedCorrected(), settings.loss().gamma());
+        }
+        try (NDManager scope = manager.newSubManager()) {
+            NDArray rowFeatures = rowFeatures(scope, micro);
+            double[][] ref = referenceLogps(scope, micro, rowFeatures, ids, weights);
+            Map<String, NDArray> trainable = new LinkedHashMap<>();
+            for (Map.Entry<String, float[]> entry : master.entrySet()) {
+                NDArray array = NdArrays.ofFloats(scope, entry.getValue(), shapes.get(entry.getKey()));
+                array.setRequiresGradient(true);
+                trainable.put(entry.getKey(), array);
+            }
+            LoraAdapter adapter = LoraAdapter.of(lora, scope, loraModules(trainable));
+            float[] ones = new float[2 * m];
+            Arrays.fill(ones, 1f);
+            float[] values;
+            try (GradientCollector collector = Engine.getInstance().newGradientCollector()) {
+                NDArray policy = DdpoForward.weightedLogps(scope, model, rowFeatures, trainable.get(PROJECTOR_WEIGHT),
+                        trainable.get(PROJECTOR_BIAS), List.of(new LoraApplication(adapter, ones)), ids, weights,
+                        settings.loss().average());
+                values = NdArrays.toFloats(policy);
+                DdpoLoss.Batch batch = DdpoLoss.of(settings.loss(), slice(values, 0, m), slice(values, m, 2 * m),
+                        ref[0], ref[1], globalPairs);
+                float[] coefficients = new float[2 * m];
+                for (int i = 0; i < m; i++) {
+                    coefficients[i] = (float) batch.chosenGradient()[i];
+                    coefficients[m + i] = (float) batch.rejectedGradient()[i];
+                }
+                collector.backward(policy.mul(scope.create(coefficients)).sum());
+            }
+            for (Map.Entry<String, NDArray> entry : trainable.entrySet()) {
+                float[] g = NdArrays.toFloats(entry.getValue().getGradient());
+                float[] sum = grads.get(entry.getKey());
+                for (int i = 0; i < g.length; i++) {
+                    sum[i] += g[i];
+                }
+            }
+            return new double[][] {slice(values, 0, m), slice(values, m, 2 * m), ref[0], ref[1]};
+        }
+    }
+
+    /** Each pair's reference (pc, pr) once: adapter off, the initial projector, no gradient. */
+    private double[][] referenceLogps(NDManager scope, List<PreferencePair> micro, NDArray rowFeatures, long[][] ids,
+                                      float[][] weights) {
+        int m = micro.size();
+        boolean missing = micro.stream().anyMatch(p -> !reference.containsKey(p.row()));
+        if (missing) {
+            NDArray weight = NdArrays.ofFloats(scope, initialWeight, shapes.get(PROJECTOR_WEIGHT));
+            NDArray bias = NdArrays.ofFloats(scope, initialBias, shapes.get(PROJECTOR_BIAS));
+            float[] values = NdArrays.toFloats(DdpoForward.weightedLogps(scope, model, rowFeatures, weight, bias,
+                    List.of(), ids, weights, settings.loss().average()));
+            for (int i = 0; i < m; i++) {
+                reference.putIfAbsent(micro.get(i).row(), new double[] {values[i], values[m + i]});
+            }
+        }
+        double[][] out = new double[2][m];
+        for (int i = 0; i < m; i++) {
+            double[] r = reference.get(micro.get(i).row());
+            out[0][i] = r[0];
+            out[1][i] = r[1];
+        }
+        return out;
+    }
+
+    /** CLIP features [2m, P, Hv] of the micro batch (chosen rows, then rejected rows), each image computed once. */
+    private NDArray rowFeatures(NDManager scope, List<PreferencePair> micro) {
+        int m = micro.size();
+        float[][] perPair = new float[m][];
+        for (int i = 0; i < m; i++) {
+            perPair[i] = features.computeIfAbsent(micro.get(i).image(), this::imageFeatures);
+        }
+        int length = perPair[0].length;
+        float[] flat = new float[2 * m * length];
+        for (int i = 0; i < m; i++) {
+            System.arraycopy(perPair[i], 0, flat, i * length, length);
+            System.arraycopy(perPair[i], 0, flat, (m + i) * length, length);
+        }
+        long hidden = tower.config().hiddenSize();
+        return NdArrays.ofFloats(scope, flat, 2L * m, length / hidden, hidden);
+    }
+
+    private float[] imageFeatures(String sha256) {
+        try (NDManager scope = manager.newSubManager()) {
+            byte[] bytes = Files.readAllBytes(dataset.imagePath(sha256));
+            ClipImageProcessor.PixelValues pixels = tower.processor().process(ImageDecoder.decode(bytes, 1L << 26));
+            float[] out = NdArrays.toFloats(tower.forward(scope, List.of(pixels)).hiddenState(visionLayer)
+                    .get(":, 1:, :"));
+            return out;
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read image " + sha256 + " of dataset " + dataset.name(), e);
+        }
+    }
+
+    private static Map<String, NDArray[]> loraModules(Map<String, NDArray> trainable) {
+        Map<String, NDArray[]> modules = new LinkedHashMap<>();
+        trainable.forEach((name, array) -> {
+            if (name.startsWith(LORA_PREFIX)) {
+                String path = name.substring(LORA_PREFIX.length(), name.indexOf(".lora_"));
+                modules.computeIfAbsent(path, k -> new NDArray[2])[name.contains(".lora_A.") ? 0 : 1] = array;
+            }
+        });
+        return modules;
+    }
+
+    private static double[] slice(float[] values, int from, int to) {
+        double[] out = new double[to - from];
+        for (int i = from; i < to; i++) {
+            out[i - from] = values[i];
+        }
+        return out;
+    }
+
+    private static double mean(double[] values) {
+        double sum = 0;
+        for (double v : values) {
+            sum += v;
+        }
+        return sum / values.length;
+    }
+
+    @Override
+    public void close() {
+        manager.close();
+    }
+}
