@@ -52,7 +52,8 @@ public final class DdpoTrainer implements AutoCloseable {
     /** What one optimizer step did. */
     public record StepMetrics(long step, double loss, double chosenReward, double rejectedReward, double accuracy,
                               double margin, double policyChosen, double policyRejected, double referenceChosen,
-                              double referenceRejected, double learningRate, double gradNorm, int pairs, long tokens) {
+                              double referenceRejected, double learningRate, double gradNorm, int pairs, long tokens,
+                              double seconds) {
     }
 
     private final LlamaModel model;
@@ -97,6 +98,7 @@ public final class DdpoTrainer implements AutoCloseable {
 
     /** One optimizer step over these pairs (one global batch) at the schedule's rate for this 0-based step. */
     public StepMetrics step(List<PreferencePair> pairs, LearningRateSchedule schedule) {
+        long start = System.nanoTime();
         long stepIndex = adamW.steps();
         Map<String, float[]> grads = new LinkedHashMap<>();
         master.forEach((name, values) -> grads.put(name, new float[values.length]));
@@ -122,7 +124,8 @@ public final class DdpoTrainer implements AutoCloseable {
         adamW.step(master, grads, lr);
         DdpoLoss.Batch batch = DdpoLoss.of(settings.loss(), pc, pr, rc, rr, n);
         return new StepMetrics(stepIndex + 1, batch.loss(), mean(batch.chosenRewards()), mean(batch.rejectedRewards()),
-                batch.accuracy(), batch.margin(), mean(pc), mean(pr), mean(rc), mean(rr), lr, gradNorm, n, tokens);
+                batch.accuracy(), batch.margin(), mean(pc), mean(pr), mean(rc), mean(rr), lr, gradNorm, n, tokens,
+                (System.nanoTime() - start) / 1e9);
     }
 
     /** Forward and backward of one micro batch; its gradients are added to {@code grads}. Returns pc, pr, rc, rr. */

@@ -1,0 +1,309 @@
+package dev.expo.training.engine.jobs;
+
+import ai.djl.ndarray.NDManager;
+import dev.expo.checkpoint.DType;
+import dev.expo.checkpoint.SafetensorsFile;
+import dev.expo.checkpoint.SafetensorsWriter;
+import dev.expo.checkpoint.Tensor;
+import dev.expo.checkpoint.TensorInfo;
+import dev.expo.common.ExpoException;
+import dev.expo.common.store.ModelStore;
+import dev.expo.modeling.ModelOptions;
+import dev.expo.modeling.clip.ClipVisionModel;
+import dev.expo.modeling.llama.LlamaConfig;
+import dev.expo.modeling.llama.LlamaModel;
+import dev.expo.modeling.lora.LoraAdapter;
+import dev.expo.modeling.multimodal.MultimodalManifest;
+import dev.expo.training.engine.data.DatasetPreprocessor;
+import dev.expo.training.engine.data.DatasetStore;
+import dev.expo.training.engine.data.PreferenceDataset;
+import dev.expo.training.engine.data.PreferencePair;
+import dev.expo.training.engine.ddpo.DdpoLoss;
+import dev.expo.training.engine.ddpo.DdpoTrainer;
+import dev.expo.training.engine.optim.AdamW;
+import dev.expo.training.engine.optim.LearningRateSchedule;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.concurrent.CancellationException;
+import java.util.function.BooleanSupplier;
+import java.util.function.Consumer;
+
+/**
+ * One training run, planned (every check against the store done, models loaded) then run to the end: epochs of
+ * global batches (shuffled per epoch from the seed, or in order), then the output published as a multimodal manifest
+ * (adapter/, projector.safetensors, expo-model.json referencing the base models by name, the tokenizer files).
+ */
+public final class TrainingRun implements AutoCloseable {
+
+    private static final List<String> TOKENIZER_FILES = List.of("tokenizer.json", "tokenizer_config.json",
+            "special_tokens_map.json", "chat_template.jinja", "generation_config.json");
+
+    private final ModelStore store;
+    private final TrainingRequest request;
+    private final PreferenceDataset dataset;
+    private final NDManager manager;
+    private final LlamaModel model;
+    private final ClipVisionModel tower;
+    private final LoraAdapter.LoraConfig lora;
+    private final Map<String, float[]> master;
+    private final Map<String, long[]> shapes;
+    private final long totalSteps;
+    private final int stepsPerEpoch;
+
+    private TrainingRun(ModelStore store, TrainingRequest request, PreferenceDataset dataset, NDManager manager,
+                        LlamaModel model, ClipVisionModel tower, LoraAdapter.LoraConfig lora,
+                        Map<String, float[]> master, Map<String, long[]> shapes) {
+        this.store = store;
+        this.request = request;
+        this.dataset = dataset;
+        this.manager = manager;
+        this.model = model;
+        this.tower = tower;
+        this.lora = lora;
+        this.master = master;
+        this.shapes = shapes;
+        this.stepsPerEpoch = (dataset.pairs().size() + request.globalBatch() - 1) / request.globalBatch();
+        this.totalSteps = request.maxSteps() > 0 ? request.maxSteps() : (long) stepsPerEpoch * request.epochs();
+    }
+
+    /** Checks the request against the store and loads what it trains. Bad input fails here, before any job. */
+    public static TrainingRun plan(ModelStore store, DatasetStore datasets, TrainingRequest request) {
+        Path lmDir = store.existing("language_model", request.languageModel());
+        Path towerDir = store.existing("vision_tower", request.visionTower());
+        ModelStore.checkName("output_model", request.outputModel());
+        if (store.exists(request.outputModel())) {
+            throw new ExpoException(ExpoException.Kind.ALREADY_EXISTS, "model \"" + request.outputModel()
+                    + "\" already exists in the store; choose another output name");
+        }
+        if (request.loraDropout() != 0) {
+            throw ExpoException.invalidArgument("lora.dropout", request.loraDropout(), "LoRA dropout is not built "
+                    + "yet: 0 only (the golden step and Muffin's RLHF-V run use none on the adapter)");
+        }
+        PreferenceDataset dataset = datasets.load(request.dataset());
+        if (dataset.pairs().isEmpty()) {
+            throw ExpoException.failedPrecondition("dataset \"" + request.dataset() + "\" has no rows");
+        }
+        String lmTokenizer = DatasetPreprocessor.tokenizerSha256(lmDir);
+        if (!lmTokenizer.equals(dataset.tokenizerSha256())) {
+            throw ExpoException.failedPrecondition("dataset \"" + request.dataset() + "\" was tokenized with "
+                    + dataset.info().path("tokenizer").path("model").asText() + "'s tokenizer, which is not "
+                    + request.languageModel() + "'s (tokenizer.json differs); preprocess it again with "
+                    + "--tokenizer-model " + request.languageModel());
+        }
+        NDManager manager = NDManager.newBaseManager();
+        try {
+            LlamaModel model = LlamaModel.load(lmDir, manager, ModelOptions.cpu());
+            ClipVisionModel tower = ClipVisionModel.load(towerDir, manager, ModelOptions.cpu());
+            Map<String, float[]> master = new LinkedHashMap<>();
+            Map<String, long[]> shapes = new LinkedHashMap<>();
+            Random random = new Random(request.seed());
+            long visionHidden = tower.config().hiddenSize();
+            long hidden = model.config().hiddenSize();
+            if (request.projector() != null) {
+                readProjector(store, request.projector(), visionHidden, hidden, master, shapes);
+            } else {
+                // nn.Linear's default init: kaiming_uniform(a = sqrt(5)) = U(-1/sqrt(in), 1/sqrt(in)), bias alike.
+                put(master, shapes, DdpoTrainer.PROJECTOR_WEIGHT, uniform(random, hidden * visionHidden,
+                        1 / Math.sqrt(visionHidden)), hidden, visionHidden);
+                put(master, shapes, DdpoTrainer.PROJECTOR_BIAS, uniform(random, hidden, 1 / Math.sqrt(visionHidden)),
+                        hidden);
+            }
+            LoraAdapter.LoraConfig lora;
+            if (request.adapter() != null) {
+                Path adapterDir = store.existing("adapter", request.adapter());
+                lora = LoraAdapter.LoraConfig.read(adapterDir);
+                try (LoraAdapter existing = LoraAdapter.load(adapterDir, manager, ModelOptions.cpu())) {
+                    existing.checkFits(model.config(), request.adapter());
+                    for (String path : existing.modulePaths()) {
+                        LoraAdapter.Module module = existing.module(path);
+                        put(master, shapes, DdpoTrainer.LORA_PREFIX + path + ".lora_A.weight",
+                                module.a().toFloatArray(), module.a().getShape().getShape());
+                        put(master, shapes, DdpoTrainer.LORA_PREFIX + path + ".lora_B.weight",
+                                module.b().toFloatArray(), module.b().getShape().getShape());
+                    }
+                }
+            } else {
+                lora = new LoraAdapter.LoraConfig(request.loraRank(), request.loraAlpha(), request.loraTargets(),
+                        request.languageModel(), false);
+                newLora(model.config(), request, random, master, shapes);
+            }
+            return new TrainingRun(store, request, dataset, manager, model, tower, lora, master, shapes);
+        } catch (RuntimeException e) {
+            manager.close();
+            throw e;
+        }
+    }
+
+    /** lora_A: PEFT's default, kaiming_uniform(a = sqrt(5)) = U(-1/sqrt(in), 1/sqrt(in)); lora_B: zeros. */
+    private static void newLora(LlamaConfig config, TrainingRequest request, Random random, Map<String, float[]> master,
+                                Map<String, long[]> shapes) {
+        int q = config.numHeads() * config.headDim();
+        int kv = config.numKvHeads() * config.headDim();
+        int matched = 0;
+        for (int layer = 0; layer < config.numLayers(); layer++) {
+            for (String target : request.loraTargets()) {
+                int[] inOut = switch (target) {
+                    case "q_proj" -> new int[] {config.hiddenSize(), q};
+                    case "k_proj", "v_proj" -> new int[] {config.hiddenSize(), kv};
+                    case "o_proj" -> new int[] {q, config.hiddenSize()};
+                    case "gate_proj", "up_proj" -> new int[] {config.hiddenSize(), config.intermediateSize()};
+                    case "down_proj" -> new int[] {config.intermediateSize(), config.hiddenSize()};
+                    default -> null;
+                };
+                if (inOut == null) {
+                    throw ExpoException.invalidArgument("lora.target_modules", target, "matches no module of "
+                            + request.languageModel() + " (q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, "
+                            + "down_proj)");
+                }
+                String module = (List.of("gate_proj", "up_proj", "down_proj").contains(target) ? "mlp."
+                        : "self_attn.") + target;
+                String prefix = DdpoTrainer.LORA_PREFIX + "model.layers." + layer + "." + module;
+                int r = request.loraRank();
+                put(master, shapes, prefix + ".lora_A.weight", uniform(random, (long) r * inOut[0],
+                        1 / Math.sqrt(inOut[0])), r, inOut[0]);
+                put(master, shapes, prefix + ".lora_B.weight", new float[inOut[1] * r], inOut[1], r);
+                matched++;
+            }
+        }
+        if (matched == 0) {
+            throw ExpoException.invalidArgument("lora.target_modules", request.loraTargets(), "match nothing");
+        }
+    }
+
+    private static void readProjector(ModelStore store, String projector, long visionHidden, long hidden,
+                                      Map<String, float[]> master, Map<String, long[]> shapes) {
+        Path path = Path.of(projector);
+        path = path.isAbsolute() ? path : store.root().resolve(projector).normalize();
+        if (!Files.isRegularFile(path)) {
+            throw ExpoException.notFound("projector " + path + " does not exist");
+        }
+        try (SafetensorsFile file = SafetensorsFile.open(path)) {
+            for (String key : List.of("weight", "bias")) {
+                if (!file.contains(key)) {
+                    throw ExpoException.invalidArgument(path + " has no \"" + key + "\" tensor (a projector is "
+                            + "weight [llm_hidden, vision_hidden] and bias [llm_hidden])");
+                }
+            }
+            TensorInfo weight = file.info("weight");
+            long[] shape = weight.shape();
+            if (shape.length != 2 || shape[0] != hidden || shape[1] != visionHidden
+                    || file.info("bias").shape()[0] != hidden) {
+                throw ExpoException.failedPrecondition("projector " + projector + " has weight "
+                        + java.util.Arrays.toString(shape) + " but the vision tower has hidden size " + visionHidden
+                        + " and the language model " + hidden);
+            }
+            put(master, shapes, DdpoTrainer.PROJECTOR_WEIGHT, file.tensor("weight").toFloats(), shape);
+            put(master, shapes, DdpoTrainer.PROJECTOR_BIAS, file.tensor("bias").toFloats(), hidden);
+        }
+    }
+
+    private static void put(Map<String, float[]> master, Map<String, long[]> shapes, String name, float[] values,
+                            long... shape) {
+        master.put(name, values);
+        shapes.put(name, shape);
+    }
+
+    private static float[] uniform(Random random, long count, double bound) {
+        float[] values = new float[Math.toIntExact(count)];
+        for (int i = 0; i < values.length; i++) {
+            values[i] = (float) ((random.nextDouble() * 2 - 1) * bound);
+        }
+        return values;
+    }
+
+    public int stepsPerEpoch() {
+        return stepsPerEpoch;
+    }
+
+    public long totalSteps() {
+        return totalSteps;
+    }
+
+    public TrainingRequest request() {
+        return request;
+    }
+
+    /** Runs every step, reporting each; then publishes the output. CancellationException when cancelled. */
+    public void run(Consumer<DdpoTrainer.StepMetrics> onStep, BooleanSupplier cancelled) {
+        LearningRateSchedule schedule = LearningRateSchedule.of(request.schedule(), request.learningRate(),
+                request.warmupRatio(), totalSteps);
+        DdpoTrainer.Settings settings = new DdpoTrainer.Settings(new DdpoLoss.Settings(request.beta(),
+                request.gamma(), request.average()), request.microBatch(), request.maxGradNorm(),
+                AdamW.Settings.torchDefaults(request.weightDecay()));
+        try (DdpoTrainer trainer = new DdpoTrainer(model, tower, request.visionLayer(), lora, dataset, settings, master,
+                shapes)) {
+            long step = 0;
+            for (int epoch = 0; step < totalSteps; epoch++) {
+                List<PreferencePair> order = new ArrayList<>(dataset.pairs());
+                if (request.shuffle()) {
+                    Collections.shuffle(order, new Random(request.seed() * 1_000_003L + epoch));
+                }
+                for (int from = 0; from < order.size() && step < totalSteps; from += request.globalBatch()) {
+                    if (cancelled.getAsBoolean()) {
+                        throw new CancellationException();
+                    }
+                    onStep.accept(trainer.step(order.subList(from, Math.min(order.size(), from
+                            + request.globalBatch())), schedule));
+                    step++;
+                }
+            }
+        }
+        publish();
+    }
+
+    /** adapter/ (PEFT), projector.safetensors, expo-model.json and the tokenizer files, staged then renamed. */
+    private void publish() {
+        Path staging = store.newStagingDir(request.outputModel());
+        try {
+            List<Tensor> adapterTensors = new ArrayList<>();
+            master.forEach((name, values) -> {
+                if (name.startsWith(DdpoTrainer.LORA_PREFIX)) {
+                    adapterTensors.add(Tensor.fromFloats(name, DType.F32, shapes.get(name), values));
+                }
+            });
+            Path adapterDir = Files.createDirectories(staging.resolve("adapter"));
+            SafetensorsWriter.write(adapterDir.resolve("adapter_model.safetensors"), adapterTensors);
+            lora.write(adapterDir);
+            SafetensorsWriter.write(staging.resolve("projector.safetensors"), List.of(
+                    Tensor.fromFloats("weight", DType.F32, shapes.get(DdpoTrainer.PROJECTOR_WEIGHT),
+                            master.get(DdpoTrainer.PROJECTOR_WEIGHT)),
+                    Tensor.fromFloats("bias", DType.F32, shapes.get(DdpoTrainer.PROJECTOR_BIAS),
+                            master.get(DdpoTrainer.PROJECTOR_BIAS))));
+            new MultimodalManifest(request.languageModel(), request.visionTower(), "projector.safetensors", "adapter",
+                    request.visionLayer(), true).write(staging);
+            Path lmDir = store.existing("language_model", request.languageModel());
+            for (String file : TOKENIZER_FILES) {
+                if (Files.isRegularFile(lmDir.resolve(file))) {
+                    Files.copy(lmDir.resolve(file), staging.resolve(file));
+                }
+            }
+            ModelStore.fsyncTree(staging);
+            store.publish(staging, request.outputModel(), false);
+        } catch (IOException e) {
+            ModelStore.deleteTree(staging);
+            throw new UncheckedIOException("cannot write model " + request.outputModel(), e);
+        } catch (RuntimeException e) {
+            ModelStore.deleteTree(staging);
+            throw e;
+        }
+    }
+
+    /** The trainable tensors' current values (for tests and checkpoints). */
+    public Map<String, float[]> parameters() {
+        return master;
+    }
+
+    @Override
+    public void close() {
+        manager.close();
+    }
+}

@@ -1,0 +1,107 @@
+package dev.expo.training.engine.jobs;
+
+import dev.expo.common.ExpoException;
+import dev.expo.common.store.ModelStore;
+import dev.expo.modeling.multimodal.MultimodalManifest;
+import dev.expo.training.engine.data.DatasetPreprocessor;
+import dev.expo.training.engine.data.DatasetStore;
+import dev.expo.training.engine.ddpo.DdpoTrainer;
+import dev.expo.training.engine.optim.LearningRateSchedule;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.stream.Stream;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+/** A whole run on the rlhfv fixture and the tiny models, to a servable manifest; bad requests refused at planning. */
+class TrainingRunTest {
+
+    static final Path FIXTURES = Path.of(System.getProperty("expo.testdata", "../../testdata/fixtures"));
+
+    static TrainingRequest request(String dataset, String output, int global, int micro, List<String> targets) {
+        return new TrainingRequest("llm", "clip", null, null, dataset, output, 4, 8, targets, 0, 1e-3, 1, 0, global,
+                micro, 0.01, 0.0, LearningRateSchedule.Kind.LINEAR, 0.1, 2.0, false, 1.0, true, 5, 0, -2);
+    }
+
+    @Test
+    void runsToTheEndAndPublishesAManifestWithAdapterAndProjector(@TempDir Path root) throws Exception {
+        ModelStore store = new ModelStore(root);
+        copyTree(FIXTURES.resolve("tiny-llama-sft"), root.resolve("llm"));
+        copyTree(FIXTURES.resolve("tiny-clip-vision"), root.resolve("clip"));
+        DatasetStore datasets = new DatasetStore(store);
+        new DatasetPreprocessor(datasets).run(new DatasetPreprocessor.Request(
+                FIXTURES.resolve("rlhfv/rlhfv_synth.parquet"), null, "llm", root.resolve("llm"), "rlhfv", 0.2, 1, 256,
+                256, false));
+        List<DdpoTrainer.StepMetrics> steps = new ArrayList<>();
+        try (TrainingRun run = TrainingRun.plan(store, datasets, request("rlhfv", "out", 2, 1,
+                List.of("q_proj", "v_proj", "down_proj")))) {
+            assertThat(run.totalSteps()).isEqualTo(2);   // 4 rows, global batch 2, one epoch
+            run.run(steps::add, () -> false);
+        }
+        assertThat(steps).hasSize(2);
+        assertThat(steps).allSatisfy(s -> assertThat(s.loss()).isFinite().isPositive());
+        assertThat(steps.get(0).learningRate()).isEqualTo(1e-3);   // linear decay, no warmup
+        assertThat(steps.get(1).learningRate()).isEqualTo(5e-4);
+        MultimodalManifest manifest = MultimodalManifest.read(root.resolve("out"));
+        assertThat(manifest.languageModel()).isEqualTo("llm");
+        assertThat(root.resolve("out/adapter/adapter_model.safetensors")).exists();
+        assertThat(root.resolve("out/adapter/adapter_config.json")).exists();
+        assertThat(root.resolve("out/projector.safetensors")).exists();
+        assertThat(root.resolve("out/tokenizer.json")).exists();
+        assertThat(store.list()).contains("out");
+    }
+
+    @Test
+    void badRequestsAreRefusedBeforeAnyJob(@TempDir Path root) throws Exception {
+        ModelStore store = new ModelStore(root);
+        copyTree(FIXTURES.resolve("tiny-llama-sft"), root.resolve("llm"));
+        copyTree(FIXTURES.resolve("tiny-clip-vision"), root.resolve("clip"));
+        DatasetStore datasets = new DatasetStore(store);
+        new DatasetPreprocessor(datasets).run(new DatasetPreprocessor.Request(
+                FIXTURES.resolve("rlhfv/rlhfv_synth.parquet"), null, "llm", root.resolve("llm"), "rlhfv", 0.2, 1, 256,
+                256, false));
+        assertThatThrownBy(() -> request("rlhfv", "o", 3, 2, List.of("q_proj")))
+                .isInstanceOfSatisfying(ExpoException.class, e -> assertThat(e.getMessage()).contains("multiple"));
+        assertThatThrownBy(() -> TrainingRun.plan(store, datasets, request("rlhfv", "o", 2, 1, List.of("qkv"))))
+                .isInstanceOfSatisfying(ExpoException.class, e -> {
+                    assertThat(e.kind()).isEqualTo(ExpoException.Kind.INVALID_ARGUMENT);
+                    assertThat(e.getMessage()).contains("qkv");
+                });
+        assertThatThrownBy(() -> TrainingRun.plan(store, datasets, request("nope", "o", 2, 1, List.of("q_proj"))))
+                .isInstanceOfSatisfying(ExpoException.class,
+                        e -> assertThat(e.kind()).isEqualTo(ExpoException.Kind.NOT_FOUND));
+        // A dataset tokenized with another tokenizer than the language model's.
+        copyTree(FIXTURES.resolve("tiny-llama-sft"), root.resolve("other"));
+        Files.writeString(root.resolve("other/tokenizer.json"), Files.readString(root.resolve("llm/tokenizer.json"))
+                .replaceFirst("\\{", "{ "));
+        new DatasetPreprocessor(datasets).run(new DatasetPreprocessor.Request(
+                FIXTURES.resolve("rlhfv/rlhfv_synth.parquet"), null, "other", root.resolve("other"), "other-tok", 0.2,
+                1, 256, 256, false));
+        assertThatThrownBy(() -> TrainingRun.plan(store, datasets, request("other-tok", "o", 2, 1,
+                List.of("q_proj")))).isInstanceOfSatisfying(ExpoException.class, e -> {
+                    assertThat(e.kind()).isEqualTo(ExpoException.Kind.FAILED_PRECONDITION);
+                    assertThat(e.getMessage()).contains("tokenizer");
+                });
+    }
+
+    static void copyTree(Path from, Path to) throws IOException {
+        try (Stream<Path> walk = Files.walk(from)) {
+            for (Path source : walk.toList()) {
+                Path target = to.resolve(from.relativize(source).toString());
+                if (Files.isDirectory(source)) {
+                    Files.createDirectories(target);
+                } else {
+                    Files.copy(source, target, StandardCopyOption.REPLACE_EXISTING);
+                }
+            }
+        }
+    }
+}
