@@ -1,15 +1,14 @@
 package dev.expo.training.grpc;
 
 import dev.expo.common.store.ModelStore;
+import dev.expo.inference.engine.TestModels;
 import io.quarkus.test.common.QuarkusTestResourceLifecycleManager;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.Map;
-import java.util.stream.Stream;
 
 /** A fresh store with the tiny LLaMA (for its tokenizer) and the RLHF-V parquet under datasets/raw/. */
 public class TestStoreResource implements QuarkusTestResourceLifecycleManager {
@@ -21,26 +20,13 @@ public class TestStoreResource implements QuarkusTestResourceLifecycleManager {
     public Map<String, String> start() {
         try {
             root = Files.createTempDirectory("expo-training-store");
-            copyTree(FIXTURES.resolve("tiny-llama-sft"), root.resolve("tiny-llama-sft"));
+            TestModels.copyTree(FIXTURES.resolve("tiny-llama-sft"), root.resolve("tiny-llama-sft"));
             Files.createDirectories(root.resolve("datasets/raw"));
             Files.copy(FIXTURES.resolve("rlhfv/rlhfv_synth.parquet"), root.resolve("datasets/raw/rlhfv.parquet"));
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
         return Map.of("expo.model-store", root.toString());
-    }
-
-    private static void copyTree(Path from, Path to) throws IOException {
-        try (Stream<Path> walk = Files.walk(from)) {
-            for (Path source : walk.toList()) {
-                Path target = to.resolve(from.relativize(source).toString());
-                if (Files.isDirectory(source)) {
-                    Files.createDirectories(target);
-                } else {
-                    Files.copy(source, target, StandardCopyOption.REPLACE_EXISTING);
-                }
-            }
-        }
     }
 
     @Override

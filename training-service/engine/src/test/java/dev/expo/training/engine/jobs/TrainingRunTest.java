@@ -2,6 +2,7 @@ package dev.expo.training.engine.jobs;
 
 import dev.expo.common.ExpoException;
 import dev.expo.common.store.ModelStore;
+import dev.expo.inference.engine.TestModels;
 import dev.expo.modeling.multimodal.MultimodalManifest;
 import dev.expo.training.engine.data.DatasetPreprocessor;
 import dev.expo.training.engine.data.DatasetStore;
@@ -10,13 +11,10 @@ import dev.expo.training.engine.optim.LearningRateSchedule;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.stream.Stream;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
@@ -34,8 +32,8 @@ class TrainingRunTest {
     @Test
     void runsToTheEndAndPublishesAManifestWithAdapterAndProjector(@TempDir Path root) throws Exception {
         ModelStore store = new ModelStore(root);
-        copyTree(FIXTURES.resolve("tiny-llama-sft"), root.resolve("llm"));
-        copyTree(FIXTURES.resolve("tiny-clip-vision"), root.resolve("clip"));
+        TestModels.copyTree(FIXTURES.resolve("tiny-llama-sft"), root.resolve("llm"));
+        TestModels.copyTree(FIXTURES.resolve("tiny-clip-vision"), root.resolve("clip"));
         DatasetStore datasets = new DatasetStore(store);
         new DatasetPreprocessor(datasets).run(new DatasetPreprocessor.Request(
                 FIXTURES.resolve("rlhfv/rlhfv_synth.parquet"), null, "llm", root.resolve("llm"), "rlhfv", 0.2, 1, 256,
@@ -62,8 +60,8 @@ class TrainingRunTest {
     @Test
     void badRequestsAreRefusedBeforeAnyJob(@TempDir Path root) throws Exception {
         ModelStore store = new ModelStore(root);
-        copyTree(FIXTURES.resolve("tiny-llama-sft"), root.resolve("llm"));
-        copyTree(FIXTURES.resolve("tiny-clip-vision"), root.resolve("clip"));
+        TestModels.copyTree(FIXTURES.resolve("tiny-llama-sft"), root.resolve("llm"));
+        TestModels.copyTree(FIXTURES.resolve("tiny-clip-vision"), root.resolve("clip"));
         DatasetStore datasets = new DatasetStore(store);
         new DatasetPreprocessor(datasets).run(new DatasetPreprocessor.Request(
                 FIXTURES.resolve("rlhfv/rlhfv_synth.parquet"), null, "llm", root.resolve("llm"), "rlhfv", 0.2, 1, 256,
@@ -79,7 +77,7 @@ class TrainingRunTest {
                 .isInstanceOfSatisfying(ExpoException.class,
                         e -> assertThat(e.kind()).isEqualTo(ExpoException.Kind.NOT_FOUND));
         // A dataset tokenized with another tokenizer than the language model's.
-        copyTree(FIXTURES.resolve("tiny-llama-sft"), root.resolve("other"));
+        TestModels.copyTree(FIXTURES.resolve("tiny-llama-sft"), root.resolve("other"));
         Files.writeString(root.resolve("other/tokenizer.json"), Files.readString(root.resolve("llm/tokenizer.json"))
                 .replaceFirst("\\{", "{ "));
         new DatasetPreprocessor(datasets).run(new DatasetPreprocessor.Request(
@@ -90,18 +88,5 @@ class TrainingRunTest {
                     assertThat(e.kind()).isEqualTo(ExpoException.Kind.FAILED_PRECONDITION);
                     assertThat(e.getMessage()).contains("tokenizer");
                 });
-    }
-
-    static void copyTree(Path from, Path to) throws IOException {
-        try (Stream<Path> walk = Files.walk(from)) {
-            for (Path source : walk.toList()) {
-                Path target = to.resolve(from.relativize(source).toString());
-                if (Files.isDirectory(source)) {
-                    Files.createDirectories(target);
-                } else {
-                    Files.copy(source, target, StandardCopyOption.REPLACE_EXISTING);
-                }
-            }
-        }
     }
 }
