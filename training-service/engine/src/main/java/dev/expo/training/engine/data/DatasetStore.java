@@ -18,10 +18,17 @@ import java.util.UUID;
  */
 public final class DatasetStore {
 
+    private final ModelStore store;
+
     private final Path root;
 
     public DatasetStore(ModelStore store) {
+        this.store = store;
         this.root = store.root().resolve("datasets");
+    }
+
+    public ModelStore store() {
+        return store;
     }
 
     public Path root() {

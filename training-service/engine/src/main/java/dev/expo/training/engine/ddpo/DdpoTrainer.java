@@ -26,6 +26,8 @@ import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CancellationException;
+import java.util.function.BooleanSupplier;
 
 /**
  * Optimizer steps of multimodal DDPO over a processed dataset: a global batch of pairs in micro batches (gradient
@@ -96,6 +98,46 @@ public final class DdpoTrainer implements AutoCloseable {
         return adamW;
     }
 
+    /**
+     * Computes every pair's reference (pc, pr) now, in the order given and in micro batches, skipping pairs already
+     * known. Doing it up front in the dataset's order (rather than as each shuffled batch first needs it) makes the
+     * numbers independent of the epoch order, so a resumed run reproduces an uninterrupted one to the bit.
+     */
+    public Map<Long, double[]> computeReference(List<PreferencePair> pairs, BooleanSupplier cancelled) {
+        for (int from = 0; from < pairs.size(); from += settings.microBatch()) {
+            if (cancelled.getAsBoolean()) {
+                throw new CancellationException();
+            }
+            List<PreferencePair> micro = pairs.subList(from, Math.min(pairs.size(), from + settings.microBatch()));
+            if (micro.stream().allMatch(p -> reference.containsKey(p.row()))) {
+                continue;
+            }
+            Inputs inputs = inputs(micro);
+            try (NDManager scope = manager.newSubManager()) {
+                referenceLogps(scope, micro, rowFeatures(scope, micro), inputs.ids(), inputs.weights());
+            }
+        }
+        return Map.copyOf(reference);
+    }
+
+    /** Reference log-probs computed before (by row), e.g. read from the dataset's cache. */
+    public void useReference(Map<Long, double[]> known) {
+        reference.putAll(known);
+    }
+
+    /** Restores a checkpoint: the trainable tensors' values and the optimizer's moments and step count. */
+    public void restore(Map<String, float[]> values, Map<String, AdamW.Moments> moments, long steps) {
+        for (Map.Entry<String, float[]> entry : master.entrySet()) {
+            float[] saved = values.get(entry.getKey());
+            if (saved == null || saved.length != entry.getValue().length) {
+                throw ExpoException.failedPrecondition("the checkpoint has no tensor " + entry.getKey()
+                        + " of the right size; it belongs to another run");
+            }
+            System.arraycopy(saved, 0, entry.getValue(), 0, saved.length);
+        }
+        adamW.restore(moments, steps);
+    }
+
     /** One optimizer step over these pairs (one global batch) at the schedule's rate for this 0-based step. */
     public StepMetrics step(List<PreferencePair> pairs, LearningRateSchedule schedule) {
         long start = System.nanoTime();
@@ -131,17 +173,9 @@ public final class DdpoTrainer implements AutoCloseable {
     /** Forward and backward of one micro batch; its gradients are added to {@code grads}. Returns pc, pr, rc, rr. */
     private double[][] microStep(List<PreferencePair> micro, int globalPairs, Map<String, float[]> grads) {
         int m = micro.size();
-        long[][] ids = new long[2 * m][];
-        float[][] weights = new float[2 * m][];
-        for (int i = 0; i < m; i++) {
-            PreferencePair pair = micro.get(i);
-            ids[i] = pair.chosenIds();
-            ids[m + i] = pair.rejectedIds();
-            weights[i] = DdpoLoss.tokenWeights(pair.chosenIds().length, pair.promptLength(), pair.chosenCorrected(),
-                    settings.loss().gamma());
-            weights[m + i] = DdpoLoss.tokenWeights(pair.rejectedIds().length, pair.promptLength(),
-                    pair.rejectedCorrected(), settings.loss().gamma());
-        }
+        Inputs inputs = inputs(micro);
+        long[][] ids = inputs.ids();
+        float[][] weights = inputs.weights();
         try (NDManager scope = manager.newSubManager()) {
             NDArray rowFeatures = rowFeatures(scope, micro);
             double[][] ref = referenceLogps(scope, micro, rowFeatures, ids, weights);
@@ -178,6 +212,26 @@ public final class DdpoTrainer implements AutoCloseable {
             }
             return new double[][] {slice(values, 0, m), slice(values, m, 2 * m), ref[0], ref[1]};
         }
+    }
+
+    /** Token ids and weights of a micro batch's rows: chosen rows first, then rejected rows. */
+    private record Inputs(long[][] ids, float[][] weights) {
+    }
+
+    private Inputs inputs(List<PreferencePair> micro) {
+        int m = micro.size();
+        long[][] ids = new long[2 * m][];
+        float[][] weights = new float[2 * m][];
+        for (int i = 0; i < m; i++) {
+            PreferencePair pair = micro.get(i);
+            ids[i] = pair.chosenIds();
+            ids[m + i] = pair.rejectedIds();
+            weights[i] = DdpoLoss.tokenWeights(pair.chosenIds().length, pair.promptLength(), pair.chosenCorrected(),
+                    settings.loss().gamma());
+            weights[m + i] = DdpoLoss.tokenWeights(pair.rejectedIds().length, pair.promptLength(),
+                    pair.rejectedCorrected(), settings.loss().gamma());
+        }
+        return new Inputs(ids, weights);
     }
 
     /** Each pair's reference (pc, pr) once: adapter off, the initial projector, no gradient. */

@@ -232,32 +232,90 @@ public final class TrainingRun implements AutoCloseable {
         return request;
     }
 
-    /** Runs every step, reporting each; then publishes the output. CancellationException when cancelled. */
-    public void run(Consumer<DdpoTrainer.StepMetrics> onStep, BooleanSupplier cancelled) {
-        LearningRateSchedule schedule = LearningRateSchedule.of(request.schedule(), request.learningRate(),
-                request.warmupRatio(), totalSteps);
+    /** What a run reports as it goes. */
+    public interface Progress {
+        /** The reference log-probs are known: read from the dataset's cache, or computed now. */
+        default void reference(int pairs, boolean cached) {
+        }
+
+        /** An optimizer step is done; {@code epoch} is fractional (1.5 = half of the second epoch done). */
+        void step(DdpoTrainer.StepMetrics metrics, double epoch);
+
+        /** A checkpoint to keep (every save_every steps, at each epoch's end and after the last step). */
+        void checkpoint(TrainingCheckpoint checkpoint, boolean epochEnd);
+    }
+
+    public LearningRateSchedule schedule() {
+        return LearningRateSchedule.of(request.schedule(), request.learningRate(), request.warmupRatio(), totalSteps);
+    }
+
+    public LoraAdapter.LoraConfig lora() {
+        return lora;
+    }
+
+    /**
+     * Runs the steps from {@code resumeFrom} (null = the start) to the end, then publishes the output.
+     * CancellationException when {@code cancelled} turns true (between steps; nothing is published).
+     */
+    public void run(TrainingCheckpoint resumeFrom, Progress progress, BooleanSupplier cancelled) {
+        LearningRateSchedule schedule = schedule();
         DdpoTrainer.Settings settings = new DdpoTrainer.Settings(new DdpoLoss.Settings(request.beta(),
                 request.gamma(), request.average()), request.microBatch(), request.maxGradNorm(),
                 AdamW.Settings.torchDefaults(request.weightDecay()));
+        // The reference is the initial policy with its adapter off: read it before a checkpoint replaces the values.
+        ReferenceCache cache = ReferenceCache.of(dataset, store.existing("language_model", request.languageModel()),
+                store.existing("vision_tower", request.visionTower()), master.get(DdpoTrainer.PROJECTOR_WEIGHT),
+                master.get(DdpoTrainer.PROJECTOR_BIAS), request);
         try (DdpoTrainer trainer = new DdpoTrainer(model, tower, request.visionLayer(), lora, dataset, settings, master,
                 shapes)) {
+            Map<Long, double[]> known = cache.read();
+            if (known != null && known.keySet().containsAll(dataset.pairs().stream().map(PreferencePair::row)
+                    .toList())) {
+                trainer.useReference(known);
+                progress.reference(known.size(), true);
+            } else {
+                cache.write(trainer.computeReference(dataset.pairs(), cancelled));
+                progress.reference(dataset.pairs().size(), false);
+            }
             long step = 0;
-            for (int epoch = 0; step < totalSteps; epoch++) {
-                List<PreferencePair> order = new ArrayList<>(dataset.pairs());
-                if (request.shuffle()) {
-                    Collections.shuffle(order, new Random(request.seed() * 1_000_003L + epoch));
+            if (resumeFrom != null) {
+                trainer.restore(resumeFrom.values(), resumeFrom.moments(), resumeFrom.optimizerSteps());
+                step = resumeFrom.step();
+            }
+            List<PreferencePair> order = null;
+            int orderEpoch = -1;
+            while (step < totalSteps) {
+                if (cancelled.getAsBoolean()) {
+                    throw new CancellationException();
                 }
-                for (int from = 0; from < order.size() && step < totalSteps; from += request.globalBatch()) {
-                    if (cancelled.getAsBoolean()) {
-                        throw new CancellationException();
-                    }
-                    onStep.accept(trainer.step(order.subList(from, Math.min(order.size(), from
-                            + request.globalBatch())), schedule));
-                    step++;
+                int epoch = (int) (step / stepsPerEpoch);
+                int batch = (int) (step % stepsPerEpoch);
+                if (epoch != orderEpoch) {
+                    order = epochOrder(epoch);
+                    orderEpoch = epoch;
+                }
+                int from = batch * request.globalBatch();
+                DdpoTrainer.StepMetrics metrics = trainer.step(order.subList(from, Math.min(order.size(),
+                        from + request.globalBatch())), schedule);
+                step++;
+                boolean epochEnd = batch + 1 == stepsPerEpoch;
+                progress.step(metrics, epoch + (batch + 1) / (double) stepsPerEpoch);
+                if (epochEnd || step == totalSteps || (request.saveEvery() > 0 && step % request.saveEvery() == 0)) {
+                    progress.checkpoint(TrainingCheckpoint.of(step, (int) (step / stepsPerEpoch),
+                            (int) (step % stepsPerEpoch), master, shapes, trainer.optimizer()), epochEnd);
                 }
             }
         }
         publish();
+    }
+
+    /** The epoch's order of the pairs: shuffled from the seed and the epoch alone, so a resumed run sees the same. */
+    private List<PreferencePair> epochOrder(int epoch) {
+        List<PreferencePair> order = new ArrayList<>(dataset.pairs());
+        if (request.shuffle()) {
+            Collections.shuffle(order, new Random(request.seed() * 1_000_003L + epoch));
+        }
+        return order;
     }
 
     /** adapter/ (PEFT), projector.safetensors, expo-model.json and the tokenizer files, staged then renamed. */

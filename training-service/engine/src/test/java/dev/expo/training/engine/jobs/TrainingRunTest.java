@@ -29,8 +29,8 @@ class TrainingRunTest {
                 micro, 0.01, 0.0, LearningRateSchedule.Kind.LINEAR, 0.1, 2.0, false, 1.0, true, 5, 0, -2);
     }
 
-    @Test
-    void runsToTheEndAndPublishesAManifestWithAdapterAndProjector(@TempDir Path root) throws Exception {
+    /** A store with the tiny LLaMA as "llm", the tiny CLIP tower as "clip" and 4 rlhfv rows as dataset "rlhfv". */
+    static DatasetStore storeWithRlhfv(Path root) throws Exception {
         ModelStore store = new ModelStore(root);
         TestModels.copyTree(FIXTURES.resolve("tiny-llama-sft"), root.resolve("llm"));
         TestModels.copyTree(FIXTURES.resolve("tiny-clip-vision"), root.resolve("clip"));
@@ -38,12 +38,46 @@ class TrainingRunTest {
         new DatasetPreprocessor(datasets).run(new DatasetPreprocessor.Request(
                 FIXTURES.resolve("rlhfv/rlhfv_synth.parquet"), null, "llm", root.resolve("llm"), "rlhfv", 0.2, 1, 256,
                 256, false));
+        return datasets;
+    }
+
+    @Test
+    void runsToTheEndAndPublishesAManifestWithAdapterAndProjector(@TempDir Path root) throws Exception {
+        DatasetStore datasets = storeWithRlhfv(root);
+        ModelStore store = datasets.store();
         List<DdpoTrainer.StepMetrics> steps = new ArrayList<>();
+        List<TrainingCheckpoint> checkpoints = new ArrayList<>();
+        List<Boolean> cached = new ArrayList<>();
+        TrainingRun.Progress progress = new TrainingRun.Progress() {
+            @Override
+            public void reference(int pairs, boolean fromCache) {
+                cached.add(fromCache);
+            }
+
+            @Override
+            public void step(DdpoTrainer.StepMetrics metrics, double epoch) {
+                steps.add(metrics);
+            }
+
+            @Override
+            public void checkpoint(TrainingCheckpoint checkpoint, boolean epochEnd) {
+                checkpoints.add(checkpoint);
+            }
+        };
         try (TrainingRun run = TrainingRun.plan(store, datasets, request("rlhfv", "out", 2, 1,
                 List.of("q_proj", "v_proj", "down_proj")))) {
             assertThat(run.totalSteps()).isEqualTo(2);   // 4 rows, global batch 2, one epoch
-            run.run(steps::add, () -> false);
+            run.run(null, progress, () -> false);
         }
+        // The reference log-probs were computed once and stored with the dataset; the same run again reads them.
+        try (TrainingRun run = TrainingRun.plan(store, datasets, request("rlhfv", "out2", 2, 1,
+                List.of("q_proj", "v_proj", "down_proj")))) {
+            run.run(null, progress, () -> false);
+        }
+        assertThat(cached).containsExactly(false, true);
+        assertThat(steps.get(2)).usingRecursiveComparison().ignoringFields("seconds").isEqualTo(steps.get(0));
+        steps.subList(2, 4).clear();
+        assertThat(checkpoints.getFirst().step()).isEqualTo(2);   // epoch end = last step
         assertThat(steps).hasSize(2);
         assertThat(steps).allSatisfy(s -> assertThat(s.loss()).isFinite().isPositive());
         assertThat(steps.get(0).learningRate()).isEqualTo(1e-3);   // linear decay, no warmup
@@ -59,13 +93,8 @@ class TrainingRunTest {
 
     @Test
     void badRequestsAreRefusedBeforeAnyJob(@TempDir Path root) throws Exception {
-        ModelStore store = new ModelStore(root);
-        TestModels.copyTree(FIXTURES.resolve("tiny-llama-sft"), root.resolve("llm"));
-        TestModels.copyTree(FIXTURES.resolve("tiny-clip-vision"), root.resolve("clip"));
-        DatasetStore datasets = new DatasetStore(store);
-        new DatasetPreprocessor(datasets).run(new DatasetPreprocessor.Request(
-                FIXTURES.resolve("rlhfv/rlhfv_synth.parquet"), null, "llm", root.resolve("llm"), "rlhfv", 0.2, 1, 256,
-                256, false));
+        DatasetStore datasets = storeWithRlhfv(root);
+        ModelStore store = datasets.store();
         assertThatThrownBy(() -> request("rlhfv", "o", 3, 2, List.of("q_proj")))
                 .isInstanceOfSatisfying(ExpoException.class, e -> assertThat(e.getMessage()).contains("multiple"));
         assertThatThrownBy(() -> TrainingRun.plan(store, datasets, request("rlhfv", "o", 2, 1, List.of("qkv"))))
