@@ -12,7 +12,11 @@ import dev.expo.api.v1.TrainingJob;
 import dev.expo.api.v1.TrainingService;
 import dev.expo.api.v1.RejectedRow;
 import dev.expo.common.store.ModelStore;
-import dev.expo.service.NotBuilt;
+import dev.expo.api.v1.JobState;
+import dev.expo.api.v1.WatchTrainingJobRequest;
+import dev.expo.service.Pages;
+import dev.expo.service.ServerStream;
+import dev.expo.training.engine.jobs.TrainingJobs;
 import dev.expo.training.engine.data.DatasetPreprocessor;
 import dev.expo.training.engine.data.DatasetStore;
 import io.quarkus.grpc.GrpcService;
@@ -22,10 +26,11 @@ import io.smallrye.mutiny.Uni;
 import jakarta.inject.Inject;
 
 import java.nio.file.Path;
+import java.util.List;
 
 /**
- * The training contract. Datasets are built (PreprocessDataset); DDPO training jobs are not yet, so those RPCs
- * answer UNIMPLEMENTED (never a fake job).
+ * expo.v1.TrainingService: datasets (PreprocessDataset) and durable DDPO training jobs, mapped to the engine. A
+ * client leaving WatchJob does not cancel the job (CancelJob does): training outlives its watchers.
  */
 @GrpcService
 public class TrainingGrpcService implements TrainingService {
@@ -41,6 +46,9 @@ public class TrainingGrpcService implements TrainingService {
 
     @Inject
     DatasetPreprocessor preprocessor;
+
+    @Inject
+    TrainingJobs jobs;
 
     @Override
     @Blocking
@@ -77,27 +85,70 @@ public class TrainingGrpcService implements TrainingService {
     }
 
     @Override
+    @Blocking
     public Uni<TrainingJob> startTraining(StartTrainingRequest request) {
-        return Uni.createFrom().failure(NotBuilt.rpc("TrainingService.StartTraining"));
+        // Planning loads the models and checks everything against the store: bad input fails here, with no job.
+        return Uni.createFrom().item(TrainingProtoMapper.toProto(jobs.submit(TrainingProtoMapper.toRequest(request))));
     }
 
+    /** Replays the job's steps from from_step, then follows it; the last event is its final state. */
     @Override
-    public Multi<TrainingEvent> watchJob(dev.expo.api.v1.WatchTrainingJobRequest request) {
-        return Multi.createFrom().failure(NotBuilt.rpc("TrainingService.WatchJob"));
+    public Multi<TrainingEvent> watchJob(WatchTrainingJobRequest request) {
+        return ServerStream.open(stream -> {
+            dev.expo.training.engine.jobs.TrainingJob job = jobs.get(request.getJobId());
+            dev.expo.training.engine.jobs.TrainingJob.Listener listener =
+                    new dev.expo.training.engine.jobs.TrainingJob.Listener() {
+                        @Override
+                        public void onStep(dev.expo.training.engine.jobs.TrainingJob j,
+                                           dev.expo.training.engine.jobs.TrainingJob.Step step) {
+                            stream.emit(TrainingProtoMapper.stepEvent(j, step));
+                        }
+
+                        @Override
+                        public void onState(dev.expo.training.engine.jobs.TrainingJob j) {
+                            if (j.state().isFinal()) {
+                                stream.complete(TrainingProtoMapper.jobEvent(j));
+                            } else {
+                                stream.emit(TrainingProtoMapper.jobEvent(j));
+                            }
+                        }
+                    };
+            stream.emit(TrainingProtoMapper.jobEvent(job));
+            job.follow(request.getFromStep(), listener);
+            stream.onStop(() -> job.unfollow(listener));
+        });
     }
 
     @Override
     public Uni<TrainingJob> getJob(GetTrainingJobRequest request) {
-        return Uni.createFrom().failure(NotBuilt.rpc("TrainingService.GetJob"));
+        return Uni.createFrom().item(() -> TrainingProtoMapper.toProto(jobs.get(request.getJobId())));
     }
 
     @Override
     public Uni<ListTrainingJobsResponse> listJobs(ListTrainingJobsRequest request) {
-        return Uni.createFrom().failure(NotBuilt.rpc("TrainingService.ListJobs"));
+        return Uni.createFrom().item(() -> {
+            List<dev.expo.training.engine.jobs.TrainingJob> matching = jobs.list().stream()
+                    .filter(j -> request.getState() == JobState.JOB_STATE_UNSPECIFIED
+                            || TrainingProtoMapper.toProto(j.state()) == request.getState())
+                    .toList();
+            // Newest first; the page token is the position-independent key "<inverted time>/<id>".
+            Pages.Page<dev.expo.training.engine.jobs.TrainingJob> page = Pages.page(matching,
+                    TrainingGrpcService::newestFirstKey, request.getPageSize(), request.getPageToken());
+            ListTrainingJobsResponse.Builder response = ListTrainingJobsResponse.newBuilder()
+                    .setNextPageToken(page.nextPageToken());
+            page.items().forEach(j -> response.addJobs(TrainingProtoMapper.toProto(j)));
+            return response.build();
+        });
+    }
+
+    private static String newestFirstKey(dev.expo.training.engine.jobs.TrainingJob job) {
+        long inverted = Long.MAX_VALUE - job.createTime().toEpochMilli() * 1_000_000L
+                - job.createTime().getNano() % 1_000_000;
+        return String.format("%020d/%s", inverted, job.id());
     }
 
     @Override
     public Uni<TrainingJob> cancelJob(CancelTrainingJobRequest request) {
-        return Uni.createFrom().failure(NotBuilt.rpc("TrainingService.CancelJob"));
+        return Uni.createFrom().item(() -> TrainingProtoMapper.toProto(jobs.cancel(request.getJobId())));
     }
 }

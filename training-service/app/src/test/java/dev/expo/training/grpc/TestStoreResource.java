@@ -10,7 +10,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;
 
-/** A fresh store with the tiny LLaMA (for its tokenizer) and the RLHF-V parquet under datasets/raw/. */
+/** A fresh store with the tiny LLaMA and CLIP tower and the RLHF-V parquet under datasets/raw/. */
 public class TestStoreResource implements QuarkusTestResourceLifecycleManager {
 
     static final Path FIXTURES = Path.of(System.getProperty("expo.testdata", "../../testdata/fixtures"));
@@ -21,6 +21,7 @@ public class TestStoreResource implements QuarkusTestResourceLifecycleManager {
         try {
             root = Files.createTempDirectory("expo-training-store");
             TestModels.copyTree(FIXTURES.resolve("tiny-llama-sft"), root.resolve("tiny-llama-sft"));
+            TestModels.copyTree(FIXTURES.resolve("tiny-clip-vision"), root.resolve("tiny-clip-vision"));
             Files.createDirectories(root.resolve("datasets/raw"));
             Files.copy(FIXTURES.resolve("rlhfv/rlhfv_synth.parquet"), root.resolve("datasets/raw/rlhfv.parquet"));
         } catch (IOException e) {
