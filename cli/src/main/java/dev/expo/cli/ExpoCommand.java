@@ -15,6 +15,7 @@ import picocli.CommandLine.Option;
             ModelsCommand.class,
             ExtrapolateCommand.class,
             JobsCommand.class,
+            TrainCommand.class,
             GenerateCommand.class,
             ScoreCommand.class,
             EmbedImageCommand.class,

@@ -34,4 +34,13 @@ final class Json {
             throw new IllegalStateException(e);
         }
     }
+
+    /** A message as a Jackson tree, to nest in a larger JSON document. */
+    static com.fasterxml.jackson.databind.JsonNode tree(MessageOrBuilder message) {
+        try {
+            return MAPPER.readTree(of(message));
+        } catch (JsonProcessingException e) {
+            throw new IllegalStateException(e);
+        }
+    }
 }

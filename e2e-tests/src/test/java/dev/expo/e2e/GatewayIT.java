@@ -1,7 +1,7 @@
 package dev.expo.e2e;
 
-import dev.expo.api.v1.StartTrainingRequest;
-import dev.expo.api.v1.TrainingServiceGrpc;
+import dev.expo.api.v1.EvaluationServiceGrpc;
+import dev.expo.api.v1.RunEvaluationRequest;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.grpc.health.v1.HealthCheckRequest;
@@ -35,11 +35,11 @@ class GatewayIT {
 
     @Test
     void rpcsNotBuiltYetAreUnimplementedThroughTheGateway(Stack stack) {
-        assertThatThrownBy(() -> TrainingServiceGrpc.newBlockingStub(stack.gateway())
-                .startTraining(StartTrainingRequest.getDefaultInstance()))
+        assertThatThrownBy(() -> EvaluationServiceGrpc.newBlockingStub(stack.gateway())
+                .runEvaluation(RunEvaluationRequest.getDefaultInstance()).hasNext())
                 .isInstanceOfSatisfying(StatusRuntimeException.class, e -> {
                     assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.UNIMPLEMENTED);
-                    assertThat(e.getStatus().getDescription()).contains("StartTraining");
+                    assertThat(e.getStatus().getDescription()).contains("RunEvaluation");
                 });
     }
 

@@ -28,8 +28,7 @@ import java.util.UUID;
  * The reference log-probs of a dataset's pairs, stored with the dataset ({@code <dataset>/reference/<key>.json}) and
  * reused by every job whose reference is the same: the key hashes the dataset's fingerprint, both models (config
  * files by content; weight files by name, size and modification time, so a 14 GB checkpoint is not re-read to start
- * a job), the initial projector's values, gamma, the sum/average form, the vision layer and the micro batch (its
- * padding decides the last bits of the numbers).
+ * a job), the initial projector's values, gamma, the sum/average form and the vision layer.
  */
 final class ReferenceCache {
 
@@ -53,7 +52,6 @@ final class ReferenceCache {
         key.put("gamma", request.gamma());
         key.put("average", request.average());
         key.put("vision_layer", request.visionLayer());
-        key.put("micro_batch", request.microBatch());
         String name = hex(sha256().digest(key.toString().getBytes(StandardCharsets.UTF_8)));
         return new ReferenceCache(dataset.dir().resolve("reference").resolve(name + ".json"), key);
     }
