@@ -27,7 +27,9 @@ public class DatasetsCommand {
     static class Preprocess implements Callable<Integer> {
 
         @Option(names = "--source", required = true, paramLabel = "FILE",
-                description = "The raw file (a path here is sent absolute; the service must see the same files).")
+                description = {"The raw file: a file here is sent as an absolute path (the service must see the same "
+                        + "files); a relative path that is not a file here is looked up in the store's datasets/ "
+                        + "folder by the service."})
         Path source;
 
         @Option(names = "--format", paramLabel = "rlhfv-parquet|jsonl",
@@ -60,10 +62,15 @@ public class DatasetsCommand {
         @Option(names = "--json", description = "Print one JSON object.")
         boolean json;
 
+        private String sourcePath() {
+            return source.isAbsolute() || !java.nio.file.Files.exists(source) ? source.toString()
+                    : source.toAbsolutePath().normalize().toString();
+        }
+
         @Override
         public Integer call() {
             PreprocessDatasetRequest.Builder request = PreprocessDatasetRequest.newBuilder()
-                    .setSource(source.toAbsolutePath().normalize().toString())
+                    .setSource(sourcePath())
                     .setFormat(format(format))
                     .setTokenizerModel(tokenizerModel)
                     .setOutputDataset(output)

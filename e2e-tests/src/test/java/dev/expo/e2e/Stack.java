@@ -123,6 +123,19 @@ public final class Stack implements AutoCloseable {
         return true;
     }
 
+    /** kill -9 of one service (SIGKILL: no shutdown hook runs), then the same service started again, serving. */
+    void killAndRestart(String service) throws IOException, InterruptedException {
+        Process process = processes.get(service);
+        process.destroyForcibly();
+        if (!process.waitFor(20, TimeUnit.SECONDS)) {
+            throw new IllegalStateException(service + " survived SIGKILL");
+        }
+        Files.move(logs.resolve(service + ".log"), logs.resolve(service + "-killed.log"),
+                java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+        processes.put(service, start(service));
+        awaitServing(Duration.ofSeconds(120));
+    }
+
     ManagedChannel gateway() {
         return channel;
     }

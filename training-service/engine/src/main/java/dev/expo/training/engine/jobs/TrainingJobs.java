@@ -139,6 +139,7 @@ public final class TrainingJobs implements AutoCloseable {
             return;
         }
         try {
+            removeScratch(job.dir());
             Path last = TrainingCheckpoint.latest(job.dir());
             if (last != null && TrainingCheckpoint.isLast(last) && store.exists(job.request().outputModel())) {
                 // Killed after publishing, before recording it.
@@ -184,6 +185,15 @@ public final class TrainingJobs implements AutoCloseable {
             }
             finish(job, j -> j.failed(new TrainingJob.Failure(null, e.getClass().getSimpleName() + ": "
                     + e.getMessage())));
+        }
+    }
+
+    /** A checkpoint or state file cut by a kill is garbage: whole ones were renamed into place. */
+    private static void removeScratch(Path jobDir) {
+        try (var children = Files.list(jobDir)) {
+            children.filter(c -> c.getFileName().toString().startsWith(".tmp-")).forEach(ModelStore::deleteTree);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot list " + jobDir, e);
         }
     }
 
