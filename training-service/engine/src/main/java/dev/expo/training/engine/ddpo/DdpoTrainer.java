@@ -42,6 +42,7 @@ public final class DdpoTrainer implements AutoCloseable {
     public static final String LORA_PREFIX = "base_model.model.";
     public static final String PROJECTOR_WEIGHT = "projector.weight";
     public static final String PROJECTOR_BIAS = "projector.bias";
+    private static final int MAX_ATTEMPTS = 4;
     private static final System.Logger LOG = System.getLogger(DdpoTrainer.class.getName());
 
     public record Settings(DdpoLoss.Settings loss, int microBatch, double maxGradNorm, AdamW.Settings adamW) {
@@ -167,19 +168,19 @@ public final class DdpoTrainer implements AutoCloseable {
             List<PreferencePair> micro = pairs.subList(from, Math.min(n, from + settings.microBatch()));
             Map<String, float[]> microGrads = new LinkedHashMap<>();
             double[][] logps = microStep(micro, n, microGrads);
-            String bad = nonFinite(microGrads);
-            if (bad != null) {
-                // Seen rarely on CPU (about one test run in five, never twice in a row, the forward values exact):
-                // a non-finite gradient from the native backward. The step is recomputed rather than applied.
-                LOG.log(System.Logger.Level.WARNING, "non-finite gradient in " + bad + " at step " + (stepIndex + 1)
-                        + "; recomputing the micro batch");
+            // Now and then (a step in twenty to forty on the tiny fixtures, on 1 or 2 threads) the native backward
+            // returns every gradient NaN while the forward values are exact, and the same micro batch recomputed
+            // comes out right: the cause is not found yet (docs/training.md). A step is never applied with such
+            // gradients; it is recomputed, and after MAX_ATTEMPTS the job fails and keeps its checkpoints.
+            for (int attempt = 1; nonFinite(microGrads) != null; attempt++) {
+                if (attempt == MAX_ATTEMPTS) {
+                    throw new IllegalStateException("non-finite gradients in " + nonFinite(microGrads) + " at step "
+                            + (stepIndex + 1) + ", " + MAX_ATTEMPTS + " times; the step was not applied");
+                }
+                LOG.log(System.Logger.Level.WARNING, "non-finite gradients at step " + (stepIndex + 1)
+                        + " (attempt " + attempt + "); recomputing the micro batch");
                 microGrads.clear();
                 logps = microStep(micro, n, microGrads);
-                bad = nonFinite(microGrads);
-                if (bad != null) {
-                    throw new IllegalStateException("non-finite gradient in " + bad + " at step " + (stepIndex + 1)
-                            + " twice; the step was not applied (the job resumes from its last checkpoint)");
-                }
             }
             microGrads.forEach((name, g) -> {
                 float[] sum = grads.get(name);
@@ -204,15 +205,21 @@ public final class DdpoTrainer implements AutoCloseable {
                 (System.nanoTime() - start) / 1e9);
     }
 
+    /** The tensors with non-finite gradient values ("name (count/size)", comma-separated), or null if none. */
     private static String nonFinite(Map<String, float[]> grads) {
+        List<String> bad = new java.util.ArrayList<>();
         for (Map.Entry<String, float[]> entry : grads.entrySet()) {
+            int count = 0;
             for (float g : entry.getValue()) {
                 if (!Float.isFinite(g)) {
-                    return entry.getKey();
+                    count++;
                 }
             }
+            if (count > 0) {
+                bad.add(entry.getKey() + " (" + count + "/" + entry.getValue().length + ")");
+            }
         }
-        return null;
+        return bad.isEmpty() ? null : String.join(", ", bad);
     }
 
     /** Forward and backward of one micro batch; its gradients are put in {@code grads} by tensor name. Returns pc, pr, rc, rr. */
