@@ -18,6 +18,17 @@ public final class NdArrays {
         return options.computeType() == DataType.FLOAT32 ? array : array.toType(options.computeType(), false);
     }
 
+    /**
+     * A copy of the array in memory libtorch owns (the original is closed). Arrays DJL creates from Java values sit
+     * over a Java buffer that is freed once the array is closed and collected; one that autograd keeps for a backward
+     * pass past its close must be owned by libtorch.
+     */
+    public static NDArray owned(NDArray array) {
+        NDArray copy = array.duplicate();
+        array.close();
+        return copy;
+    }
+
     public static NDArray ofFloats(NDManager manager, float[] values, long... shape) {
         return manager.create(values, new Shape(shape));
     }

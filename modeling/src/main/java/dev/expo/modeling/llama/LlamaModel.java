@@ -63,6 +63,12 @@ public final class LlamaModel implements AutoCloseable {
     private final NDArray head;          // [vocab, hidden] (lm_head), or [labels, hidden] (a classifier's score)
     private final NDArray ropeCos;       // [maxPositions, headDim]
     private final NDArray ropeSin;
+    // Scalars the layers divide, raise and multiply by, as arrays libtorch owns. DJL's div(Number) / pow(Number) wrap
+    // the number in an array over a Java buffer and close it after the op; autograd keeps that array for the backward
+    // pass, and once the GC frees the buffer the gradients read garbage (NaN, a step in twenty, every step after a
+    // System.gc()). Same dtypes as DJL would make (float64, int32), so the forward's bits are unchanged.
+    private final NDArray attentionScale;
+    private final NDArray minusOne;
 
     private LlamaModel(LlamaConfig config, ModelOptions options, NDManager manager, NDArray embedTokens,
                        List<Layer> layers, NDArray norm, NDArray head) {
@@ -76,6 +82,8 @@ public final class LlamaModel implements AutoCloseable {
         NDArray[] rope = ropeTables(manager, config, options.computeType());
         this.ropeCos = rope[0];
         this.ropeSin = rope[1];
+        this.attentionScale = NdArrays.owned(manager.create(Math.sqrt(config.headDim())));
+        this.minusOne = NdArrays.owned(manager.create(-1));
     }
 
     /** Loads a Hugging Face checkpoint folder (config.json + model.safetensors, sharded or not). */
@@ -351,7 +359,7 @@ public final class LlamaModel implements AutoCloseable {
      */
     private NDArray rmsNorm(NDArray x, NDArray gain) {
         NDArray variance = x.square().mean(new int[] {-1}, true);
-        return x.mul(variance.add((float) config.rmsNormEps()).sqrt().pow(-1)).mul(gain);
+        return x.mul(variance.add((float) config.rmsNormEps()).sqrt().pow(minusOne)).mul(gain);
     }
 
     /** Rotate-half RoPE: x * cos + rotate_half(x) * sin, with rotate_half(x) = [-x2, x1]. */
@@ -370,7 +378,7 @@ public final class LlamaModel implements AutoCloseable {
         int group = config.groupSize();
         int keysLength = (int) keys.getShape().get(2);
         NDArray grouped = q.reshape(batch, kvHeads, (long) group * width, config.headDim());
-        NDArray scores = grouped.matMul(keys.transpose(0, 1, 3, 2)).div(Math.sqrt(config.headDim()));
+        NDArray scores = grouped.matMul(keys.transpose(0, 1, 3, 2)).div(attentionScale);
         NDArray probs = scores.reshape(batch, kvHeads, group, width, keysLength).add(mask).softmax(-1)
                 .reshape(batch, kvHeads, (long) group * width, keysLength);
         return probs.matMul(values).reshape(batch, config.numHeads(), width, config.headDim())
@@ -425,7 +433,8 @@ public final class LlamaModel implements AutoCloseable {
                         .singletonOrThrow();
                 double defaultScaling = adapters.get(i).adapter().config().scaling();
                 if (lora.scaling() != defaultScaling) {   // a module a rank or alpha pattern names
-                    delta = delta.mul((float) (lora.scaling() / defaultScaling));
+                    delta = delta.mul(NdArrays.owned(delta.getManager().create((float) (lora.scaling()
+                            / defaultScaling))));
                 }
                 out = out.add(delta.mul(scales[i]));
             }

@@ -42,8 +42,6 @@ public final class DdpoTrainer implements AutoCloseable {
     public static final String LORA_PREFIX = "base_model.model.";
     public static final String PROJECTOR_WEIGHT = "projector.weight";
     public static final String PROJECTOR_BIAS = "projector.bias";
-    private static final int MAX_ATTEMPTS = 4;
-    private static final System.Logger LOG = System.getLogger(DdpoTrainer.class.getName());
 
     public record Settings(DdpoLoss.Settings loss, int microBatch, double maxGradNorm, AdamW.Settings adamW) {
         public Settings {
@@ -168,19 +166,11 @@ public final class DdpoTrainer implements AutoCloseable {
             List<PreferencePair> micro = pairs.subList(from, Math.min(n, from + settings.microBatch()));
             Map<String, float[]> microGrads = new LinkedHashMap<>();
             double[][] logps = microStep(micro, n, microGrads);
-            // Now and then (a step in twenty to forty on the tiny fixtures, on 1 or 2 threads) the native backward
-            // returns every gradient NaN while the forward values are exact, and the same micro batch recomputed
-            // comes out right: the cause is not found yet (docs/training.md). A step is never applied with such
-            // gradients; it is recomputed, and after MAX_ATTEMPTS the job fails and keeps its checkpoints.
-            for (int attempt = 1; nonFinite(microGrads) != null; attempt++) {
-                if (attempt == MAX_ATTEMPTS) {
-                    throw new IllegalStateException("non-finite gradients in " + nonFinite(microGrads) + " at step "
-                            + (stepIndex + 1) + ", " + MAX_ATTEMPTS + " times; the step was not applied");
-                }
-                LOG.log(System.Logger.Level.WARNING, "non-finite gradients at step " + (stepIndex + 1)
-                        + " (attempt " + attempt + "); recomputing the micro batch");
-                microGrads.clear();
-                logps = microStep(micro, n, microGrads);
+            String bad = nonFinite(microGrads);
+            if (bad != null) {
+                // Never applied: in FP32 this is divergence (or a bug), not an overflow a loss scale would fix.
+                throw new IllegalStateException("non-finite gradients in " + bad + " at step " + (stepIndex + 1)
+                        + "; the step was not applied (a learning rate too high? the job keeps its checkpoints)");
             }
             microGrads.forEach((name, g) -> {
                 float[] sum = grads.get(name);

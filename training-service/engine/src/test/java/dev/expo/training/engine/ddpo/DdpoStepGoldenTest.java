@@ -128,6 +128,13 @@ class DdpoStepGoldenTest {
                         coefficients[i] = (float) batch.chosenGradient()[i];
                         coefficients[pairs + i] = (float) batch.rejectedGradient()[i];
                     }
+                    // A collection between forward and backward frees the Java buffers of arrays DJL made and
+                    // closed during the forward; any the backward still reads would turn the gradients to NaN (they
+                    // did: LlamaModel's div/pow by numbers, until it kept those scalars in memory libtorch owns).
+                    for (int i = 0; i < 3; i++) {
+                        System.gc();
+                    }
+                    Thread.sleep(50);
                     collector.backward(policy.mul(scope.create(coefficients)).sum());
                 }
                 for (Map.Entry<String, NDArray> entry : trainable.entrySet()) {
