@@ -4,6 +4,7 @@ import dev.expo.checkpoint.DType;
 import dev.expo.checkpoint.SafetensorsWriter;
 import dev.expo.checkpoint.Tensor;
 import dev.expo.common.store.ModelStore;
+import dev.expo.modeling.clip.RandomClipVision;
 import dev.expo.modeling.multimodal.MultimodalManifest;
 
 import java.io.IOException;
@@ -74,39 +75,8 @@ public final class DemoModels {
     private static final int CLIP_IMAGE = 32;
 
     private static void writeVisionTower(ModelStore store) {
-        SplittableRandom random = new SplittableRandom(20240503L);
-        List<Tensor> tensors = new ArrayList<>();
-        String p = "vision_model.";
-        int positions = (CLIP_IMAGE / CLIP_PATCH) * (CLIP_IMAGE / CLIP_PATCH) + 1;
-        tensors.add(bf16(p + "embeddings.class_embedding", gaussian(random, CLIP_HIDDEN, 0.5f), CLIP_HIDDEN));
-        tensors.add(bf16(p + "embeddings.patch_embedding.weight", gaussian(random,
-                CLIP_HIDDEN * 3 * CLIP_PATCH * CLIP_PATCH, 0.05f), CLIP_HIDDEN, 3, CLIP_PATCH, CLIP_PATCH));
-        tensors.add(bf16(p + "embeddings.position_embedding.weight", gaussian(random, positions * CLIP_HIDDEN, 0.5f),
-                positions, CLIP_HIDDEN));
-        addLayerNorm(tensors, random, p + "pre_layrnorm");
-        for (int i = 0; i < CLIP_LAYERS; i++) {
-            String l = p + "encoder.layers." + i + ".";
-            for (String projection : new String[] {"q_proj", "k_proj", "v_proj", "out_proj"}) {
-                tensors.add(bf16(l + "self_attn." + projection + ".weight", gaussian(random,
-                        CLIP_HIDDEN * CLIP_HIDDEN, 0.1f), CLIP_HIDDEN, CLIP_HIDDEN));
-                tensors.add(bf16(l + "self_attn." + projection + ".bias", gaussian(random, CLIP_HIDDEN, 0.05f),
-                        CLIP_HIDDEN));
-            }
-            addLayerNorm(tensors, random, l + "layer_norm1");
-            tensors.add(bf16(l + "mlp.fc1.weight", gaussian(random, CLIP_INTERMEDIATE * CLIP_HIDDEN, 0.1f),
-                    CLIP_INTERMEDIATE, CLIP_HIDDEN));
-            tensors.add(bf16(l + "mlp.fc1.bias", gaussian(random, CLIP_INTERMEDIATE, 0.05f), CLIP_INTERMEDIATE));
-            tensors.add(bf16(l + "mlp.fc2.weight", gaussian(random, CLIP_HIDDEN * CLIP_INTERMEDIATE, 0.1f),
-                    CLIP_HIDDEN, CLIP_INTERMEDIATE));
-            tensors.add(bf16(l + "mlp.fc2.bias", gaussian(random, CLIP_HIDDEN, 0.05f), CLIP_HIDDEN));
-            addLayerNorm(tensors, random, l + "layer_norm2");
-        }
-        addLayerNorm(tensors, random, p + "post_layernorm");
-        publish(store, VISION, staging -> {
-            SafetensorsWriter.write(staging.resolve("model.safetensors"), tensors);
-            Files.writeString(staging.resolve("config.json"), CLIP_CONFIG);
-            Files.writeString(staging.resolve("preprocessor_config.json"), CLIP_PREPROCESSOR);
-        });
+        publish(store, VISION, staging -> RandomClipVision.write(staging, new RandomClipVision.Shape(CLIP_HIDDEN,
+                CLIP_INTERMEDIATE, CLIP_LAYERS, 4, CLIP_IMAGE, CLIP_PATCH), 20240503L));
     }
 
     private static void writeMultimodal(ModelStore store) {
@@ -118,19 +88,6 @@ public final class DemoModels {
                     Tensor.fromFloats("bias", DType.F32, new long[] {HIDDEN}, gaussian(random, HIDDEN, 0.05f))));
             new MultimodalManifest(SFT, VISION, "projector.safetensors", null, -2, true).write(staging);
         });
-    }
-
-    private static void addLayerNorm(List<Tensor> tensors, SplittableRandom random, String name) {
-        float[] gain = new float[CLIP_HIDDEN];
-        for (int i = 0; i < CLIP_HIDDEN; i++) {
-            gain[i] = 1f + 0.2f * (float) random.nextGaussian();
-        }
-        tensors.add(bf16(name + ".weight", gain, CLIP_HIDDEN));
-        tensors.add(bf16(name + ".bias", gaussian(random, CLIP_HIDDEN, 0.05f), CLIP_HIDDEN));
-    }
-
-    private static Tensor bf16(String name, float[] values, long... shape) {
-        return Tensor.fromFloats(name, DType.BF16, shape, values);
     }
 
     private interface StagedWrite {
@@ -148,38 +105,6 @@ public final class DemoModels {
             throw new UncheckedIOException("cannot write demo model " + name, e);
         }
     }
-
-    private static final String CLIP_CONFIG = """
-            {
-              "architectures": ["CLIPVisionModel"],
-              "model_type": "clip_vision_model",
-              "hidden_act": "quick_gelu",
-              "hidden_size": %d,
-              "intermediate_size": %d,
-              "image_size": %d,
-              "patch_size": %d,
-              "num_channels": 3,
-              "num_attention_heads": 4,
-              "num_hidden_layers": %d,
-              "layer_norm_eps": 1e-05,
-              "projection_dim": 64,
-              "torch_dtype": "bfloat16"
-            }
-            """.formatted(CLIP_HIDDEN, CLIP_INTERMEDIATE, CLIP_IMAGE, CLIP_PATCH, CLIP_LAYERS);
-
-    private static final String CLIP_PREPROCESSOR = """
-            {
-              "crop_size": %d,
-              "do_center_crop": true,
-              "do_normalize": true,
-              "do_resize": true,
-              "feature_extractor_type": "CLIPFeatureExtractor",
-              "image_mean": [0.48145466, 0.4578275, 0.40821073],
-              "image_std": [0.26862954, 0.26130258, 0.27577711],
-              "resample": 3,
-              "size": %d
-            }
-            """.formatted(CLIP_IMAGE, CLIP_IMAGE);
 
     /** name -> values, in the order a LLaMA state dict lists them. */
     private static Map<String, float[]> sftWeights() {

@@ -233,7 +233,7 @@ public final class LlamaModel implements AutoCloseable {
         NDArray mask = mask(scope, starts, width, keysLength, null);     // [B, 1, 1, T, keys]
 
         int keys = keysLength;
-        Forward forward = layers(inputs, cos, sin, mask, adapters, allHidden, (i, k, v) -> {
+        Forward forward = layers(inputs, cos, sin, mask, adapters, allHidden, false, (i, k, v) -> {
             cache.write(i, slotColumn, positionIds, k.transpose(0, 2, 1, 3), v);
             return new NDArray[] {cache.keys(scope, i, slots, slotIndex, keys),
                 cache.values(scope, i, slots, slotIndex, keys)};
@@ -257,7 +257,7 @@ public final class LlamaModel implements AutoCloseable {
         NDArray cos = ropeCos.get(scope, new NDIndex("{}", positions)).expandDims(0).expandDims(0);   // [1,1,T,d]
         NDArray sin = ropeSin.get(scope, new NDIndex("{}", positions)).expandDims(0).expandDims(0);
         NDArray mask = mask(scope, new int[batch], width, width, lengths);
-        return layers(inputs, cos, sin, mask, adapters, false,
+        return layers(inputs, cos, sin, mask, adapters, false, true,
                 (i, k, v) -> new NDArray[] {k, v.transpose(0, 2, 1, 3)}).hidden();
     }
 
@@ -266,48 +266,70 @@ public final class LlamaModel implements AutoCloseable {
         NDArray[] attended(int layer, NDArray keys, NDArray values);
     }
 
+    /**
+     * @param freeEachLayer close each layer's intermediates when the layer is done (only its output is kept), as
+     *                      Python frees its temporaries: under autograd the graph keeps what the backward needs and
+     *                      the rest goes at once, so a training forward holds one layer's temporaries, not all of
+     *                      them. Not for the cached path, whose caches keep arrays the layer made.
+     */
     private Forward layers(NDArray inputs, NDArray cos, NDArray sin, NDArray mask, List<LoraApplication> adapters,
-                           boolean allHidden, KeysAndValues keysAndValues) {
-        int batch = (int) inputs.getShape().get(0);
-        int width = (int) inputs.getShape().get(1);
-        NDArray[] scales = rowScales(inputs.getManager(), adapters);
+                           boolean allHidden, boolean freeEachLayer, KeysAndValues keysAndValues) {
+        NDManager outer = inputs.getManager();
+        NDArray[] scales = rowScales(outer, adapters);
         List<NDArray> hiddenStates = allHidden ? new ArrayList<>() : List.of();
         NDArray x = inputs;
         for (int i = 0; i < layers.size(); i++) {
             if (allHidden) {
                 hiddenStates.add(x);
             }
-            Layer layer = layers.get(i);
-            String prefix = "model.layers." + i + ".";
-            // Attention block
-            NDArray h = rmsNorm(x, layer.inputLayernorm());
-            NDList qkv = Linear.linear(h, layer.qkvProj()).singletonOrThrow().split(new long[] {
-                (long) config.numHeads() * config.headDim(),
-                (long) (config.numHeads() + config.numKvHeads()) * config.headDim()}, 2);
-            NDArray q = withLora(qkv.get(0), h, prefix + "self_attn.q_proj", adapters, scales);
-            NDArray k = withLora(qkv.get(1), h, prefix + "self_attn.k_proj", adapters, scales);
-            NDArray v = withLora(qkv.get(2), h, prefix + "self_attn.v_proj", adapters, scales);
-            q = rope(q.reshape(batch, width, config.numHeads(), config.headDim()).transpose(0, 2, 1, 3), cos, sin);
-            k = rope(k.reshape(batch, width, config.numKvHeads(), config.headDim()).transpose(0, 2, 1, 3), cos, sin);
-            v = v.reshape(batch, width, config.numKvHeads(), config.headDim());
-            NDArray[] attended = keysAndValues.attended(i, k, v);
-            NDArray attention = attend(q, attended[0], attended[1], mask, batch, width);
-            x = x.add(withLora(Linear.linear(attention, layer.oProj()).singletonOrThrow(), attention,
-                    prefix + "self_attn.o_proj", adapters, scales));
-            // MLP block
-            h = rmsNorm(x, layer.postAttentionLayernorm());
-            NDList gateUp = Linear.linear(h, layer.gateUpProj()).singletonOrThrow().split(2, 2);
-            NDArray gate = withLora(gateUp.get(0), h, prefix + "mlp.gate_proj", adapters, scales);
-            NDArray up = withLora(gateUp.get(1), h, prefix + "mlp.up_proj", adapters, scales);
-            NDArray act = gate.mul(Activation.sigmoid(gate)).mul(up);       // silu(gate) * up
-            x = x.add(withLora(Linear.linear(act, layer.downProj()).singletonOrThrow(), act, prefix + "mlp.down_proj",
-                    adapters, scales));
+            if (freeEachLayer) {
+                try (NDManager layerScope = outer.newSubManager()) {
+                    x.tempAttach(layerScope);           // the layer's results attach to x's manager: layerScope
+                    NDArray next = layer(i, x, cos, sin, mask, adapters, scales, keysAndValues);
+                    next.attach(outer);
+                    x = next;
+                }
+            } else {
+                x = layer(i, x, cos, sin, mask, adapters, scales, keysAndValues);
+            }
         }
         NDArray hidden = rmsNorm(x, norm);
         if (allHidden) {
             hiddenStates.add(hidden);
         }
         return new Forward(hidden, hiddenStates);
+    }
+
+    /** One decoder layer: x + attention(norm(x)), then + mlp(norm(...)). */
+    private NDArray layer(int i, NDArray x, NDArray cos, NDArray sin, NDArray mask, List<LoraApplication> adapters,
+                          NDArray[] scales, KeysAndValues keysAndValues) {
+        int batch = (int) x.getShape().get(0);
+        int width = (int) x.getShape().get(1);
+        Layer layer = layers.get(i);
+        String prefix = "model.layers." + i + ".";
+        // Attention block
+        NDArray h = rmsNorm(x, layer.inputLayernorm());
+        NDList qkv = Linear.linear(h, layer.qkvProj()).singletonOrThrow().split(new long[] {
+            (long) config.numHeads() * config.headDim(),
+            (long) (config.numHeads() + config.numKvHeads()) * config.headDim()}, 2);
+        NDArray q = withLora(qkv.get(0), h, prefix + "self_attn.q_proj", adapters, scales);
+        NDArray k = withLora(qkv.get(1), h, prefix + "self_attn.k_proj", adapters, scales);
+        NDArray v = withLora(qkv.get(2), h, prefix + "self_attn.v_proj", adapters, scales);
+        q = rope(q.reshape(batch, width, config.numHeads(), config.headDim()).transpose(0, 2, 1, 3), cos, sin);
+        k = rope(k.reshape(batch, width, config.numKvHeads(), config.headDim()).transpose(0, 2, 1, 3), cos, sin);
+        v = v.reshape(batch, width, config.numKvHeads(), config.headDim());
+        NDArray[] attended = keysAndValues.attended(i, k, v);
+        NDArray attention = attend(q, attended[0], attended[1], mask, batch, width);
+        x = x.add(withLora(Linear.linear(attention, layer.oProj()).singletonOrThrow(), attention,
+                prefix + "self_attn.o_proj", adapters, scales));
+        // MLP block
+        h = rmsNorm(x, layer.postAttentionLayernorm());
+        NDList gateUp = Linear.linear(h, layer.gateUpProj()).singletonOrThrow().split(2, 2);
+        NDArray gate = withLora(gateUp.get(0), h, prefix + "mlp.gate_proj", adapters, scales);
+        NDArray up = withLora(gateUp.get(1), h, prefix + "mlp.up_proj", adapters, scales);
+        NDArray act = gate.mul(Activation.sigmoid(gate)).mul(up);       // silu(gate) * up
+        return x.add(withLora(Linear.linear(act, layer.downProj()).singletonOrThrow(), act, prefix + "mlp.down_proj",
+                adapters, scales));
     }
 
     /** A checkpoint weight by its Hugging Face name, read from the (possibly fused) arrays. */

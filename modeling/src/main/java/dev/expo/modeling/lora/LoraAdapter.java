@@ -129,19 +129,10 @@ public final class LoraAdapter implements AutoCloseable {
      * on another base model).
      */
     public void checkFits(dev.expo.modeling.llama.LlamaConfig model, String adapterName) {
-        int q = model.numHeads() * model.headDim();
-        int kv = model.numKvHeads() * model.headDim();
         for (Map.Entry<String, Module> entry : modules.entrySet()) {
             Matcher m = MODULE.matcher(entry.getKey());
             int[] inOut = !m.matches() || Integer.parseInt(m.group(1)) >= model.numLayers() ? null
-                    : switch (m.group(3)) {
-                        case "q_proj" -> new int[] {model.hiddenSize(), q};
-                        case "k_proj", "v_proj" -> new int[] {model.hiddenSize(), kv};
-                        case "o_proj" -> new int[] {q, model.hiddenSize()};
-                        case "gate_proj", "up_proj" -> new int[] {model.hiddenSize(), model.intermediateSize()};
-                        case "down_proj" -> new int[] {model.intermediateSize(), model.hiddenSize()};
-                        default -> null;
-                    };
+                    : moduleShape(model, m.group(3));
             if (inOut == null) {
                 throw ExpoException.failedPrecondition("adapter \"" + adapterName + "\" adapts " + entry.getKey()
                         + ", which the model does not have (trained on another base model?)");
@@ -154,6 +145,23 @@ public final class LoraAdapter implements AutoCloseable {
                         + " (trained on another base model?)");
             }
         }
+    }
+
+    /**
+     * The (in, out) features of a decoder layer's projection that LoRA can adapt ({@code q_proj} ... {@code down_proj}),
+     * or null for a name the model has not: lora_A is [r, in] and lora_B [out, r].
+     */
+    public static int[] moduleShape(dev.expo.modeling.llama.LlamaConfig model, String projection) {
+        int q = model.numHeads() * model.headDim();
+        int kv = model.numKvHeads() * model.headDim();
+        return switch (projection) {
+            case "q_proj" -> new int[] {model.hiddenSize(), q};
+            case "k_proj", "v_proj" -> new int[] {model.hiddenSize(), kv};
+            case "o_proj" -> new int[] {q, model.hiddenSize()};
+            case "gate_proj", "up_proj" -> new int[] {model.hiddenSize(), model.intermediateSize()};
+            case "down_proj" -> new int[] {model.intermediateSize(), model.hiddenSize()};
+            default -> null;
+        };
     }
 
     /**

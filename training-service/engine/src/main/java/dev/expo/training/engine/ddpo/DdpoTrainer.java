@@ -58,6 +58,11 @@ public final class DdpoTrainer implements AutoCloseable {
                               double seconds) {
     }
 
+    /** Seconds spent in each phase since this trainer was made: where the steps' time goes. */
+    public record PhaseSeconds(double clip, double reference, double policyForward, double backward,
+                               double optimizer) {
+    }
+
     private final LlamaModel model;
     private final ClipVisionModel tower;
     private final int visionLayer;
@@ -72,6 +77,11 @@ public final class DdpoTrainer implements AutoCloseable {
     private final Map<Long, double[]> reference = new HashMap<>();
     private final float[] initialWeight;
     private final float[] initialBias;
+    private long clipNanos;
+    private long referenceNanos;
+    private long forwardNanos;
+    private long backwardNanos;
+    private long optimizerNanos;
 
     /**
      * @param master the trainable tensors' float32 values by name (PEFT keys and projector.weight / .bias), updated in
@@ -98,6 +108,11 @@ public final class DdpoTrainer implements AutoCloseable {
         return adamW;
     }
 
+    public PhaseSeconds phaseSeconds() {
+        return new PhaseSeconds(clipNanos / 1e9, referenceNanos / 1e9, forwardNanos / 1e9, backwardNanos / 1e9,
+                optimizerNanos / 1e9);
+    }
+
     /**
      * Computes every pair's reference (pc, pr) now, skipping pairs already known: each sequence alone (batch 1, as
      * Muffin's reference inference runs), so the numbers depend on neither the micro batch nor the epoch order, and a
@@ -121,6 +136,7 @@ public final class DdpoTrainer implements AutoCloseable {
         double[] out = new double[2];
         try (NDManager scope = manager.newSubManager()) {
             NDArray features = rowFeatures(scope, List.of(pair)).get("0:1");
+            long start = System.nanoTime();
             NDArray weight = NdArrays.ofFloats(scope, initialWeight, shapes.get(PROJECTOR_WEIGHT));
             NDArray bias = NdArrays.ofFloats(scope, initialBias, shapes.get(PROJECTOR_BIAS));
             for (int row = 0; row < 2; row++) {
@@ -128,6 +144,7 @@ public final class DdpoTrainer implements AutoCloseable {
                         List.of(), new long[][] {inputs.ids()[row]}, new float[][] {inputs.weights()[row]},
                         settings.loss().average()))[0];
             }
+            referenceNanos += System.nanoTime() - start;
         }
         return out;
     }
@@ -186,9 +203,11 @@ public final class DdpoTrainer implements AutoCloseable {
                 tokens += micro.get(i).chosenIds().length + micro.get(i).rejectedIds().length;
             }
         }
+        long optimizerStart = System.nanoTime();
         double gradNorm = GradientClipping.clip(grads.values(), settings.maxGradNorm());
         double lr = schedule.at(stepIndex);
         adamW.step(master, grads, lr);
+        optimizerNanos += System.nanoTime() - optimizerStart;
         DdpoLoss.Batch batch = DdpoLoss.of(settings.loss(), pc, pr, rc, rr, n);
         return new StepMetrics(stepIndex + 1, batch.loss(), mean(batch.chosenRewards()), mean(batch.rejectedRewards()),
                 batch.accuracy(), batch.margin(), mean(pc), mean(pr), mean(rc), mean(rr), lr, gradNorm, n, tokens,
@@ -221,6 +240,8 @@ public final class DdpoTrainer implements AutoCloseable {
         try (NDManager scope = manager.newSubManager()) {
             NDArray rowFeatures = rowFeatures(scope, micro);
             double[][] ref = referenceLogps(micro);
+            long forwardStart = System.nanoTime();
+            long backwardStart;
             Map<String, NDArray> trainable = new LinkedHashMap<>();
             for (Map.Entry<String, float[]> entry : master.entrySet()) {
                 NDArray array = NdArrays.ofFloats(scope, entry.getValue(), shapes.get(entry.getKey()));
@@ -236,6 +257,8 @@ public final class DdpoTrainer implements AutoCloseable {
                         trainable.get(PROJECTOR_BIAS), List.of(new LoraApplication(adapter, ones)), ids, weights,
                         settings.loss().average());
                 values = NdArrays.toFloats(policy);
+                backwardStart = System.nanoTime();
+                forwardNanos += backwardStart - forwardStart;
                 DdpoLoss.Batch batch = DdpoLoss.of(settings.loss(), slice(values, 0, m), slice(values, m, 2 * m),
                         ref[0], ref[1], globalPairs);
                 float[] coefficients = new float[2 * m];
@@ -248,6 +271,7 @@ public final class DdpoTrainer implements AutoCloseable {
             for (Map.Entry<String, NDArray> entry : trainable.entrySet()) {
                 grads.put(entry.getKey(), NdArrays.toFloats(entry.getValue().getGradient()));
             }
+            backwardNanos += System.nanoTime() - backwardStart;
             return new double[][] {slice(values, 0, m), slice(values, m, 2 * m), ref[0], ref[1]};
         }
     }
@@ -302,11 +326,13 @@ public final class DdpoTrainer implements AutoCloseable {
     }
 
     private float[] imageFeatures(String sha256) {
+        long start = System.nanoTime();
         try (NDManager scope = manager.newSubManager()) {
             byte[] bytes = Files.readAllBytes(dataset.imagePath(sha256));
             ClipImageProcessor.PixelValues pixels = tower.processor().process(ImageDecoder.decode(bytes, 1L << 26));
             float[] out = NdArrays.toFloats(tower.forward(scope, List.of(pixels)).hiddenState(visionLayer)
                     .get(":, 1:, :"));
+            clipNanos += System.nanoTime() - start;
             return out;
         } catch (IOException e) {
             throw new UncheckedIOException("cannot read image " + sha256 + " of dataset " + dataset.name(), e);

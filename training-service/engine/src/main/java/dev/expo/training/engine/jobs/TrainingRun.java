@@ -10,7 +10,6 @@ import dev.expo.common.ExpoException;
 import dev.expo.common.store.ModelStore;
 import dev.expo.modeling.ModelOptions;
 import dev.expo.modeling.clip.ClipVisionModel;
-import dev.expo.modeling.llama.LlamaConfig;
 import dev.expo.modeling.llama.LlamaModel;
 import dev.expo.modeling.lora.LoraAdapter;
 import dev.expo.modeling.multimodal.MultimodalManifest;
@@ -20,6 +19,7 @@ import dev.expo.training.engine.data.PreferenceDataset;
 import dev.expo.training.engine.data.PreferencePair;
 import dev.expo.training.engine.ddpo.DdpoLoss;
 import dev.expo.training.engine.ddpo.DdpoTrainer;
+import dev.expo.training.engine.ddpo.TrainableParameters;
 import dev.expo.training.engine.optim.AdamW;
 import dev.expo.training.engine.optim.LearningRateSchedule;
 
@@ -29,7 +29,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Collections;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
@@ -103,19 +102,14 @@ public final class TrainingRun implements AutoCloseable {
         try {
             LlamaModel model = LlamaModel.load(lmDir, manager, ModelOptions.cpu());
             ClipVisionModel tower = ClipVisionModel.load(towerDir, manager, ModelOptions.cpu());
-            Map<String, float[]> master = new LinkedHashMap<>();
-            Map<String, long[]> shapes = new LinkedHashMap<>();
+            TrainableParameters trainable = new TrainableParameters();
             Random random = new Random(request.seed());
             long visionHidden = tower.config().hiddenSize();
             long hidden = model.config().hiddenSize();
             if (request.projector() != null) {
-                readProjector(store, request.projector(), visionHidden, hidden, master, shapes);
+                readProjector(store, request.projector(), visionHidden, hidden, trainable);
             } else {
-                // nn.Linear's default init: kaiming_uniform(a = sqrt(5)) = U(-1/sqrt(in), 1/sqrt(in)), bias alike.
-                put(master, shapes, DdpoTrainer.PROJECTOR_WEIGHT, uniform(random, hidden * visionHidden,
-                        1 / Math.sqrt(visionHidden)), hidden, visionHidden);
-                put(master, shapes, DdpoTrainer.PROJECTOR_BIAS, uniform(random, hidden, 1 / Math.sqrt(visionHidden)),
-                        hidden);
+                trainable.newProjector(random, hidden, visionHidden);
             }
             LoraAdapter.LoraConfig lora;
             if (request.adapter() != null) {
@@ -125,62 +119,28 @@ public final class TrainingRun implements AutoCloseable {
                     existing.checkFits(model.config(), request.adapter());
                     for (String path : existing.modulePaths()) {
                         LoraAdapter.Module module = existing.module(path);
-                        put(master, shapes, DdpoTrainer.LORA_PREFIX + path + ".lora_A.weight",
-                                module.a().toFloatArray(), module.a().getShape().getShape());
-                        put(master, shapes, DdpoTrainer.LORA_PREFIX + path + ".lora_B.weight",
-                                module.b().toFloatArray(), module.b().getShape().getShape());
+                        trainable.put(DdpoTrainer.LORA_PREFIX + path + ".lora_A.weight", module.a().toFloatArray(),
+                                module.a().getShape().getShape());
+                        trainable.put(DdpoTrainer.LORA_PREFIX + path + ".lora_B.weight", module.b().toFloatArray(),
+                                module.b().getShape().getShape());
                     }
                 }
             } else {
                 lora = new LoraAdapter.LoraConfig(request.loraRank(), request.loraAlpha(), request.loraTargets(),
                         request.languageModel(), false);
-                newLora(model.config(), request, random, master, shapes);
+                trainable.newLora(model.config(), request.languageModel(), request.loraTargets(), request.loraRank(),
+                        random);
             }
-            return new TrainingRun(store, request, dataset, manager, model, tower, lora, master, shapes);
+            return new TrainingRun(store, request, dataset, manager, model, tower, lora, trainable.values(),
+                    trainable.shapes());
         } catch (RuntimeException e) {
             manager.close();
             throw e;
         }
     }
 
-    /** lora_A: PEFT's default, kaiming_uniform(a = sqrt(5)) = U(-1/sqrt(in), 1/sqrt(in)); lora_B: zeros. */
-    private static void newLora(LlamaConfig config, TrainingRequest request, Random random, Map<String, float[]> master,
-                                Map<String, long[]> shapes) {
-        int q = config.numHeads() * config.headDim();
-        int kv = config.numKvHeads() * config.headDim();
-        int matched = 0;
-        for (int layer = 0; layer < config.numLayers(); layer++) {
-            for (String target : request.loraTargets()) {
-                int[] inOut = switch (target) {
-                    case "q_proj" -> new int[] {config.hiddenSize(), q};
-                    case "k_proj", "v_proj" -> new int[] {config.hiddenSize(), kv};
-                    case "o_proj" -> new int[] {q, config.hiddenSize()};
-                    case "gate_proj", "up_proj" -> new int[] {config.hiddenSize(), config.intermediateSize()};
-                    case "down_proj" -> new int[] {config.intermediateSize(), config.hiddenSize()};
-                    default -> null;
-                };
-                if (inOut == null) {
-                    throw ExpoException.invalidArgument("lora.target_modules", target, "matches no module of "
-                            + request.languageModel() + " (q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, "
-                            + "down_proj)");
-                }
-                String module = (List.of("gate_proj", "up_proj", "down_proj").contains(target) ? "mlp."
-                        : "self_attn.") + target;
-                String prefix = DdpoTrainer.LORA_PREFIX + "model.layers." + layer + "." + module;
-                int r = request.loraRank();
-                put(master, shapes, prefix + ".lora_A.weight", uniform(random, (long) r * inOut[0],
-                        1 / Math.sqrt(inOut[0])), r, inOut[0]);
-                put(master, shapes, prefix + ".lora_B.weight", new float[inOut[1] * r], inOut[1], r);
-                matched++;
-            }
-        }
-        if (matched == 0) {
-            throw ExpoException.invalidArgument("lora.target_modules", request.loraTargets(), "match nothing");
-        }
-    }
-
     private static void readProjector(ModelStore store, String projector, long visionHidden, long hidden,
-                                      Map<String, float[]> master, Map<String, long[]> shapes) {
+                                      TrainableParameters trainable) {
         Path path = Path.of(projector);
         path = path.isAbsolute() ? path : store.root().resolve(projector).normalize();
         if (!Files.isRegularFile(path)) {
@@ -201,23 +161,9 @@ public final class TrainingRun implements AutoCloseable {
                         + java.util.Arrays.toString(shape) + " but the vision tower has hidden size " + visionHidden
                         + " and the language model " + hidden);
             }
-            put(master, shapes, DdpoTrainer.PROJECTOR_WEIGHT, file.tensor("weight").toFloats(), shape);
-            put(master, shapes, DdpoTrainer.PROJECTOR_BIAS, file.tensor("bias").toFloats(), hidden);
+            trainable.put(DdpoTrainer.PROJECTOR_WEIGHT, file.tensor("weight").toFloats(), shape);
+            trainable.put(DdpoTrainer.PROJECTOR_BIAS, file.tensor("bias").toFloats(), hidden);
         }
-    }
-
-    private static void put(Map<String, float[]> master, Map<String, long[]> shapes, String name, float[] values,
-                            long... shape) {
-        master.put(name, values);
-        shapes.put(name, shape);
-    }
-
-    private static float[] uniform(Random random, long count, double bound) {
-        float[] values = new float[Math.toIntExact(count)];
-        for (int i = 0; i < values.length; i++) {
-            values[i] = (float) ((random.nextDouble() * 2 - 1) * bound);
-        }
-        return values;
     }
 
     public int stepsPerEpoch() {
