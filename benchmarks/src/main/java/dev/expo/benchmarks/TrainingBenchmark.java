@@ -107,18 +107,23 @@ public final class TrainingBenchmark {
                 double[] first = phases(trainer.phaseSeconds());
                 first[5] = (System.nanoTime() - start) / 1e9;
                 memory("CLIP features and reference log-probs computed");
-                DdpoTrainer.PhaseSeconds before = trainer.phaseSeconds();
+                long before = status("VmRSS:");
+                DdpoTrainer.PhaseSeconds phasesBefore = trainer.phaseSeconds();
                 DdpoTrainer.StepMetrics metrics = trainer.step(dataset.pairs(), schedule);
-                double[] firstStep = minus(phases(trainer.phaseSeconds()), phases(before));
+                double[] firstStep = minus(phases(trainer.phaseSeconds()), phases(phasesBefore));
                 firstStep[5] = metrics.seconds();
                 for (int i = 0; i < 6; i++) {
                     first[i] += firstStep[i];
                 }
                 memory("first step");
+                System.out.printf(Locale.ROOT, "The step's activations (training.memory-cap's estimate): %.2f GiB; "
+                        + "the peak rose %.2f GiB above the memory before the step%n",
+                        DdpoTrainer.activationBytes(model.config(), tower.config(), options.pairs, options.textTokens)
+                                / (double) (1L << 30), (status("VmHWM:") - before) / (double) (1L << 30));
                 for (int s = 0; s < options.steps; s++) {
-                    before = trainer.phaseSeconds();
+                    phasesBefore = trainer.phaseSeconds();
                     metrics = trainer.step(dataset.pairs(), schedule);
-                    double[] row = minus(phases(trainer.phaseSeconds()), phases(before));
+                    double[] row = minus(phases(trainer.phaseSeconds()), phases(phasesBefore));
                     row[5] = metrics.seconds();
                     rows.add(row);
                     System.out.printf(Locale.ROOT, "step %d: %.2f s (loss %.4f)%n", s + 2, metrics.seconds(),

@@ -276,6 +276,11 @@ public class TrainCommand implements Callable<Integer> {
                         if (event.hasStep()) {
                             TrainingStepMetrics step = event.getStep();
                             steps.put(step.getStep(), step);
+                            if (step.getMicroBatchHalvings() > 0 && !json) {
+                                System.err.printf("step %d ran out of memory: micro batch halved %d time(s), now %d "
+                                        + "(the global batch is kept)%n", step.getStep(), step.getMicroBatchHalvings(),
+                                        step.getMicroBatchSize());
+                            }
                             if (terminal) {
                                 bar = update(bar, step);
                             } else if (!json) {

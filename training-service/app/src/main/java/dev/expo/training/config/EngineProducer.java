@@ -6,6 +6,7 @@ import dev.expo.training.engine.data.DatasetStore;
 import dev.expo.training.engine.jobs.TrainingJob;
 import dev.expo.training.engine.jobs.TrainingJobs;
 import io.quarkus.runtime.StartupEvent;
+import io.quarkus.runtime.configuration.MemorySize;
 import jakarta.enterprise.event.Observes;
 import jakarta.enterprise.inject.Disposes;
 import jakarta.enterprise.inject.Produces;
@@ -32,7 +33,8 @@ public class EngineProducer {
     @Produces
     @Singleton
     TrainingJobs jobs(ModelStore store, DatasetStore datasets, TrainingConfig config, TrainingMetrics metrics) {
-        return new TrainingJobs(store, datasets, config.maxQueued(), metrics);
+        return new TrainingJobs(store, datasets, config.maxQueued(),
+                config.memoryCap().map(MemorySize::asLongValue).orElse(0L), metrics);
     }
 
     /** A running job is stopped between steps, not ended: the next start resumes it. */

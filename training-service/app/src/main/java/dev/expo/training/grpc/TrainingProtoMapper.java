@@ -171,6 +171,8 @@ final class TrainingProtoMapper {
                 .setSamplesPerSecond(Double.isNaN(seconds) ? 0 : m.pairs() / seconds)
                 .setTokensPerSecond(Double.isNaN(seconds) ? 0 : m.tokens() / seconds)
                 .setLossScale(1.0)
+                .setMicroBatchSize(m.microBatch())
+                .setMicroBatchHalvings(m.halvings())
                 .setTime(toProto(step.time()))
                 .build();
     }

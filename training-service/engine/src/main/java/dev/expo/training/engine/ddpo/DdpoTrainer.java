@@ -1,14 +1,17 @@
 package dev.expo.training.engine.ddpo;
 
 import ai.djl.engine.Engine;
+import ai.djl.engine.EngineException;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.training.GradientCollector;
 import dev.expo.common.ExpoException;
 import dev.expo.modeling.NdArrays;
 import dev.expo.modeling.clip.ClipImageProcessor;
+import dev.expo.modeling.clip.ClipVisionConfig;
 import dev.expo.modeling.clip.ClipVisionModel;
 import dev.expo.modeling.clip.ImageDecoder;
+import dev.expo.modeling.llama.LlamaConfig;
 import dev.expo.modeling.llama.LlamaModel;
 import dev.expo.modeling.lora.LoraAdapter;
 import dev.expo.modeling.lora.LoraApplication;
@@ -43,20 +46,40 @@ public final class DdpoTrainer implements AutoCloseable {
     public static final String PROJECTOR_WEIGHT = "projector.weight";
     public static final String PROJECTOR_BIAS = "projector.bias";
 
-    public record Settings(DdpoLoss.Settings loss, int microBatch, double maxGradNorm, AdamW.Settings adamW) {
+    /**
+     * @param memoryCapBytes the most a micro batch's forward and backward may take, by {@link #activationBytes}'s
+     *                       estimate (0 = no cap): a micro batch over it is treated as out of memory, as a device
+     *                       with that much free memory would fail
+     */
+    public record Settings(DdpoLoss.Settings loss, int microBatch, double maxGradNorm, AdamW.Settings adamW,
+                           long memoryCapBytes) {
         public Settings {
             if (microBatch < 1) {
                 throw ExpoException.invalidArgument("micro_batch_size", microBatch, "must be at least 1");
             }
+            if (memoryCapBytes < 0) {
+                throw new IllegalArgumentException("memoryCapBytes must be >= 0");
+            }
+        }
+
+        public Settings(DdpoLoss.Settings loss, int microBatch, double maxGradNorm, AdamW.Settings adamW) {
+            this(loss, microBatch, maxGradNorm, adamW, 0);
         }
     }
 
-    /** What one optimizer step did. */
+    /**
+     * What one optimizer step did.
+     *
+     * @param microBatch the micro batch it ran with: the settings' one, or less after out-of-memory halvings
+     * @param halvings   how many times this step ran out of memory and was retried with half the micro batch
+     */
     public record StepMetrics(long step, double loss, double chosenReward, double rejectedReward, double accuracy,
                               double margin, double policyChosen, double policyRejected, double referenceChosen,
                               double referenceRejected, double learningRate, double gradNorm, int pairs, long tokens,
-                              double seconds) {
+                              double seconds, int microBatch, int halvings) {
     }
+
+    private static final System.Logger LOG = System.getLogger(DdpoTrainer.class.getName());
 
     /** Seconds spent in each phase since this trainer was made: where the steps' time goes. */
     public record PhaseSeconds(double clip, double reference, double policyForward, double backward,
@@ -77,6 +100,7 @@ public final class DdpoTrainer implements AutoCloseable {
     private final Map<Long, double[]> reference = new HashMap<>();
     private final float[] initialWeight;
     private final float[] initialBias;
+    private int microBatch;
     private long clipNanos;
     private long referenceNanos;
     private long forwardNanos;
@@ -102,6 +126,7 @@ public final class DdpoTrainer implements AutoCloseable {
         this.manager = model.manager().newSubManager();
         this.initialWeight = master.get(PROJECTOR_WEIGHT).clone();
         this.initialBias = master.get(PROJECTOR_BIAS).clone();
+        this.microBatch = settings.microBatch();
     }
 
     public AdamW optimizer() {
@@ -167,9 +192,40 @@ public final class DdpoTrainer implements AutoCloseable {
         adamW.restore(moments, steps);
     }
 
-    /** One optimizer step over these pairs (one global batch) at the schedule's rate for this 0-based step. */
+    /**
+     * One optimizer step over these pairs (one global batch) at the schedule's rate for this 0-based step. A micro
+     * batch that runs out of memory (the Java heap, the device's, or over the memory cap) halves the micro batch for
+     * this and every later step, keeps the global batch (more accumulation) and redoes the step from its start;
+     * RESOURCE_EXHAUSTED when a micro batch of one pair does not fit.
+     */
     public StepMetrics step(List<PreferencePair> pairs, LearningRateSchedule schedule) {
         long start = System.nanoTime();
+        int halvings = 0;
+        while (true) {
+            try {
+                return attempt(pairs, schedule, start, halvings);
+            } catch (OutOfMemory e) {
+                if (microBatch == 1) {
+                    throw ExpoException.resourceExhausted("step " + (adamW.steps() + 1) + " ran out of memory with a "
+                            + "micro batch of one pair (" + e.getMessage() + "); shorten the sequences "
+                            + "(max prompt/response tokens at preprocessing) or give the service more memory");
+                }
+                int halved = microBatch / 2;
+                LOG.log(System.Logger.Level.WARNING, "step {0}: out of memory with a micro batch of {1} ({2}); "
+                        + "retrying with {3} (the global batch is kept)", adamW.steps() + 1, microBatch,
+                        e.getMessage(), halved);
+                microBatch = halved;
+                halvings++;
+            }
+        }
+    }
+
+    /** The micro batch steps run with now (the settings' one until an out-of-memory halving). */
+    public int microBatch() {
+        return microBatch;
+    }
+
+    private StepMetrics attempt(List<PreferencePair> pairs, LearningRateSchedule schedule, long start, int halvings) {
         long stepIndex = adamW.steps();
         Map<String, float[]> grads = new LinkedHashMap<>();
         master.forEach((name, values) -> grads.put(name, new float[values.length]));
@@ -179,8 +235,8 @@ public final class DdpoTrainer implements AutoCloseable {
         double[] rc = new double[n];
         double[] rr = new double[n];
         long tokens = 0;
-        for (int from = 0; from < n; from += settings.microBatch()) {
-            List<PreferencePair> micro = pairs.subList(from, Math.min(n, from + settings.microBatch()));
+        for (int from = 0; from < n; from += microBatch) {
+            List<PreferencePair> micro = pairs.subList(from, Math.min(n, from + microBatch));
             Map<String, float[]> microGrads = new LinkedHashMap<>();
             double[][] logps = microStep(micro, n, microGrads);
             String bad = nonFinite(microGrads);
@@ -211,7 +267,35 @@ public final class DdpoTrainer implements AutoCloseable {
         DdpoLoss.Batch batch = DdpoLoss.of(settings.loss(), pc, pr, rc, rr, n);
         return new StepMetrics(stepIndex + 1, batch.loss(), mean(batch.chosenRewards()), mean(batch.rejectedRewards()),
                 batch.accuracy(), batch.margin(), mean(pc), mean(pr), mean(rc), mean(rr), lr, gradNorm, n, tokens,
-                (System.nanoTime() - start) / 1e9);
+                (System.nanoTime() - start) / 1e9, microBatch, halvings);
+    }
+
+    /** A micro batch did not fit; the step is redone with a smaller one. */
+    private static final class OutOfMemory extends RuntimeException {
+        OutOfMemory(String message, Throwable cause) {
+            super(message, cause);
+        }
+    }
+
+    /**
+     * An estimate of the memory a micro batch's policy forward and backward hold at their peak, in FP32: per row and
+     * layer, the activations autograd keeps (about 6 hidden-wide and 5 intermediate-wide tensors a position, and the
+     * attention's scores, masked scores and probabilities, heads x S x S), plus the logits, their log-softmax and its
+     * gradient over the text positions; S = image tokens + the longest text row. Calibrated on the training
+     * benchmark (docs/benchmarks.md), where it is printed beside the measured rise.
+     */
+    public static long activationBytes(LlamaConfig model, ClipVisionConfig tower, int pairs, int longestText) {
+        long side = tower.imageSize() / tower.patchSize();
+        long s = side * side + longestText;
+        long perLayer = s * (6L * model.hiddenSize() + 5L * model.intermediateSize()) + 3L * model.numHeads() * s * s;
+        long perRow = model.numLayers() * perLayer + 3L * (longestText - 1) * model.vocabSize();
+        return 4L * 2 * pairs * perRow;
+    }
+
+    private static boolean outOfMemory(EngineException e) {
+        String message = String.valueOf(e.getMessage()).toLowerCase(java.util.Locale.ROOT);
+        return message.contains("out of memory") || message.contains("not enough memory")
+                || message.contains("can't allocate memory") || message.contains("failed to allocate");
     }
 
     /** The tensors with non-finite gradient values ("name (count/size)", comma-separated), or null if none. */
@@ -233,6 +317,29 @@ public final class DdpoTrainer implements AutoCloseable {
 
     /** Forward and backward of one micro batch; its gradients are put in {@code grads} by tensor name. Returns pc, pr, rc, rr. */
     private double[][] microStep(List<PreferencePair> micro, int globalPairs, Map<String, float[]> grads) {
+        int m = micro.size();
+        if (settings.memoryCapBytes() > 0) {
+            int longest = micro.stream().mapToInt(PreferencePair::maxLength).max().orElse(0);
+            long needed = activationBytes(model.config(), tower.config(), m, longest);
+            if (needed > settings.memoryCapBytes()) {
+                throw new OutOfMemory(String.format(java.util.Locale.ROOT, "about %.1f MiB estimated for %d pairs "
+                        + "of up to %d text tokens, over the memory cap of %.1f MiB", needed / 1048576.0, m, longest,
+                        settings.memoryCapBytes() / 1048576.0), null);
+            }
+        }
+        try {
+            return microStepUnchecked(micro, globalPairs, grads);
+        } catch (OutOfMemoryError e) {
+            throw new OutOfMemory("the Java heap: " + e.getMessage(), e);
+        } catch (EngineException e) {
+            if (outOfMemory(e)) {
+                throw new OutOfMemory(e.getMessage(), e);
+            }
+            throw e;
+        }
+    }
+
+    private double[][] microStepUnchecked(List<PreferencePair> micro, int globalPairs, Map<String, float[]> grads) {
         int m = micro.size();
         Inputs inputs = inputs(micro);
         long[][] ids = inputs.ids();

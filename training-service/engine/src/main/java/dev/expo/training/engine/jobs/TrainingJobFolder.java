@@ -143,6 +143,8 @@ final class TrainingJobFolder {
         json.put("pairs", m.pairs());
         json.put("tokens", m.tokens());
         json.put("seconds", m.seconds());
+        json.put("micro_batch", m.microBatch());
+        json.put("micro_batch_halvings", m.halvings());
         json.put("time", step.time().toString());
         return json;
     }
@@ -154,7 +156,8 @@ final class TrainingJobFolder {
                 json.get("logps/policy_chosen").asDouble(), json.get("logps/policy_rejected").asDouble(),
                 json.get("logps/reference_chosen").asDouble(), json.get("logps/reference_rejected").asDouble(),
                 json.get("learning_rate").asDouble(), json.get("grad_norm").asDouble(), json.get("pairs").asInt(),
-                json.get("tokens").asLong(), json.get("seconds").asDouble()), json.get("epoch").asDouble(),
+                json.get("tokens").asLong(), json.get("seconds").asDouble(), json.path("micro_batch").asInt(0),
+                json.path("micro_batch_halvings").asInt(0)), json.get("epoch").asDouble(),
                 json.get("total_steps").asLong(), Instant.parse(json.get("time").asText()));
     }
 

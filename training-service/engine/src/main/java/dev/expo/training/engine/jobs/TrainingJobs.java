@@ -40,12 +40,19 @@ public final class TrainingJobs implements AutoCloseable {
     private final DatasetStore datasets;
     private final int maxQueued;
     private final Observer observer;
+    private final long memoryCapBytes;
     private final Path root;
     private final ExecutorService runner;
     private final Map<String, TrainingJob> jobs = new LinkedHashMap<>();
     private volatile boolean closing;
 
     public TrainingJobs(ModelStore store, DatasetStore datasets, int maxQueued, Observer observer) {
+        this(store, datasets, maxQueued, 0, observer);
+    }
+
+    /** @param memoryCapBytes the most a micro batch may take (0 = no cap); see {@link DdpoTrainer.Settings} */
+    public TrainingJobs(ModelStore store, DatasetStore datasets, int maxQueued, long memoryCapBytes,
+                        Observer observer) {
         if (maxQueued < 0) {
             throw new IllegalArgumentException("maxQueued must be >= 0");
         }
@@ -53,6 +60,7 @@ public final class TrainingJobs implements AutoCloseable {
         this.datasets = datasets;
         this.maxQueued = maxQueued;
         this.observer = observer;
+        this.memoryCapBytes = memoryCapBytes;
         this.root = store.root().resolve(".jobs").resolve("training");
         this.runner = Executors.newSingleThreadExecutor(r -> {
             Thread thread = new Thread(r, "training-job");
@@ -153,7 +161,7 @@ public final class TrainingJobs implements AutoCloseable {
                 TrainingJobFolder.rewriteSteps(job);
                 job.started(run.totalSteps());
                 TrainingJobFolder.writeState(job);
-                run.run(resumeFrom, new TrainingRun.Progress() {
+                run.run(resumeFrom, memoryCapBytes, new TrainingRun.Progress() {
                     @Override
                     public void step(DdpoTrainer.StepMetrics metrics, double epoch) {
                         TrainingJob.Step step = new TrainingJob.Step(metrics, epoch, run.totalSteps(), Instant.now());

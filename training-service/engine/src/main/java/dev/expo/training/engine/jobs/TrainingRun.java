@@ -204,10 +204,19 @@ public final class TrainingRun implements AutoCloseable {
      * CancellationException when {@code cancelled} turns true (between steps; nothing is published).
      */
     public void run(TrainingCheckpoint resumeFrom, Progress progress, BooleanSupplier cancelled) {
+        run(resumeFrom, 0, progress, cancelled);
+    }
+
+    /**
+     * @param memoryCapBytes the most a micro batch may take (DdpoTrainer's estimate; 0 = no cap): beyond it the
+     *                       micro batch is halved, as on a real out-of-memory
+     */
+    public void run(TrainingCheckpoint resumeFrom, long memoryCapBytes, Progress progress,
+                    BooleanSupplier cancelled) {
         LearningRateSchedule schedule = schedule();
         DdpoTrainer.Settings settings = new DdpoTrainer.Settings(new DdpoLoss.Settings(request.beta(),
                 request.gamma(), request.average()), request.microBatch(), request.maxGradNorm(),
-                AdamW.Settings.torchDefaults(request.weightDecay()));
+                AdamW.Settings.torchDefaults(request.weightDecay()), memoryCapBytes);
         // The reference is the initial policy with its adapter off: read it before a checkpoint replaces the values.
         ReferenceCache cache = ReferenceCache.of(dataset, store.existing("language_model", request.languageModel()),
                 store.existing("vision_tower", request.visionTower()), master.get(DdpoTrainer.PROJECTOR_WEIGHT),

@@ -1,11 +1,15 @@
 package dev.expo.training.engine.jobs;
 
+import dev.expo.checkpoint.HfConfig;
 import dev.expo.common.ExpoException;
 import dev.expo.common.store.ModelStore;
 import dev.expo.inference.engine.TestModels;
+import dev.expo.modeling.clip.ClipVisionConfig;
+import dev.expo.modeling.llama.LlamaConfig;
 import dev.expo.modeling.multimodal.MultimodalManifest;
 import dev.expo.training.engine.data.DatasetPreprocessor;
 import dev.expo.training.engine.data.DatasetStore;
+import dev.expo.training.engine.data.PreferencePair;
 import dev.expo.training.engine.ddpo.DdpoTrainer;
 import dev.expo.training.engine.optim.LearningRateSchedule;
 import org.junit.jupiter.api.Test;
@@ -14,7 +18,9 @@ import org.junit.jupiter.api.io.TempDir;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
@@ -25,8 +31,13 @@ class TrainingRunTest {
     static final Path FIXTURES = Path.of(System.getProperty("expo.testdata", "../../testdata/fixtures"));
 
     static TrainingRequest request(String dataset, String output, int global, int micro, List<String> targets) {
+        return request(dataset, output, global, micro, targets, true);
+    }
+
+    static TrainingRequest request(String dataset, String output, int global, int micro, List<String> targets,
+                                   boolean shuffle) {
         return new TrainingRequest("llm", "clip", null, null, dataset, output, 4, 8, targets, 0, 1e-3, 1, 0, global,
-                micro, 0.01, 0.0, LearningRateSchedule.Kind.LINEAR, 0.1, 2.0, false, 1.0, true, 5, 0, -2);
+                micro, 0.01, 0.0, LearningRateSchedule.Kind.LINEAR, 0.1, 2.0, false, 1.0, shuffle, 5, 0, -2);
     }
 
     /** A store with the tiny LLaMA as "llm", the tiny CLIP tower as "clip" and 4 rlhfv rows as dataset "rlhfv". */
@@ -89,6 +100,69 @@ class TrainingRunTest {
         assertThat(root.resolve("out/projector.safetensors")).exists();
         assertThat(root.resolve("out/tokenizer.json")).exists();
         assertThat(store.list()).contains("out");
+    }
+
+    /**
+     * A memory cap that a micro batch of two pairs exceeds and one pair fits: the first step runs out of memory, is
+     * redone with micro batch 1, and the run ends with the bits of a run configured with micro batch 1; a cap no
+     * single pair fits fails the run with RESOURCE_EXHAUSTED.
+     */
+    @Test
+    void outOfMemoryHalvesTheMicroBatchAndKeepsTheGlobalBatch(@TempDir Path root) throws Exception {
+        DatasetStore datasets = storeWithRlhfv(root);
+        ModelStore store = datasets.store();
+        List<DdpoTrainer.StepMetrics> planned = new ArrayList<>();
+        Map<String, float[]> expected;
+        try (TrainingRun run = TrainingRun.plan(store, datasets, request("rlhfv", "micro1", 2, 1,
+                List.of("q_proj", "v_proj"), false))) {
+            run.run(null, collecting(planned), () -> false);
+            expected = copy(run.parameters());
+        }
+        LlamaConfig llm = LlamaConfig.from(HfConfig.read(root.resolve("llm")));
+        ClipVisionConfig clip = ClipVisionConfig.from(HfConfig.read(root.resolve("clip")));
+        // In order: the first step is pairs 0 and 1. Either alone fits the cap, both together (twice the rows) do not.
+        List<PreferencePair> pairs = datasets.load("rlhfv").pairs();
+        long onePair = DdpoTrainer.activationBytes(llm, clip, 1, Math.max(pairs.get(0).maxLength(),
+                pairs.get(1).maxLength()));
+        List<DdpoTrainer.StepMetrics> halved = new ArrayList<>();
+        try (TrainingRun run = TrainingRun.plan(store, datasets, request("rlhfv", "micro2", 2, 2,
+                List.of("q_proj", "v_proj"), false))) {
+            run.run(null, onePair, collecting(halved), () -> false);
+            assertThat(halved.getFirst().halvings()).isEqualTo(1);
+            assertThat(run.parameters()).usingRecursiveComparison().isEqualTo(expected);
+        }
+        assertThat(halved).allSatisfy(s -> assertThat(s.microBatch()).isEqualTo(1));
+        assertThat(halved.getLast().halvings()).isZero();
+        assertThat(halved.getLast().loss()).isEqualTo(planned.getLast().loss());
+
+        try (TrainingRun run = TrainingRun.plan(store, datasets, request("rlhfv", "tiny-cap", 2, 2,
+                List.of("q_proj", "v_proj")))) {
+            assertThatThrownBy(() -> run.run(null, 1024, collecting(new ArrayList<>()), () -> false))
+                    .isInstanceOfSatisfying(ExpoException.class, e -> {
+                        assertThat(e.kind()).isEqualTo(ExpoException.Kind.RESOURCE_EXHAUSTED);
+                        assertThat(e.getMessage()).contains("micro batch of one pair").contains("memory cap");
+                    });
+        }
+        assertThat(store.exists("tiny-cap")).isFalse();
+    }
+
+    private static TrainingRun.Progress collecting(List<DdpoTrainer.StepMetrics> steps) {
+        return new TrainingRun.Progress() {
+            @Override
+            public void step(DdpoTrainer.StepMetrics metrics, double epoch) {
+                steps.add(metrics);
+            }
+
+            @Override
+            public void checkpoint(TrainingCheckpoint checkpoint, boolean epochEnd) {
+            }
+        };
+    }
+
+    private static Map<String, float[]> copy(Map<String, float[]> values) {
+        Map<String, float[]> out = new LinkedHashMap<>();
+        values.forEach((k, v) -> out.put(k, v.clone()));
+        return out;
     }
 
     @Test
