@@ -70,7 +70,8 @@ public class TrainCommand implements Callable<Integer> {
             description = "Modules to adapt (default q_proj,v_proj).")
     List<String> loraTargets;
 
-    @Option(names = "--lora-dropout", paramLabel = "P", description = "LoRA dropout (0 only, for now).")
+    @Option(names = "--lora-dropout", paramLabel = "P",
+            description = "LoRA dropout on the adapted modules' inputs while training, in [0, 1) (default 0).")
     Double loraDropout;
 
     @Option(names = "--lr", paramLabel = "LR", description = "Peak learning rate (default 2e-6).")

@@ -9,6 +9,7 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Activation;
 import ai.djl.nn.core.Linear;
+import ai.djl.nn.norm.Dropout;
 import dev.expo.checkpoint.Checkpoint;
 import dev.expo.checkpoint.HfConfig;
 import dev.expo.common.ExpoException;
@@ -451,7 +452,11 @@ public final class LlamaModel implements AutoCloseable {
         for (int i = 0; i < adapters.size(); i++) {
             LoraAdapter.Module lora = adapters.get(i).adapter().module(module);
             if (lora != null) {
-                NDArray delta = Linear.linear(Linear.linear(input, lora.a()).singletonOrThrow(), lora.b())
+                double dropout = adapters.get(i).adapter().config().dropout();
+                // PEFT: lora_B(lora_A(dropout(x))); a fresh mask per module, from torch's generator.
+                NDArray x = adapters.get(i).training() && dropout > 0
+                        ? Dropout.dropout(input, (float) dropout, true).singletonOrThrow() : input;
+                NDArray delta = Linear.linear(Linear.linear(x, lora.a()).singletonOrThrow(), lora.b())
                         .singletonOrThrow();
                 double defaultScaling = adapters.get(i).adapter().config().scaling();
                 if (lora.scaling() != defaultScaling) {   // a module a rank or alpha pattern names

@@ -197,19 +197,30 @@ public final class LoraAdapter implements AutoCloseable {
      * adapter_config.json as PEFT writes it. {@code scaling} is lora_alpha / r (lora_alpha / sqrt(r) with rsLoRA);
      * rank_pattern and alpha_pattern give some modules their own r and lora_alpha, matched as PEFT matches them.
      */
+    /**
+     * @param dropout PEFT's lora_dropout: applied to a module's input before lora_A when training (a
+     *                {@link LoraApplication} in training mode), never at inference
+     */
     public record LoraConfig(int rank, double alpha, List<String> targetModules, String baseModel, boolean rsLora,
-                             Map<String, Integer> rankPattern, Map<String, Double> alphaPattern) {
+                             Map<String, Integer> rankPattern, Map<String, Double> alphaPattern, double dropout) {
 
         public LoraConfig {
             rankPattern = java.util.Collections.unmodifiableMap(new java.util.LinkedHashMap<>(rankPattern));
             alphaPattern = java.util.Collections.unmodifiableMap(new java.util.LinkedHashMap<>(alphaPattern));
+            if (!(dropout >= 0 && dropout < 1)) {
+                throw ExpoException.invalidArgument("lora_dropout", dropout, "must be in [0, 1)");
+            }
         }
 
         public LoraConfig(int rank, double alpha, List<String> targetModules, String baseModel, boolean rsLora) {
-            this(rank, alpha, targetModules, baseModel, rsLora, Map.of(), Map.of());
+            this(rank, alpha, targetModules, baseModel, rsLora, Map.of(), Map.of(), 0);
         }
 
-        /** adapter_config.json with PEFT's keys (task_type CAUSAL_LM, bias none, no dropout at inference). */
+        public LoraConfig withDropout(double p) {
+            return new LoraConfig(rank, alpha, targetModules, baseModel, rsLora, rankPattern, alphaPattern, p);
+        }
+
+        /** adapter_config.json with PEFT's keys (task_type CAUSAL_LM, bias none). */
         public void write(Path dir) throws IOException {
             com.fasterxml.jackson.databind.node.ObjectNode json = JSON.createObjectNode();
             json.put("base_model_name_or_path", baseModel);
@@ -217,7 +228,7 @@ public final class LoraAdapter implements AutoCloseable {
             json.put("fan_in_fan_out", false);
             json.put("inference_mode", true);
             json.put("lora_alpha", alpha);
-            json.put("lora_dropout", 0.0);
+            json.put("lora_dropout", dropout);
             json.put("peft_type", "LORA");
             json.put("r", rank);
             json.putArray("target_modules").addAll(targetModules.stream()
@@ -321,7 +332,7 @@ public final class LoraAdapter implements AutoCloseable {
                 });
                 return new LoraConfig(rank, json.get("lora_alpha").asDouble(), List.copyOf(targets),
                         json.path("base_model_name_or_path").asText(null), json.path("use_rslora").asBoolean(false),
-                        rankPattern, alphaPattern);
+                        rankPattern, alphaPattern, json.path("lora_dropout").asDouble(0));
             } catch (NoSuchFileException e) {
                 throw ExpoException.failedPrecondition(dir + " has no adapter_config.json: not a PEFT adapter");
             } catch (IOException e) {

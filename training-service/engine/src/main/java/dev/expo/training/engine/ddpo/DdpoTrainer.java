@@ -50,9 +50,11 @@ public final class DdpoTrainer implements AutoCloseable {
      * @param memoryCapBytes the most a micro batch's forward and backward may take, by {@link #activationBytes}'s
      *                       estimate (0 = no cap): a micro batch over it is treated as out of memory, as a device
      *                       with that much free memory would fail
+     * @param seed           seeds torch's generator before each micro batch (from the seed, the step and the micro
+     *                       batch's place), so LoRA dropout's masks are the same in a resumed run
      */
     public record Settings(DdpoLoss.Settings loss, int microBatch, double maxGradNorm, AdamW.Settings adamW,
-                           long memoryCapBytes) {
+                           long memoryCapBytes, long seed) {
         public Settings {
             if (microBatch < 1) {
                 throw ExpoException.invalidArgument("micro_batch_size", microBatch, "must be at least 1");
@@ -63,7 +65,7 @@ public final class DdpoTrainer implements AutoCloseable {
         }
 
         public Settings(DdpoLoss.Settings loss, int microBatch, double maxGradNorm, AdamW.Settings adamW) {
-            this(loss, microBatch, maxGradNorm, adamW, 0);
+            this(loss, microBatch, maxGradNorm, adamW, 0, 0);
         }
     }
 
@@ -238,7 +240,8 @@ public final class DdpoTrainer implements AutoCloseable {
         for (int from = 0; from < n; from += microBatch) {
             List<PreferencePair> micro = pairs.subList(from, Math.min(n, from + microBatch));
             Map<String, float[]> microGrads = new LinkedHashMap<>();
-            double[][] logps = microStep(micro, n, microGrads);
+            double[][] logps = microStep(micro, n, microGrads, java.util.Objects.hash(settings.seed(), stepIndex,
+                    from));
             String bad = nonFinite(microGrads);
             if (bad != null) {
                 // Never applied: in FP32 this is divergence (or a bug), not an overflow a loss scale would fix.
@@ -316,7 +319,7 @@ public final class DdpoTrainer implements AutoCloseable {
     }
 
     /** Forward and backward of one micro batch; its gradients are put in {@code grads} by tensor name. Returns pc, pr, rc, rr. */
-    private double[][] microStep(List<PreferencePair> micro, int globalPairs, Map<String, float[]> grads) {
+    private double[][] microStep(List<PreferencePair> micro, int globalPairs, Map<String, float[]> grads, int seed) {
         int m = micro.size();
         if (settings.memoryCapBytes() > 0) {
             int longest = micro.stream().mapToInt(PreferencePair::maxLength).max().orElse(0);
@@ -328,7 +331,7 @@ public final class DdpoTrainer implements AutoCloseable {
             }
         }
         try {
-            return microStepUnchecked(micro, globalPairs, grads);
+            return microStepUnchecked(micro, globalPairs, grads, seed);
         } catch (OutOfMemoryError e) {
             throw new OutOfMemory("the Java heap: " + e.getMessage(), e);
         } catch (EngineException e) {
@@ -339,7 +342,8 @@ public final class DdpoTrainer implements AutoCloseable {
         }
     }
 
-    private double[][] microStepUnchecked(List<PreferencePair> micro, int globalPairs, Map<String, float[]> grads) {
+    private double[][] microStepUnchecked(List<PreferencePair> micro, int globalPairs, Map<String, float[]> grads,
+                                          int seed) {
         int m = micro.size();
         Inputs inputs = inputs(micro);
         long[][] ids = inputs.ids();
@@ -359,10 +363,13 @@ public final class DdpoTrainer implements AutoCloseable {
             float[] ones = new float[2 * m];
             Arrays.fill(ones, 1f);
             float[] values;
+            if (lora.dropout() > 0) {
+                Engine.getInstance().setRandomSeed(seed);
+            }
             try (GradientCollector collector = Engine.getInstance().newGradientCollector()) {
                 NDArray policy = DdpoForward.weightedLogps(scope, model, rowFeatures, trainable.get(PROJECTOR_WEIGHT),
-                        trainable.get(PROJECTOR_BIAS), List.of(new LoraApplication(adapter, ones)), ids, weights,
-                        settings.loss().average());
+                        trainable.get(PROJECTOR_BIAS), List.of(new LoraApplication(adapter, ones, true)), ids,
+                        weights, settings.loss().average());
                 values = NdArrays.toFloats(policy);
                 backwardStart = System.nanoTime();
                 forwardNanos += backwardStart - forwardStart;

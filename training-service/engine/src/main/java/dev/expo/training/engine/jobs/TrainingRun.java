@@ -83,10 +83,6 @@ public final class TrainingRun implements AutoCloseable {
             throw new ExpoException(ExpoException.Kind.ALREADY_EXISTS, "model \"" + request.outputModel()
                     + "\" already exists in the store; choose another output name");
         }
-        if (request.loraDropout() != 0) {
-            throw ExpoException.invalidArgument("lora.dropout", request.loraDropout(), "LoRA dropout is not built "
-                    + "yet: 0 only (the golden step and Muffin's RLHF-V run use none on the adapter)");
-        }
         PreferenceDataset dataset = datasets.load(request.dataset());
         if (dataset.pairs().isEmpty()) {
             throw ExpoException.failedPrecondition("dataset \"" + request.dataset() + "\" has no rows");
@@ -114,7 +110,7 @@ public final class TrainingRun implements AutoCloseable {
             LoraAdapter.LoraConfig lora;
             if (request.adapter() != null) {
                 Path adapterDir = store.existing("adapter", request.adapter());
-                lora = LoraAdapter.LoraConfig.read(adapterDir);
+                lora = LoraAdapter.LoraConfig.read(adapterDir).withDropout(request.loraDropout());
                 try (LoraAdapter existing = LoraAdapter.load(adapterDir, manager, ModelOptions.cpu())) {
                     existing.checkFits(model.config(), request.adapter());
                     for (String path : existing.modulePaths()) {
@@ -127,7 +123,7 @@ public final class TrainingRun implements AutoCloseable {
                 }
             } else {
                 lora = new LoraAdapter.LoraConfig(request.loraRank(), request.loraAlpha(), request.loraTargets(),
-                        request.languageModel(), false);
+                        request.languageModel(), false).withDropout(request.loraDropout());
                 trainable.newLora(model.config(), request.languageModel(), request.loraTargets(), request.loraRank(),
                         random);
             }
@@ -216,7 +212,7 @@ public final class TrainingRun implements AutoCloseable {
         LearningRateSchedule schedule = schedule();
         DdpoTrainer.Settings settings = new DdpoTrainer.Settings(new DdpoLoss.Settings(request.beta(),
                 request.gamma(), request.average()), request.microBatch(), request.maxGradNorm(),
-                AdamW.Settings.torchDefaults(request.weightDecay()), memoryCapBytes);
+                AdamW.Settings.torchDefaults(request.weightDecay()), memoryCapBytes, request.seed());
         // The reference is the initial policy with its adapter off: read it before a checkpoint replaces the values.
         ReferenceCache cache = ReferenceCache.of(dataset, store.existing("language_model", request.languageModel()),
                 store.existing("vision_tower", request.visionTower()), master.get(DdpoTrainer.PROJECTOR_WEIGHT),

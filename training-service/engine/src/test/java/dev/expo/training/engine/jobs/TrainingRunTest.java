@@ -6,6 +6,7 @@ import dev.expo.common.store.ModelStore;
 import dev.expo.inference.engine.TestModels;
 import dev.expo.modeling.clip.ClipVisionConfig;
 import dev.expo.modeling.llama.LlamaConfig;
+import dev.expo.modeling.lora.LoraAdapter;
 import dev.expo.modeling.multimodal.MultimodalManifest;
 import dev.expo.training.engine.data.DatasetPreprocessor;
 import dev.expo.training.engine.data.DatasetStore;
@@ -36,8 +37,13 @@ class TrainingRunTest {
 
     static TrainingRequest request(String dataset, String output, int global, int micro, List<String> targets,
                                    boolean shuffle) {
-        return new TrainingRequest("llm", "clip", null, null, dataset, output, 4, 8, targets, 0, 1e-3, 1, 0, global,
-                micro, 0.01, 0.0, LearningRateSchedule.Kind.LINEAR, 0.1, 2.0, false, 1.0, shuffle, 5, 0, -2);
+        return request(dataset, output, global, micro, targets, shuffle, 0);
+    }
+
+    static TrainingRequest request(String dataset, String output, int global, int micro, List<String> targets,
+                                   boolean shuffle, double dropout) {
+        return new TrainingRequest("llm", "clip", null, null, dataset, output, 4, 8, targets, dropout, 1e-3, 1, 0,
+                global, micro, 0.01, 0.0, LearningRateSchedule.Kind.LINEAR, 0.1, 2.0, false, 1.0, shuffle, 5, 0, -2);
     }
 
     /** A store with the tiny LLaMA as "llm", the tiny CLIP tower as "clip" and 4 rlhfv rows as dataset "rlhfv". */
@@ -144,6 +150,27 @@ class TrainingRunTest {
                     });
         }
         assertThat(store.exists("tiny-cap")).isFalse();
+    }
+
+    /** LoRA dropout changes the policy's forward (not the reference's) and is written in the adapter's config. */
+    @Test
+    void loraDropoutMasksThePolicysAdapterInputs(@TempDir Path root) throws Exception {
+        DatasetStore datasets = storeWithRlhfv(root);
+        ModelStore store = datasets.store();
+        Map<String, List<DdpoTrainer.StepMetrics>> steps = new LinkedHashMap<>();
+        for (double dropout : new double[] {0, 0.5}) {
+            List<DdpoTrainer.StepMetrics> run = new ArrayList<>();
+            try (TrainingRun training = TrainingRun.plan(store, datasets, request("rlhfv", "dropout-" + dropout, 2,
+                    1, List.of("q_proj", "v_proj"), true, dropout))) {
+                training.run(null, collecting(run), () -> false);
+            }
+            steps.put("dropout-" + dropout, run);
+        }
+        DdpoTrainer.StepMetrics plain = steps.get("dropout-0.0").getLast();
+        DdpoTrainer.StepMetrics dropped = steps.get("dropout-0.5").getLast();
+        assertThat(dropped.referenceChosen()).isEqualTo(plain.referenceChosen());
+        assertThat(dropped.policyChosen()).isNotEqualTo(plain.policyChosen());
+        assertThat(LoraAdapter.LoraConfig.read(root.resolve("dropout-0.5/adapter")).dropout()).isEqualTo(0.5);
     }
 
     private static TrainingRun.Progress collecting(List<DdpoTrainer.StepMetrics> steps) {
