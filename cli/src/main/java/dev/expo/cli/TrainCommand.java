@@ -277,6 +277,10 @@ public class TrainCommand implements Callable<Integer> {
                         if (event.hasStep()) {
                             TrainingStepMetrics step = event.getStep();
                             steps.put(step.getStep(), step);
+                            if (step.getSkipped() && !json) {
+                                System.err.printf("step %d: FP16 gradients overflowed at loss scale %.0f; the update "
+                                        + "was skipped and the scale halved%n", step.getStep(), step.getLossScale());
+                            }
                             if (step.getMicroBatchHalvings() > 0 && !json) {
                                 System.err.printf("step %d ran out of memory: micro batch halved %d time(s), now %d "
                                         + "(the global batch is kept)%n", step.getStep(), step.getMicroBatchHalvings(),

@@ -42,10 +42,6 @@ final class TrainingProtoMapper {
     }
 
     static TrainingRequest toRequest(StartTrainingRequest request) {
-        if (request.getPrecision() == Precision.PRECISION_FP16_MIXED) {
-            throw ExpoException.failedPrecondition("precision fp16-mixed needs a GPU; this training service runs "
-                    + "on CPU, in FP32 (leave precision unset or fp32)");
-        }
         require("language_model", request.getLanguageModel());
         require("vision_tower", request.getVisionTower());
         require("dataset", request.getDataset());
@@ -73,7 +69,8 @@ final class TrainingProtoMapper {
                 h.getUseAverage(),
                 h.hasMaxGradNorm() ? h.getMaxGradNorm() : DEFAULT_MAX_GRAD_NORM,
                 !h.getNoShuffle(), h.getSeed(), h.getSaveEvery(),
-                request.hasVisionLayer() ? request.getVisionLayer() : DEFAULT_VISION_LAYER);
+                request.hasVisionLayer() ? request.getVisionLayer() : DEFAULT_VISION_LAYER,
+                request.getPrecision() == Precision.PRECISION_FP16_MIXED);
     }
 
     private static void require(String field, String value) {
@@ -114,7 +111,7 @@ final class TrainingProtoMapper {
                         .setBeta(r.beta()).setGamma(r.gamma()).setUseAverage(r.average())
                         .setMaxGradNorm(r.maxGradNorm()).setNoShuffle(!r.shuffle()).setSeed(r.seed())
                         .setSaveEvery(r.saveEvery()))
-                .setPrecision(Precision.PRECISION_FP32)
+                .setPrecision(r.mixedPrecision() ? Precision.PRECISION_FP16_MIXED : Precision.PRECISION_FP32)
                 .setVisionLayer(r.visionLayer());
         if (r.projector() != null) {
             out.setProjector(r.projector());
@@ -163,14 +160,15 @@ final class TrainingProtoMapper {
                 .setRejectedReward(m.rejectedReward())
                 .setRewardAccuracy(m.accuracy())
                 .setMargin(m.margin())
-                .setGradNorm(m.gradNorm())
+                .setGradNorm(Double.isNaN(m.gradNorm()) ? 0 : m.gradNorm())
                 .setPolicyChosenLogp(m.policyChosen())
                 .setPolicyRejectedLogp(m.policyRejected())
                 .setReferenceChosenLogp(m.referenceChosen())
                 .setReferenceRejectedLogp(m.referenceRejected())
                 .setSamplesPerSecond(Double.isNaN(seconds) ? 0 : m.pairs() / seconds)
                 .setTokensPerSecond(Double.isNaN(seconds) ? 0 : m.tokens() / seconds)
-                .setLossScale(1.0)
+                .setLossScale(m.lossScale())
+                .setSkipped(m.skipped())
                 .setMicroBatchSize(m.microBatch())
                 .setMicroBatchHalvings(m.halvings())
                 .setTime(toProto(step.time()))

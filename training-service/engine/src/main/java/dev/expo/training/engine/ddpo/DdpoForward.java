@@ -2,6 +2,7 @@ package dev.expo.training.engine.ddpo;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.core.Linear;
 import dev.expo.modeling.llama.LlamaModel;
@@ -44,6 +45,9 @@ public final class DdpoForward {
         }
         NDArray hidden = model.forwardSequences(scope, image.concat(text, 1), lengths, adapters);
         NDArray logits = model.logits(hidden.get(":, {}:-1, :", patches));           // text positions 0..T-2
+        if (logits.getDataType() != DataType.FLOAT32) {
+            logits = logits.toType(DataType.FLOAT32, false);   // as autocast runs log_softmax: in float32
+        }
         NDArray logp = logits.logSoftmax(-1);                                          // [R, T-1, vocab]
         long[] labels = new long[rows * (width - 1)];
         float[] w = new float[rows * (width - 1)];

@@ -4,6 +4,7 @@ import ai.djl.engine.Engine;
 import ai.djl.engine.EngineException;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
 import ai.djl.training.GradientCollector;
 import dev.expo.common.ExpoException;
 import dev.expo.modeling.NdArrays;
@@ -18,6 +19,7 @@ import dev.expo.modeling.lora.LoraApplication;
 import dev.expo.training.engine.data.PreferenceDataset;
 import dev.expo.training.engine.data.PreferencePair;
 import dev.expo.training.engine.optim.AdamW;
+import dev.expo.training.engine.optim.DynamicLossScaler;
 import dev.expo.training.engine.optim.GradientClipping;
 import dev.expo.training.engine.optim.LearningRateSchedule;
 
@@ -52,9 +54,13 @@ public final class DdpoTrainer implements AutoCloseable {
      *                       with that much free memory would fail
      * @param seed           seeds torch's generator before each micro batch (from the seed, the step and the micro
      *                       batch's place), so LoRA dropout's masks are the same in a resumed run
+     * @param lossScaling    FP16 mixed precision's dynamic loss scaling (GradScaler's): the backward runs on the
+     *                       loss times the scale, gradients are unscaled, a step with inf/NaN gradients is skipped
+     *                       and the scale halved. The forward runs in the models' compute type (FP16 on a GPU)
+     *                       from the float32 master values
      */
     public record Settings(DdpoLoss.Settings loss, int microBatch, double maxGradNorm, AdamW.Settings adamW,
-                           long memoryCapBytes, long seed) {
+                           long memoryCapBytes, long seed, boolean lossScaling) {
         public Settings {
             if (microBatch < 1) {
                 throw ExpoException.invalidArgument("micro_batch_size", microBatch, "must be at least 1");
@@ -65,7 +71,7 @@ public final class DdpoTrainer implements AutoCloseable {
         }
 
         public Settings(DdpoLoss.Settings loss, int microBatch, double maxGradNorm, AdamW.Settings adamW) {
-            this(loss, microBatch, maxGradNorm, adamW, 0, 0);
+            this(loss, microBatch, maxGradNorm, adamW, 0, 0, false);
         }
     }
 
@@ -74,11 +80,13 @@ public final class DdpoTrainer implements AutoCloseable {
      *
      * @param microBatch the micro batch it ran with: the settings' one, or less after out-of-memory halvings
      * @param halvings   how many times this step ran out of memory and was retried with half the micro batch
+     * @param lossScale  the loss scale the step's backward ran with (1 without loss scaling)
+     * @param skipped    the gradients overflowed under loss scaling: no optimizer update, the scale halved
      */
     public record StepMetrics(long step, double loss, double chosenReward, double rejectedReward, double accuracy,
                               double margin, double policyChosen, double policyRejected, double referenceChosen,
                               double referenceRejected, double learningRate, double gradNorm, int pairs, long tokens,
-                              double seconds, int microBatch, int halvings) {
+                              double seconds, int microBatch, int halvings, double lossScale, boolean skipped) {
     }
 
     private static final System.Logger LOG = System.getLogger(DdpoTrainer.class.getName());
@@ -102,7 +110,9 @@ public final class DdpoTrainer implements AutoCloseable {
     private final Map<Long, double[]> reference = new HashMap<>();
     private final float[] initialWeight;
     private final float[] initialBias;
+    private final DynamicLossScaler scaler;
     private int microBatch;
+    private long steps;
     private long clipNanos;
     private long referenceNanos;
     private long forwardNanos;
@@ -129,6 +139,17 @@ public final class DdpoTrainer implements AutoCloseable {
         this.initialWeight = master.get(PROJECTOR_WEIGHT).clone();
         this.initialBias = master.get(PROJECTOR_BIAS).clone();
         this.microBatch = settings.microBatch();
+        this.scaler = settings.lossScaling() ? DynamicLossScaler.torchDefaults() : null;
+    }
+
+    /** The loss scaler, or null without loss scaling. */
+    public DynamicLossScaler lossScaler() {
+        return scaler;
+    }
+
+    /** Steps done (skipped ones included; the optimizer counts only the updates it made). */
+    public long steps() {
+        return steps;
     }
 
     public AdamW optimizer() {
@@ -164,8 +185,9 @@ public final class DdpoTrainer implements AutoCloseable {
         try (NDManager scope = manager.newSubManager()) {
             NDArray features = rowFeatures(scope, List.of(pair)).get("0:1");
             long start = System.nanoTime();
-            NDArray weight = NdArrays.ofFloats(scope, initialWeight, shapes.get(PROJECTOR_WEIGHT));
-            NDArray bias = NdArrays.ofFloats(scope, initialBias, shapes.get(PROJECTOR_BIAS));
+            features = toCompute(features);
+            NDArray weight = toCompute(NdArrays.ofFloats(scope, initialWeight, shapes.get(PROJECTOR_WEIGHT)));
+            NDArray bias = toCompute(NdArrays.ofFloats(scope, initialBias, shapes.get(PROJECTOR_BIAS)));
             for (int row = 0; row < 2; row++) {
                 out[row] = NdArrays.toFloats(DdpoForward.weightedLogps(scope, model, features, weight, bias,
                         List.of(), new long[][] {inputs.ids()[row]}, new float[][] {inputs.weights()[row]},
@@ -181,8 +203,12 @@ public final class DdpoTrainer implements AutoCloseable {
         reference.putAll(known);
     }
 
-    /** Restores a checkpoint: the trainable tensors' values and the optimizer's moments and step count. */
-    public void restore(Map<String, float[]> values, Map<String, AdamW.Moments> moments, long steps) {
+    /**
+     * Restores a checkpoint: the trainable tensors' values, the optimizer's moments and update count, the steps done
+     * and the loss scaler's state (ignored without loss scaling).
+     */
+    public void restore(Map<String, float[]> values, Map<String, AdamW.Moments> moments, long optimizerSteps,
+                        long stepsDone, double lossScale, int cleanSteps) {
         for (Map.Entry<String, float[]> entry : master.entrySet()) {
             float[] saved = values.get(entry.getKey());
             if (saved == null || saved.length != entry.getValue().length) {
@@ -191,7 +217,11 @@ public final class DdpoTrainer implements AutoCloseable {
             }
             System.arraycopy(saved, 0, entry.getValue(), 0, saved.length);
         }
-        adamW.restore(moments, steps);
+        adamW.restore(moments, optimizerSteps);
+        this.steps = stepsDone;
+        if (scaler != null && lossScale > 0) {
+            scaler.restore(lossScale, cleanSteps);
+        }
     }
 
     /**
@@ -208,13 +238,13 @@ public final class DdpoTrainer implements AutoCloseable {
                 return attempt(pairs, schedule, start, halvings);
             } catch (OutOfMemory e) {
                 if (microBatch == 1) {
-                    throw ExpoException.resourceExhausted("step " + (adamW.steps() + 1) + " ran out of memory with a "
+                    throw ExpoException.resourceExhausted("step " + (steps + 1) + " ran out of memory with a "
                             + "micro batch of one pair (" + e.getMessage() + "); shorten the sequences "
                             + "(max prompt/response tokens at preprocessing) or give the service more memory");
                 }
                 int halved = microBatch / 2;
                 LOG.log(System.Logger.Level.WARNING, "step {0}: out of memory with a micro batch of {1} ({2}); "
-                        + "retrying with {3} (the global batch is kept)", adamW.steps() + 1, microBatch,
+                        + "retrying with {3} (the global batch is kept)", steps + 1, microBatch,
                         e.getMessage(), halved);
                 microBatch = halved;
                 halvings++;
@@ -228,7 +258,8 @@ public final class DdpoTrainer implements AutoCloseable {
     }
 
     private StepMetrics attempt(List<PreferencePair> pairs, LearningRateSchedule schedule, long start, int halvings) {
-        long stepIndex = adamW.steps();
+        long stepIndex = steps;
+        double scale = scaler == null ? 1 : scaler.scale();
         Map<String, float[]> grads = new LinkedHashMap<>();
         master.forEach((name, values) -> grads.put(name, new float[values.length]));
         int n = pairs.size();
@@ -241,8 +272,8 @@ public final class DdpoTrainer implements AutoCloseable {
             List<PreferencePair> micro = pairs.subList(from, Math.min(n, from + microBatch));
             Map<String, float[]> microGrads = new LinkedHashMap<>();
             double[][] logps = microStep(micro, n, microGrads, java.util.Objects.hash(settings.seed(), stepIndex,
-                    from));
-            String bad = nonFinite(microGrads);
+                    from), scale);
+            String bad = scaler == null ? nonFinite(microGrads) : null;   // under loss scaling: an overflow, below
             if (bad != null) {
                 // Never applied: in FP32 this is divergence (or a bug), not an overflow a loss scale would fix.
                 throw new IllegalStateException("non-finite gradients in " + bad + " at step " + (stepIndex + 1)
@@ -263,14 +294,25 @@ public final class DdpoTrainer implements AutoCloseable {
             }
         }
         long optimizerStart = System.nanoTime();
-        double gradNorm = GradientClipping.clip(grads.values(), settings.maxGradNorm());
         double lr = schedule.at(stepIndex);
-        adamW.step(master, grads, lr);
+        double gradNorm = Double.NaN;
+        boolean skipped = scaler != null && !scaler.unscale(grads.values());
+        if (skipped) {
+            LOG.log(System.Logger.Level.WARNING, "step {0}: gradients overflowed at loss scale {1}; the update is "
+                    + "skipped and the scale halved", stepIndex + 1, scale);
+        } else {
+            gradNorm = GradientClipping.clip(grads.values(), settings.maxGradNorm());
+            adamW.step(master, grads, lr);
+        }
+        if (scaler != null) {
+            scaler.update(skipped);
+        }
+        steps++;
         optimizerNanos += System.nanoTime() - optimizerStart;
         DdpoLoss.Batch batch = DdpoLoss.of(settings.loss(), pc, pr, rc, rr, n);
         return new StepMetrics(stepIndex + 1, batch.loss(), mean(batch.chosenRewards()), mean(batch.rejectedRewards()),
                 batch.accuracy(), batch.margin(), mean(pc), mean(pr), mean(rc), mean(rr), lr, gradNorm, n, tokens,
-                (System.nanoTime() - start) / 1e9, microBatch, halvings);
+                (System.nanoTime() - start) / 1e9, microBatch, halvings, scale, skipped);
     }
 
     /** A micro batch did not fit; the step is redone with a smaller one. */
@@ -319,7 +361,8 @@ public final class DdpoTrainer implements AutoCloseable {
     }
 
     /** Forward and backward of one micro batch; its gradients are put in {@code grads} by tensor name. Returns pc, pr, rc, rr. */
-    private double[][] microStep(List<PreferencePair> micro, int globalPairs, Map<String, float[]> grads, int seed) {
+    private double[][] microStep(List<PreferencePair> micro, int globalPairs, Map<String, float[]> grads, int seed,
+                                 double scale) {
         int m = micro.size();
         if (settings.memoryCapBytes() > 0) {
             int longest = micro.stream().mapToInt(PreferencePair::maxLength).max().orElse(0);
@@ -331,7 +374,7 @@ public final class DdpoTrainer implements AutoCloseable {
             }
         }
         try {
-            return microStepUnchecked(micro, globalPairs, grads, seed);
+            return microStepUnchecked(micro, globalPairs, grads, seed, scale);
         } catch (OutOfMemoryError e) {
             throw new OutOfMemory("the Java heap: " + e.getMessage(), e);
         } catch (EngineException e) {
@@ -343,7 +386,7 @@ public final class DdpoTrainer implements AutoCloseable {
     }
 
     private double[][] microStepUnchecked(List<PreferencePair> micro, int globalPairs, Map<String, float[]> grads,
-                                          int seed) {
+                                          int seed, double scale) {
         int m = micro.size();
         Inputs inputs = inputs(micro);
         long[][] ids = inputs.ids();
@@ -359,7 +402,6 @@ public final class DdpoTrainer implements AutoCloseable {
                 array.setRequiresGradient(true);
                 trainable.put(entry.getKey(), array);
             }
-            LoraAdapter adapter = LoraAdapter.of(lora, scope, loraModules(trainable));
             float[] ones = new float[2 * m];
             Arrays.fill(ones, 1f);
             float[] values;
@@ -367,9 +409,14 @@ public final class DdpoTrainer implements AutoCloseable {
                 Engine.getInstance().setRandomSeed(seed);
             }
             try (GradientCollector collector = Engine.getInstance().newGradientCollector()) {
-                NDArray policy = DdpoForward.weightedLogps(scope, model, rowFeatures, trainable.get(PROJECTOR_WEIGHT),
-                        trainable.get(PROJECTOR_BIAS), List.of(new LoraApplication(adapter, ones, true)), ids,
-                        weights, settings.loss().average());
+                // The forward runs in the models' compute type; the casts are in the graph, so the gradients reach
+                // the float32 leaves (mixed precision's master weights).
+                Map<String, NDArray> forward = new LinkedHashMap<>();
+                trainable.forEach((name, array) -> forward.put(name, toCompute(array)));
+                LoraAdapter adapter = LoraAdapter.of(lora, scope, loraModules(forward));
+                NDArray policy = DdpoForward.weightedLogps(scope, model, toCompute(rowFeatures),
+                        forward.get(PROJECTOR_WEIGHT), forward.get(PROJECTOR_BIAS),
+                        List.of(new LoraApplication(adapter, ones, true)), ids, weights, settings.loss().average());
                 values = NdArrays.toFloats(policy);
                 backwardStart = System.nanoTime();
                 forwardNanos += backwardStart - forwardStart;
@@ -377,8 +424,8 @@ public final class DdpoTrainer implements AutoCloseable {
                         ref[0], ref[1], globalPairs);
                 float[] coefficients = new float[2 * m];
                 for (int i = 0; i < m; i++) {
-                    coefficients[i] = (float) batch.chosenGradient()[i];
-                    coefficients[m + i] = (float) batch.rejectedGradient()[i];
+                    coefficients[i] = (float) (batch.chosenGradient()[i] * scale);
+                    coefficients[m + i] = (float) (batch.rejectedGradient()[i] * scale);
                 }
                 collector.backward(policy.mul(scope.create(coefficients)).sum());
             }
@@ -388,6 +435,12 @@ public final class DdpoTrainer implements AutoCloseable {
             backwardNanos += System.nanoTime() - backwardStart;
             return new double[][] {slice(values, 0, m), slice(values, m, 2 * m), ref[0], ref[1]};
         }
+    }
+
+    /** The array in the language model's compute type (itself in FP32). */
+    private NDArray toCompute(NDArray array) {
+        DataType compute = model.options().computeType();
+        return array.getDataType() == compute ? array : array.toType(compute, false);
     }
 
     /** Token ids and weights of a micro batch's rows: chosen rows first, then rejected rows. */

@@ -52,6 +52,9 @@ final class ReferenceCache {
         key.put("gamma", request.gamma());
         key.put("average", request.average());
         key.put("vision_layer", request.visionLayer());
+        if (request.mixedPrecision()) {
+            key.put("precision", "fp16-mixed");   // an FP16 forward gives other log-probs; FP32 keeps the old keys
+        }
         String name = hex(sha256().digest(key.toString().getBytes(StandardCharsets.UTF_8)));
         return new ReferenceCache(dataset.dir().resolve("reference").resolve(name + ".json"), key);
     }

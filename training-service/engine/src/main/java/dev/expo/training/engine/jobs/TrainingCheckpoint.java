@@ -13,6 +13,7 @@ import dev.expo.common.store.ModelStore;
 import dev.expo.modeling.lora.LoraAdapter;
 import dev.expo.training.engine.ddpo.DdpoTrainer;
 import dev.expo.training.engine.optim.AdamW;
+import dev.expo.training.engine.optim.DynamicLossScaler;
 import dev.expo.training.engine.optim.LearningRateSchedule;
 
 import java.io.IOException;
@@ -36,25 +37,28 @@ import java.util.UUID;
  *   optimizer.safetensors                            NAME.exp_avg / NAME.exp_avg_sq; metadata "step"
  *   scheduler.json                                   the schedule and the next step it gives a rate for
  *   rng_state.json                                   the shuffle's seed (each epoch's order is derived from it)
+ *   scaler.json                                      FP16 mixed precision only: GradScaler's scale and tracker
  *   trainer_state.json                               global_step, epoch, the data cursor, log_history
  * </pre>
  * Written into a scratch folder beside its place, flushed, then renamed, so a checkpoint folder is whole or absent.
  */
 public record TrainingCheckpoint(long step, int epoch, int batchInEpoch, Map<String, float[]> values,
-                                 Map<String, long[]> shapes, Map<String, AdamW.Moments> moments, long optimizerSteps) {
+                                 Map<String, long[]> shapes, Map<String, AdamW.Moments> moments, long optimizerSteps,
+                                 double lossScale, int scalerCleanSteps) {
 
     private static final ObjectMapper JSON = new ObjectMapper();
     public static final String PREFIX = "checkpoint-";
 
-    /** A copy of the run's current state (the run goes on changing its own arrays). */
+    /** A copy of the run's current state (the run goes on changing its own arrays); {@code scaler} may be null. */
     static TrainingCheckpoint of(long step, int epoch, int batchInEpoch, Map<String, float[]> values,
-                                 Map<String, long[]> shapes, AdamW adamW) {
+                                 Map<String, long[]> shapes, AdamW adamW, DynamicLossScaler scaler) {
         Map<String, float[]> copy = new LinkedHashMap<>();
         values.forEach((name, v) -> copy.put(name, v.clone()));
         Map<String, AdamW.Moments> moments = new LinkedHashMap<>();
         adamW.state().forEach((name, m) -> moments.put(name, new AdamW.Moments(m.expAvg().clone(),
                 m.expAvgSq().clone())));
-        return new TrainingCheckpoint(step, epoch, batchInEpoch, copy, Map.copyOf(shapes), moments, adamW.steps());
+        return new TrainingCheckpoint(step, epoch, batchInEpoch, copy, Map.copyOf(shapes), moments, adamW.steps(),
+                scaler == null ? 0 : scaler.scale(), scaler == null ? 0 : scaler.cleanSteps());
     }
 
     /** Writes {@code <jobDir>/checkpoint-STEP/}; an existing one of that step is kept (it holds the same state). */
@@ -101,6 +105,15 @@ public record TrainingCheckpoint(long step, int epoch, int batchInEpoch, Map<Str
             rng.put("shuffle", request.shuffle());
             rng.put("epoch_order", "java.util.Random(seed * 1000003 + epoch) over the dataset's rows");
             writeJson(scratch.resolve("rng_state.json"), rng);
+            if (lossScale > 0) {
+                ObjectNode scaler = JSON.createObjectNode();   // GradScaler.state_dict()'s keys
+                scaler.put("scale", lossScale);
+                scaler.put("growth_factor", 2.0);
+                scaler.put("backoff_factor", 0.5);
+                scaler.put("growth_interval", 2000);
+                scaler.put("_growth_tracker", scalerCleanSteps);
+                writeJson(scratch.resolve("scaler.json"), scaler);
+            }
             ObjectNode state = JSON.createObjectNode();
             state.put("global_step", step);
             // Fractional, as HF's; the exact position is data_cursor.
@@ -153,9 +166,12 @@ public record TrainingCheckpoint(long step, int epoch, int batchInEpoch, Map<Str
                     }
                 }
                 long optimizerSteps = Long.parseLong(optimizer.metadata().getOrDefault("step", "0"));
+                var scaler = Files.isRegularFile(dir.resolve("scaler.json"))
+                        ? JSON.readTree(dir.resolve("scaler.json").toFile()) : JSON.createObjectNode();
                 return new TrainingCheckpoint(state.get("global_step").asLong(),
                         state.path("data_cursor").path("epoch").asInt(),
-                        state.path("data_cursor").path("batch").asInt(), values, shapes, moments, optimizerSteps);
+                        state.path("data_cursor").path("batch").asInt(), values, shapes, moments, optimizerSteps,
+                        scaler.path("scale").asDouble(0), scaler.path("_growth_tracker").asInt(0));
             }
         } catch (IOException | RuntimeException e) {
             throw ExpoException.failedPrecondition("checkpoint " + dir + " cannot be read (" + e.getMessage() + ")");

@@ -145,6 +145,8 @@ final class TrainingJobFolder {
         json.put("seconds", m.seconds());
         json.put("micro_batch", m.microBatch());
         json.put("micro_batch_halvings", m.halvings());
+        json.put("loss_scale", m.lossScale());
+        json.put("skipped", m.skipped());
         json.put("time", step.time().toString());
         return json;
     }
@@ -157,7 +159,8 @@ final class TrainingJobFolder {
                 json.get("logps/reference_chosen").asDouble(), json.get("logps/reference_rejected").asDouble(),
                 json.get("learning_rate").asDouble(), json.get("grad_norm").asDouble(), json.get("pairs").asInt(),
                 json.get("tokens").asLong(), json.get("seconds").asDouble(), json.path("micro_batch").asInt(0),
-                json.path("micro_batch_halvings").asInt(0)), json.get("epoch").asDouble(),
+                json.path("micro_batch_halvings").asInt(0), json.path("loss_scale").asDouble(1),
+                json.path("skipped").asBoolean(false)), json.get("epoch").asDouble(),
                 json.get("total_steps").asLong(), Instant.parse(json.get("time").asText()));
     }
 

@@ -14,13 +14,16 @@ import java.util.List;
  * @param adapter    a PEFT adapter folder to start from, or null for a new one (lora settings then apply)
  * @param maxSteps   0 = run {@code epochs} epochs
  * @param saveEvery  0 = only at each epoch's end
+ * @param mixedPrecision FP16 mixed precision (a GPU's FP16 forward, float32 master weights, dynamic loss scaling);
+ *                       false = FP32
  */
 public record TrainingRequest(String languageModel, String visionTower, String projector, String adapter,
                               String dataset, String outputModel, int loraRank, double loraAlpha,
                               List<String> loraTargets, double loraDropout, double learningRate, int epochs,
                               long maxSteps, int globalBatch, int microBatch, double weightDecay, double warmupRatio,
                               LearningRateSchedule.Kind schedule, double beta, double gamma, boolean average,
-                              double maxGradNorm, boolean shuffle, long seed, int saveEvery, int visionLayer) {
+                              double maxGradNorm, boolean shuffle, long seed, int saveEvery, int visionLayer,
+                              boolean mixedPrecision) {
 
     public TrainingRequest {
         loraTargets = List.copyOf(loraTargets);

@@ -1,6 +1,9 @@
 package dev.expo.training.engine.jobs;
 
+import ai.djl.Device;
+import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
 import dev.expo.checkpoint.DType;
 import dev.expo.checkpoint.SafetensorsFile;
 import dev.expo.checkpoint.SafetensorsWriter;
@@ -94,10 +97,11 @@ public final class TrainingRun implements AutoCloseable {
                     + request.languageModel() + "'s (tokenizer.json differs); preprocess it again with "
                     + "--tokenizer-model " + request.languageModel());
         }
-        NDManager manager = NDManager.newBaseManager();
+        ModelOptions device = device(request.mixedPrecision(), Engine.getInstance().getGpuCount());
+        NDManager manager = NDManager.newBaseManager(device.device());
         try {
-            LlamaModel model = LlamaModel.load(lmDir, manager, ModelOptions.cpu());
-            ClipVisionModel tower = ClipVisionModel.load(towerDir, manager, ModelOptions.cpu());
+            LlamaModel model = LlamaModel.load(lmDir, manager, device);
+            ClipVisionModel tower = ClipVisionModel.load(towerDir, manager, device);
             TrainableParameters trainable = new TrainableParameters();
             Random random = new Random(request.seed());
             long visionHidden = tower.config().hiddenSize();
@@ -133,6 +137,21 @@ public final class TrainingRun implements AutoCloseable {
             manager.close();
             throw e;
         }
+    }
+
+    /**
+     * Where a run trains: on the first GPU when there is one (FP32, or FP16 forward under mixed precision), else on
+     * the CPU in FP32. Mixed precision without a GPU is FAILED_PRECONDITION: FP16 on a CPU is slower than FP32.
+     */
+    static ModelOptions device(boolean mixedPrecision, int gpus) {
+        if (gpus == 0) {
+            if (mixedPrecision) {
+                throw ExpoException.failedPrecondition("precision fp16-mixed needs a GPU, and PyTorch sees none "
+                        + "here; this training service runs on CPU, in FP32 (leave precision unset or fp32)");
+            }
+            return ModelOptions.cpu();
+        }
+        return new ModelOptions(Device.gpu(), mixedPrecision ? DataType.FLOAT16 : DataType.FLOAT32);
     }
 
     private static void readProjector(ModelStore store, String projector, long visionHidden, long hidden,
@@ -212,7 +231,8 @@ public final class TrainingRun implements AutoCloseable {
         LearningRateSchedule schedule = schedule();
         DdpoTrainer.Settings settings = new DdpoTrainer.Settings(new DdpoLoss.Settings(request.beta(),
                 request.gamma(), request.average()), request.microBatch(), request.maxGradNorm(),
-                AdamW.Settings.torchDefaults(request.weightDecay()), memoryCapBytes, request.seed());
+                AdamW.Settings.torchDefaults(request.weightDecay()), memoryCapBytes, request.seed(),
+                request.mixedPrecision());
         // The reference is the initial policy with its adapter off: read it before a checkpoint replaces the values.
         ReferenceCache cache = ReferenceCache.of(dataset, store.existing("language_model", request.languageModel()),
                 store.existing("vision_tower", request.visionTower()), master.get(DdpoTrainer.PROJECTOR_WEIGHT),
@@ -230,7 +250,8 @@ public final class TrainingRun implements AutoCloseable {
             }
             long step = 0;
             if (resumeFrom != null) {
-                trainer.restore(resumeFrom.values(), resumeFrom.moments(), resumeFrom.optimizerSteps());
+                trainer.restore(resumeFrom.values(), resumeFrom.moments(), resumeFrom.optimizerSteps(),
+                        resumeFrom.step(), resumeFrom.lossScale(), resumeFrom.scalerCleanSteps());
                 step = resumeFrom.step();
             }
             List<PreferencePair> order = null;
@@ -253,7 +274,8 @@ public final class TrainingRun implements AutoCloseable {
                 progress.step(metrics, epoch + (batch + 1) / (double) stepsPerEpoch);
                 if (epochEnd || step == totalSteps || (request.saveEvery() > 0 && step % request.saveEvery() == 0)) {
                     progress.checkpoint(TrainingCheckpoint.of(step, (int) (step / stepsPerEpoch),
-                            (int) (step % stepsPerEpoch), master, shapes, trainer.optimizer()), epochEnd);
+                            (int) (step % stepsPerEpoch), master, shapes, trainer.optimizer(), trainer.lossScaler()),
+                            epochEnd);
                 }
             }
         }

@@ -87,6 +87,26 @@ class DdpoTrainerTest {
                 assertThat(micro.loss()).isCloseTo(metrics.loss(), within(1e-5));
                 assertThat(micro.gradNorm()).isCloseTo(metrics.gradNorm(), within(1e-4 * metrics.gradNorm()));
             }
+            // Dynamic loss scaling (FP16 mixed precision's, run here in FP32): a power-of-two scale is exact, so the
+            // step is the same to the bit; a scale whose backward overflows skips the update and halves the scale.
+            Map<String, float[]> scaled = copy(shapesSource);
+            DdpoTrainer.Settings scaling = new DdpoTrainer.Settings(loss, 2, 0, AdamW.Settings.torchDefaults(0.01), 0,
+                    0, true);
+            try (DdpoTrainer trainer = new DdpoTrainer(model, tower, -2, lora, dataset, scaling, scaled, shapes)) {
+                DdpoTrainer.StepMetrics step1 = trainer.step(dataset.pairs(), constant);
+                assertThat(step1.lossScale()).isEqualTo(65536.0);
+                assertThat(step1.skipped()).isFalse();
+                assertThat(scaled).usingRecursiveComparison().isEqualTo(oneBatch);
+                trainer.lossScaler().restore(0x1p200, 0);   // past float32's range: the scaled loss is inf
+                Map<String, float[]> before = copy(scaled);
+                DdpoTrainer.StepMetrics overflow = trainer.step(dataset.pairs(), constant);
+                assertThat(overflow.skipped()).isTrue();
+                assertThat(overflow.step()).isEqualTo(2);
+                assertThat(scaled).usingRecursiveComparison().isEqualTo(before);
+                assertThat(trainer.lossScaler().scale()).isEqualTo(0x1p199);
+                assertThat(trainer.optimizer().steps()).isEqualTo(1);
+                assertThat(trainer.steps()).isEqualTo(2);
+            }
             assertThat(metrics.loss()).isCloseTo(golden.tensor("loss").toFloats()[0], within(1e-4));
             assertThat(metrics.accuracy()).isEqualTo(0.0);
             assertThat(metrics.learningRate()).isEqualTo(0.001);

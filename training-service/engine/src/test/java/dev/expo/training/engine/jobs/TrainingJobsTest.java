@@ -33,7 +33,8 @@ class TrainingJobsTest {
         // 4 rows, global 2: 2 steps an epoch, 2 epochs, shuffled; LoRA dropout (its masks must come back on resume);
         // a checkpoint after every step.
         return new TrainingRequest("llm", "clip", null, null, dataset, output, 4, 8, List.of("q_proj", "v_proj"), 0.1,
-                1e-3, 2, 0, 2, 1, 0.01, 0.25, LearningRateSchedule.Kind.COSINE, 0.1, 2.0, false, 1.0, true, 3, 1, -2);
+                1e-3, 2, 0, 2, 1, 0.01, 0.25, LearningRateSchedule.Kind.COSINE, 0.1, 2.0, false, 1.0, true, 3, 1, -2,
+                false);
     }
 
     static final TrainingJobs.Observer QUIET = new TrainingJobs.Observer() {

@@ -1,9 +1,11 @@
 package dev.expo.training.engine.jobs;
 
+import ai.djl.ndarray.types.DataType;
 import dev.expo.checkpoint.HfConfig;
 import dev.expo.common.ExpoException;
 import dev.expo.common.store.ModelStore;
 import dev.expo.inference.engine.TestModels;
+import dev.expo.modeling.ModelOptions;
 import dev.expo.modeling.clip.ClipVisionConfig;
 import dev.expo.modeling.llama.LlamaConfig;
 import dev.expo.modeling.lora.LoraAdapter;
@@ -43,7 +45,8 @@ class TrainingRunTest {
     static TrainingRequest request(String dataset, String output, int global, int micro, List<String> targets,
                                    boolean shuffle, double dropout) {
         return new TrainingRequest("llm", "clip", null, null, dataset, output, 4, 8, targets, dropout, 1e-3, 1, 0,
-                global, micro, 0.01, 0.0, LearningRateSchedule.Kind.LINEAR, 0.1, 2.0, false, 1.0, shuffle, 5, 0, -2);
+                global, micro, 0.01, 0.0, LearningRateSchedule.Kind.LINEAR, 0.1, 2.0, false, 1.0, shuffle, 5, 0, -2,
+                false);
     }
 
     /** A store with the tiny LLaMA as "llm", the tiny CLIP tower as "clip" and 4 rlhfv rows as dataset "rlhfv". */
@@ -171,6 +174,19 @@ class TrainingRunTest {
         assertThat(dropped.referenceChosen()).isEqualTo(plain.referenceChosen());
         assertThat(dropped.policyChosen()).isNotEqualTo(plain.policyChosen());
         assertThat(LoraAdapter.LoraConfig.read(root.resolve("dropout-0.5/adapter")).dropout()).isEqualTo(0.5);
+    }
+
+    /** A GPU when there is one (FP16 forward under mixed precision); mixed precision without one is refused. */
+    @Test
+    void trainsOnTheGpuWhenThereIsOne() {
+        assertThat(TrainingRun.device(false, 0)).isEqualTo(ModelOptions.cpu());
+        assertThat(TrainingRun.device(false, 1).device().isGpu()).isTrue();
+        assertThat(TrainingRun.device(false, 1).computeType()).isEqualTo(DataType.FLOAT32);
+        assertThat(TrainingRun.device(true, 1).computeType()).isEqualTo(DataType.FLOAT16);
+        assertThatThrownBy(() -> TrainingRun.device(true, 0)).isInstanceOfSatisfying(ExpoException.class, e -> {
+            assertThat(e.kind()).isEqualTo(ExpoException.Kind.FAILED_PRECONDITION);
+            assertThat(e.getMessage()).contains("needs a GPU");
+        });
     }
 
     private static TrainingRun.Progress collecting(List<DdpoTrainer.StepMetrics> steps) {
