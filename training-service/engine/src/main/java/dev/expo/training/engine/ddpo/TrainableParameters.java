@@ -1,9 +1,15 @@
 package dev.expo.training.engine.ddpo;
 
+import dev.expo.checkpoint.DType;
+import dev.expo.checkpoint.SafetensorsWriter;
+import dev.expo.checkpoint.Tensor;
 import dev.expo.common.ExpoException;
 import dev.expo.modeling.llama.LlamaConfig;
 import dev.expo.modeling.lora.LoraAdapter;
 
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -54,6 +60,27 @@ public record TrainableParameters(Map<String, float[]> values, Map<String, long[
                 put(prefix + ".lora_B.weight", new float[inOut[1] * rank], inOut[1], rank);
             }
         }
+    }
+
+    /** The LoRA tensors, float32 under PEFT's keys, as adapter_model.safetensors holds them. */
+    public static List<Tensor> adapterTensors(Map<String, float[]> values, Map<String, long[]> shapes) {
+        List<Tensor> out = new ArrayList<>();
+        values.forEach((name, v) -> {
+            if (name.startsWith(DdpoTrainer.LORA_PREFIX)) {
+                out.add(Tensor.fromFloats(name, DType.F32, shapes.get(name), v));
+            }
+        });
+        return out;
+    }
+
+    /** projector.safetensors: {@code weight} [llm_hidden, vision_hidden] and {@code bias}, float32. */
+    public static void writeProjector(Path file, Map<String, float[]> values, Map<String, long[]> shapes)
+            throws IOException {
+        SafetensorsWriter.write(file, List.of(
+                Tensor.fromFloats("weight", DType.F32, shapes.get(DdpoTrainer.PROJECTOR_WEIGHT),
+                        values.get(DdpoTrainer.PROJECTOR_WEIGHT)),
+                Tensor.fromFloats("bias", DType.F32, shapes.get(DdpoTrainer.PROJECTOR_BIAS),
+                        values.get(DdpoTrainer.PROJECTOR_BIAS))));
     }
 
     private static float[] uniform(Random random, long count, double bound) {

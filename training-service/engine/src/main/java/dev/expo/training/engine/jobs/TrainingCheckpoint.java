@@ -12,6 +12,7 @@ import dev.expo.common.ExpoException;
 import dev.expo.common.store.ModelStore;
 import dev.expo.modeling.lora.LoraAdapter;
 import dev.expo.training.engine.ddpo.DdpoTrainer;
+import dev.expo.training.engine.ddpo.TrainableParameters;
 import dev.expo.training.engine.optim.AdamW;
 import dev.expo.training.engine.optim.DynamicLossScaler;
 import dev.expo.training.engine.optim.LearningRateSchedule;
@@ -71,12 +72,8 @@ public record TrainingCheckpoint(long step, int epoch, int batchInEpoch, Map<Str
         Path scratch = jobDir.resolve(".tmp-" + PREFIX + step + "-" + UUID.randomUUID());
         try {
             Files.createDirectories(scratch);
-            List<Tensor> adapter = new ArrayList<>();
             List<Tensor> optimizer = new ArrayList<>();
             values.forEach((name, v) -> {
-                if (name.startsWith(DdpoTrainer.LORA_PREFIX)) {
-                    adapter.add(Tensor.fromFloats(name, DType.F32, shapes.get(name), v));
-                }
                 AdamW.Moments m = moments.get(name);
                 if (m != null) {
                     optimizer.add(Tensor.fromFloats(name + ".exp_avg", DType.F32, shapes.get(name), m.expAvg()));
@@ -84,13 +81,10 @@ public record TrainingCheckpoint(long step, int epoch, int batchInEpoch, Map<Str
                             m.expAvgSq()));
                 }
             });
-            SafetensorsWriter.write(scratch.resolve("adapter_model.safetensors"), adapter);
+            SafetensorsWriter.write(scratch.resolve("adapter_model.safetensors"),
+                    TrainableParameters.adapterTensors(values, shapes));
             lora.write(scratch);
-            SafetensorsWriter.write(scratch.resolve("projector.safetensors"), List.of(
-                    Tensor.fromFloats("weight", DType.F32, shapes.get(DdpoTrainer.PROJECTOR_WEIGHT),
-                            values.get(DdpoTrainer.PROJECTOR_WEIGHT)),
-                    Tensor.fromFloats("bias", DType.F32, shapes.get(DdpoTrainer.PROJECTOR_BIAS),
-                            values.get(DdpoTrainer.PROJECTOR_BIAS))));
+            TrainableParameters.writeProjector(scratch.resolve("projector.safetensors"), values, shapes);
             SafetensorsWriter.write(scratch.resolve("optimizer.safetensors"), optimizer,
                     Map.of("step", Long.toString(optimizerSteps), "optimizer", "torch.optim.AdamW"));
             ObjectNode scheduler = JSON.createObjectNode();

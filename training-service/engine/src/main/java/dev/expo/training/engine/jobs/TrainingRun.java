@@ -4,10 +4,8 @@ import ai.djl.Device;
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
-import dev.expo.checkpoint.DType;
 import dev.expo.checkpoint.SafetensorsFile;
 import dev.expo.checkpoint.SafetensorsWriter;
-import dev.expo.checkpoint.Tensor;
 import dev.expo.checkpoint.TensorInfo;
 import dev.expo.common.ExpoException;
 import dev.expo.common.store.ModelStore;
@@ -37,7 +35,6 @@ import java.util.Map;
 import java.util.Random;
 import java.util.concurrent.CancellationException;
 import java.util.function.BooleanSupplier;
-import java.util.function.Consumer;
 
 /**
  * One training run, planned (every check against the store done, models loaded) then run to the end: epochs of
@@ -46,6 +43,7 @@ import java.util.function.Consumer;
  */
 public final class TrainingRun implements AutoCloseable {
 
+    private static final System.Logger LOG = System.getLogger(TrainingRun.class.getName());
     private static final List<String> TOKENIZER_FILES = List.of("tokenizer.json", "tokenizer_config.json",
             "special_tokens_map.json", "chat_template.jinja", "generation_config.json");
 
@@ -216,7 +214,8 @@ public final class TrainingRun implements AutoCloseable {
 
     /**
      * Runs the steps from {@code resumeFrom} (null = the start) to the end, then publishes the output.
-     * CancellationException when {@code cancelled} turns true (between steps; nothing is published).
+     * At each epoch end but the last, the model so far is published as OUTPUT-epochN. CancellationException when
+     * {@code cancelled} turns true (between steps; the output is not published).
      */
     public void run(TrainingCheckpoint resumeFrom, Progress progress, BooleanSupplier cancelled) {
         run(resumeFrom, 0, progress, cancelled);
@@ -272,6 +271,9 @@ public final class TrainingRun implements AutoCloseable {
                 step++;
                 boolean epochEnd = batch + 1 == stepsPerEpoch;
                 progress.step(metrics, epoch + (batch + 1) / (double) stepsPerEpoch);
+                if (epochEnd && step < totalSteps) {
+                    publishEpoch(epoch + 1);
+                }
                 if (epochEnd || step == totalSteps || (request.saveEvery() > 0 && step % request.saveEvery() == 0)) {
                     progress.checkpoint(TrainingCheckpoint.of(step, (int) (step / stepsPerEpoch),
                             (int) (step % stepsPerEpoch), master, shapes, trainer.optimizer(), trainer.lossScaler()),
@@ -279,7 +281,25 @@ public final class TrainingRun implements AutoCloseable {
                 }
             }
         }
-        publish();
+        publish(request.outputModel());
+    }
+
+    /** The name an epoch's model is published under (the last epoch's is the output itself). */
+    public static String epochModel(String outputModel, int epoch) {
+        return outputModel + "-epoch" + epoch;
+    }
+
+    /**
+     * The model after an epoch that is not the last, as the seed saves one per epoch: OUTPUT-epochN. A name taken
+     * (this job's own, published before a restart, or another model) is left alone.
+     */
+    private void publishEpoch(int epoch) {
+        String name = epochModel(request.outputModel(), epoch);
+        if (store.exists(name)) {
+            LOG.log(System.Logger.Level.INFO, "{0} exists already; not published again", name);
+            return;
+        }
+        publish(name);
     }
 
     /** The epoch's order of the pairs: shuffled from the seed and the epoch alone, so a resumed run sees the same. */
@@ -292,23 +312,14 @@ public final class TrainingRun implements AutoCloseable {
     }
 
     /** adapter/ (PEFT), projector.safetensors, expo-model.json and the tokenizer files, staged then renamed. */
-    private void publish() {
-        Path staging = store.newStagingDir(request.outputModel());
+    private void publish(String name) {
+        Path staging = store.newStagingDir(name);
         try {
-            List<Tensor> adapterTensors = new ArrayList<>();
-            master.forEach((name, values) -> {
-                if (name.startsWith(DdpoTrainer.LORA_PREFIX)) {
-                    adapterTensors.add(Tensor.fromFloats(name, DType.F32, shapes.get(name), values));
-                }
-            });
             Path adapterDir = Files.createDirectories(staging.resolve("adapter"));
-            SafetensorsWriter.write(adapterDir.resolve("adapter_model.safetensors"), adapterTensors);
+            SafetensorsWriter.write(adapterDir.resolve("adapter_model.safetensors"),
+                    TrainableParameters.adapterTensors(master, shapes));
             lora.write(adapterDir);
-            SafetensorsWriter.write(staging.resolve("projector.safetensors"), List.of(
-                    Tensor.fromFloats("weight", DType.F32, shapes.get(DdpoTrainer.PROJECTOR_WEIGHT),
-                            master.get(DdpoTrainer.PROJECTOR_WEIGHT)),
-                    Tensor.fromFloats("bias", DType.F32, shapes.get(DdpoTrainer.PROJECTOR_BIAS),
-                            master.get(DdpoTrainer.PROJECTOR_BIAS))));
+            TrainableParameters.writeProjector(staging.resolve("projector.safetensors"), master, shapes);
             new MultimodalManifest(request.languageModel(), request.visionTower(), "projector.safetensors", "adapter",
                     request.visionLayer(), true).write(staging);
             Path lmDir = store.existing("language_model", request.languageModel());
@@ -318,10 +329,10 @@ public final class TrainingRun implements AutoCloseable {
                 }
             }
             ModelStore.fsyncTree(staging);
-            store.publish(staging, request.outputModel(), false);
+            store.publish(staging, name, false);
         } catch (IOException e) {
             ModelStore.deleteTree(staging);
-            throw new UncheckedIOException("cannot write model " + request.outputModel(), e);
+            throw new UncheckedIOException("cannot write model " + name, e);
         } catch (RuntimeException e) {
             ModelStore.deleteTree(staging);
             throw e;

@@ -68,6 +68,9 @@ class TrainingJobsTest {
             assertThat(Files.readAllLines(job.dir().resolve("metrics.jsonl"))).hasSize(4);
             assertThat(job.dir().resolve("checkpoint-2/trainer_state.json")).exists();
             assertThat(job.dir().resolve("checkpoint-2/optimizer.safetensors")).exists();
+            // Two epochs: the first one's model is published beside the output, as the seed saves each epoch.
+            assertThat(datasets.store().exists(TrainingRun.epochModel("straight", 1))).isTrue();
+            assertThat(datasets.store().exists(TrainingRun.epochModel("straight", 2))).isFalse();
         }
         // Stopped after its second step, then resumed by a new TrainingJobs over the same store.
         String id;
@@ -98,6 +101,8 @@ class TrainingJobsTest {
         }
         assertThat(Files.readAllBytes(root.resolve("resumed/adapter/adapter_model.safetensors")))
                 .isEqualTo(Files.readAllBytes(root.resolve("straight/adapter/adapter_model.safetensors")));
+        assertThat(Files.readAllBytes(root.resolve("resumed-epoch1/projector.safetensors")))
+                .isEqualTo(Files.readAllBytes(root.resolve("straight-epoch1/projector.safetensors")));
         assertThat(Files.readAllBytes(root.resolve("resumed/projector.safetensors")))
                 .isEqualTo(Files.readAllBytes(root.resolve("straight/projector.safetensors")));
     }
