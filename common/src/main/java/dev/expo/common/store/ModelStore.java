@@ -11,10 +11,13 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
+import java.time.Duration;
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
 import java.util.UUID;
+import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import java.util.stream.Stream;
 
@@ -31,6 +34,8 @@ public final class ModelStore {
 
     private static final Pattern SEGMENT = Pattern.compile("[A-Za-z0-9][A-Za-z0-9._+-]{0,127}");
     private static final String STAGING = ".staging";
+    private static final String OWNER_END = "-w-";
+    private static final Pattern STAGING_OWNER = Pattern.compile(".*-(\\d+)" + OWNER_END + "[0-9a-f-]{36}");
     /** Files whose presence makes a folder a model. */
     private static final List<String> MODEL_MARKERS = List.of(
             "config.json", "adapter_config.json", "expo-model.json", "model.safetensors",
@@ -150,7 +155,9 @@ public final class ModelStore {
         checkName("output_model", name);
         try {
             Path staging = Files.createDirectories(root.resolve(STAGING));
-            return Files.createDirectory(staging.resolve(name.replace('/', '+') + "-" + UUID.randomUUID()));
+            // The writer's pid in the name: another service sharing the store knows whether the writer still lives.
+            return Files.createDirectory(staging.resolve(name.replace('/', '+') + "-" + ProcessHandle.current().pid()
+                    + OWNER_END + UUID.randomUUID()));
         } catch (IOException e) {
             throw new UncheckedIOException("cannot create a staging folder in " + root, e);
         }
@@ -188,10 +195,24 @@ public final class ModelStore {
         }
     }
 
-    /** Deletes staging folders left behind by a process that was killed mid-write. */
+    /**
+     * Deletes staging folders left behind by a process that was killed mid-write: those whose writer (the pid in the
+     * name) is no longer running, and any older than a day (a writer in another container, or an older layout). The
+     * services share the store, so one starting never deletes what another is writing at that moment.
+     */
     public void removeAbandonedStaging() {
+        Instant dayAgo = Instant.now().minus(Duration.ofDays(1));
         for (Path dir : children(root.resolve(STAGING))) {
-            deleteTree(dir);
+            Matcher owner = STAGING_OWNER.matcher(dir.getFileName().toString());
+            boolean writerGone = owner.matches() && ProcessHandle.of(Long.parseLong(owner.group(1)))
+                    .map(p -> !p.isAlive()).orElse(true);
+            try {
+                if (writerGone || Files.getLastModifiedTime(dir).toInstant().isBefore(dayAgo)) {
+                    deleteTree(dir);
+                }
+            } catch (IOException e) {
+                // gone meanwhile
+            }
         }
     }
 

@@ -154,11 +154,19 @@ class ValidationAndSafetyTest {
     @Test
     void abandonedStagingFromAKilledProcessIsRemovedAtStart() throws IOException {
         setUp("sft=tiny-llama-sft");
-        Path leftover = store.newStagingDir("half-written");
+        // A writer that is gone (a pid past pid_max) left a folder; one still writing (this process) is kept: the
+        // services share the store.
+        Path written = store.newStagingDir("half-written");
+        String pid = "-" + ProcessHandle.current().pid() + "-w-";
+        Path leftover = Files.move(written, written.resolveSibling(written.getFileName().toString()
+                .replace(pid, "-2147483646-w-")));
         Files.writeString(leftover.resolve("model.safetensors"), "partial");
+        Path inProgress = store.newStagingDir("being-written");
         assertThat(store.list()).containsExactly("sft");
         store.removeAbandonedStaging();
-        assertThat(TestStore.stagingEntries(store)).isZero();
+        assertThat(leftover).doesNotExist();
+        assertThat(inProgress).exists();
+        assertThat(TestStore.stagingEntries(store)).isOne();
     }
 
     @Test
