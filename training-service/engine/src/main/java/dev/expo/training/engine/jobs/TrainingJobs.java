@@ -106,28 +106,27 @@ public final class TrainingJobs implements AutoCloseable {
 
     /** Checks the request against the store, writes the job's folder and queues it. */
     public TrainingJob submit(TrainingRequest request) {
-        // Plans (loads the models, checks shapes and the dataset) and lets go: the job plans again when it starts.
-        try (TrainingRun ignored = TrainingRun.plan(store, datasets, request)) {
-            synchronized (this) {
-                long waiting = jobs.values().stream().filter(j -> j.state() == TrainingJob.State.QUEUED).count();
-                if (waiting >= maxQueued + (running() == null ? 1 : 0)) {
-                    throw ExpoException.resourceExhausted(waiting + " training job(s) are waiting (limit "
-                            + maxQueued + " behind the running one); retry when one finishes");
-                }
-                for (TrainingJob other : jobs.values()) {
-                    if (!other.state().isFinal() && other.request().outputModel().equals(request.outputModel())) {
-                        throw ExpoException.failedPrecondition("training job " + other.id() + " is already writing \""
-                                + request.outputModel() + "\"");
-                    }
-                }
-                String id = UUID.randomUUID().toString();
-                TrainingJob job = new TrainingJob(id, request, root.resolve(id), Instant.now(),
-                        TrainingJob.State.QUEUED);
-                TrainingJobFolder.create(job.dir(), job);
-                jobs.put(id, job);
-                runner.submit(() -> run(job));
-                return job;
+        // Every check, from configs and headers; the job loads the models when it starts.
+        TrainingRun.check(store, datasets, request);
+        synchronized (this) {
+            long waiting = jobs.values().stream().filter(j -> j.state() == TrainingJob.State.QUEUED).count();
+            if (waiting >= maxQueued + (running() == null ? 1 : 0)) {
+                throw ExpoException.resourceExhausted(waiting + " training job(s) are waiting (limit "
+                        + maxQueued + " behind the running one); retry when one finishes");
             }
+            for (TrainingJob other : jobs.values()) {
+                if (!other.state().isFinal() && other.request().outputModel().equals(request.outputModel())) {
+                    throw ExpoException.failedPrecondition("training job " + other.id() + " is already writing \""
+                            + request.outputModel() + "\"");
+                }
+            }
+            String id = UUID.randomUUID().toString();
+            TrainingJob job = new TrainingJob(id, request, root.resolve(id), Instant.now(),
+                    TrainingJob.State.QUEUED);
+            TrainingJobFolder.create(job.dir(), job);
+            jobs.put(id, job);
+            runner.submit(() -> run(job));
+            return job;
         }
     }
 

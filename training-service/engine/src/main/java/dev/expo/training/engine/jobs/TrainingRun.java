@@ -4,13 +4,17 @@ import ai.djl.Device;
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
+import dev.expo.checkpoint.Checkpoint;
+import dev.expo.checkpoint.HfConfig;
 import dev.expo.checkpoint.SafetensorsFile;
 import dev.expo.checkpoint.SafetensorsWriter;
 import dev.expo.checkpoint.TensorInfo;
 import dev.expo.common.ExpoException;
 import dev.expo.common.store.ModelStore;
 import dev.expo.modeling.ModelOptions;
+import dev.expo.modeling.clip.ClipVisionConfig;
 import dev.expo.modeling.clip.ClipVisionModel;
+import dev.expo.modeling.llama.LlamaConfig;
 import dev.expo.modeling.llama.LlamaModel;
 import dev.expo.modeling.lora.LoraAdapter;
 import dev.expo.modeling.multimodal.MultimodalManifest;
@@ -77,6 +81,18 @@ public final class TrainingRun implements AutoCloseable {
 
     /** Checks the request against the store and loads what it trains. Bad input fails here, before any job. */
     public static TrainingRun plan(ModelStore store, DatasetStore datasets, TrainingRequest request) {
+        return plan(store, datasets, request, true);
+    }
+
+    /**
+     * Every check {@link #plan} makes, from the configs and the safetensors headers, without loading the models: what
+     * StartTraining runs, so a job queued behind a running one costs no second copy of a model in memory.
+     */
+    public static void check(ModelStore store, DatasetStore datasets, TrainingRequest request) {
+        plan(store, datasets, request, false);
+    }
+
+    private static TrainingRun plan(ModelStore store, DatasetStore datasets, TrainingRequest request, boolean load) {
         Path lmDir = store.existing("language_model", request.languageModel());
         Path towerDir = store.existing("vision_tower", request.visionTower());
         ModelStore.checkName("output_model", request.outputModel());
@@ -96,39 +112,51 @@ public final class TrainingRun implements AutoCloseable {
                     + "--tokenizer-model " + request.languageModel());
         }
         ModelOptions device = device(request.mixedPrecision(), Engine.getInstance().getGpuCount());
+        // Shapes from the configs and the safetensors headers: a check reads no weights.
+        LlamaConfig lmConfig = LlamaConfig.from(HfConfig.read(lmDir));
+        ClipVisionConfig towerConfig = ClipVisionConfig.from(HfConfig.read(towerDir));
+        try (Checkpoint weights = Checkpoint.open(lmDir)) {
+            lmConfig.requireWeights(weights);
+        }
+        try (Checkpoint weights = Checkpoint.open(towerDir)) {
+            towerConfig.requireWeights(weights);
+        }
+        TrainableParameters trainable = new TrainableParameters();
+        Random random = new Random(request.seed());
+        long visionHidden = towerConfig.hiddenSize();
+        long hidden = lmConfig.hiddenSize();
+        if (request.projector() != null) {
+            readProjector(store, request.projector(), visionHidden, hidden, trainable);
+        } else {
+            trainable.newProjector(random, hidden, visionHidden);
+        }
+        LoraAdapter.LoraConfig lora;
+        if (request.adapter() != null) {
+            Path adapterDir = store.existing("adapter", request.adapter());
+            lora = LoraAdapter.LoraConfig.read(adapterDir).withDropout(request.loraDropout());
+            try (NDManager scratch = NDManager.newBaseManager(Device.cpu());
+                 LoraAdapter existing = LoraAdapter.load(adapterDir, scratch, ModelOptions.cpu())) {
+                existing.checkFits(lmConfig, request.adapter());
+                for (String path : existing.modulePaths()) {
+                    LoraAdapter.Module module = existing.module(path);
+                    trainable.put(DdpoTrainer.LORA_PREFIX + path + ".lora_A.weight", module.a().toFloatArray(),
+                            module.a().getShape().getShape());
+                    trainable.put(DdpoTrainer.LORA_PREFIX + path + ".lora_B.weight", module.b().toFloatArray(),
+                            module.b().getShape().getShape());
+                }
+            }
+        } else {
+            lora = new LoraAdapter.LoraConfig(request.loraRank(), request.loraAlpha(), request.loraTargets(),
+                    request.languageModel(), false).withDropout(request.loraDropout());
+            trainable.newLora(lmConfig, request.languageModel(), request.loraTargets(), request.loraRank(), random);
+        }
+        if (!load) {
+            return null;
+        }
         NDManager manager = NDManager.newBaseManager(device.device());
         try {
             LlamaModel model = LlamaModel.load(lmDir, manager, device);
             ClipVisionModel tower = ClipVisionModel.load(towerDir, manager, device);
-            TrainableParameters trainable = new TrainableParameters();
-            Random random = new Random(request.seed());
-            long visionHidden = tower.config().hiddenSize();
-            long hidden = model.config().hiddenSize();
-            if (request.projector() != null) {
-                readProjector(store, request.projector(), visionHidden, hidden, trainable);
-            } else {
-                trainable.newProjector(random, hidden, visionHidden);
-            }
-            LoraAdapter.LoraConfig lora;
-            if (request.adapter() != null) {
-                Path adapterDir = store.existing("adapter", request.adapter());
-                lora = LoraAdapter.LoraConfig.read(adapterDir).withDropout(request.loraDropout());
-                try (LoraAdapter existing = LoraAdapter.load(adapterDir, manager, ModelOptions.cpu())) {
-                    existing.checkFits(model.config(), request.adapter());
-                    for (String path : existing.modulePaths()) {
-                        LoraAdapter.Module module = existing.module(path);
-                        trainable.put(DdpoTrainer.LORA_PREFIX + path + ".lora_A.weight", module.a().toFloatArray(),
-                                module.a().getShape().getShape());
-                        trainable.put(DdpoTrainer.LORA_PREFIX + path + ".lora_B.weight", module.b().toFloatArray(),
-                                module.b().getShape().getShape());
-                    }
-                }
-            } else {
-                lora = new LoraAdapter.LoraConfig(request.loraRank(), request.loraAlpha(), request.loraTargets(),
-                        request.languageModel(), false).withDropout(request.loraDropout());
-                trainable.newLora(model.config(), request.languageModel(), request.loraTargets(), request.loraRank(),
-                        random);
-            }
             return new TrainingRun(store, request, dataset, manager, model, tower, lora, trainable.values(),
                     trainable.shapes());
         } catch (RuntimeException e) {
