@@ -128,7 +128,8 @@ public final class DjlDecoder implements Decoder {
             NDArray selected = picked.size() == batch * width ? flat : NDArrays.stack(new NDList(
                     picked.stream().map(i -> flat.get(i.longValue())).toArray(NDArray[]::new)));
             float[] logits = NdArrays.toFloats(model.logits(selected));
-            int vocab = model.config().vocabSize();
+            int vocab = model.config().isSequenceClassifier() ? model.config().numLabels()
+                    : model.config().vocabSize();
             for (int i = 0; i < picked.size(); i++) {
                 out[pickedRows.get(i)] = java.util.Arrays.copyOfRange(logits, i * vocab, (i + 1) * vocab);
             }

@@ -128,6 +128,9 @@ public final class ModelCatalog {
         if (arch.endsWith("ForCausalLM") || arch.endsWith("LMHeadModel")) {
             return ModelKind.LANGUAGE_MODEL;
         }
+        if (arch.endsWith("ForSequenceClassification")) {
+            return ModelKind.REWARD_MODEL;
+        }
         return ModelKind.UNKNOWN;
     }
 

@@ -4,6 +4,8 @@ package dev.expo.checkpoint.catalog;
 public enum ModelKind {
     /** A decoder-only causal language model (LlamaForCausalLM, MistralForCausalLM, ...). */
     LANGUAGE_MODEL,
+    /** A reward model: a decoder with a one-label score head (LlamaForSequenceClassification, Mistral...). */
+    REWARD_MODEL,
     /** A CLIP vision tower (CLIPVisionModel or the vision half of a CLIPModel). */
     VISION_TOWER,
     /** A linear projector from a vision tower's hidden size to a language model's. */

@@ -132,9 +132,14 @@ public final class CpuDecoder implements Decoder {
             matrices.put(p + "gate_up_proj", new String[] {p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"});
             matrices.put(p + "down_proj", new String[] {p + "mlp.down_proj.weight"});
         }
-        boolean tied = !checkpoint.contains("lm_head.weight");
+        // The output head: a classifier's score [labels, hidden], else lm_head, or the embedding when tied.
+        String head = config.isSequenceClassifier() ? "score.weight" : "lm_head.weight";
+        boolean tied = !checkpoint.contains(head);
+        if (tied && config.isSequenceClassifier()) {
+            throw ExpoException.invalidArgument("the checkpoint has no tensor score.weight: not a complete classifier");
+        }
         if (!tied) {
-            matrices.put("lm_head", new String[] {"lm_head.weight"});
+            matrices.put("lm_head", new String[] {head});
         }
         long bytes = 0;
         for (String[] names : matrices.values()) {
@@ -368,9 +373,10 @@ public final class CpuDecoder implements Decoder {
         return out;
     }
 
-    /** lm_head over final hidden states: {@code [rows][vocab]}. */
+    /** The output head over final hidden states: {@code [rows][vocab]}, or {@code [rows][labels]} for a classifier. */
     public float[][] logits(float[][] hidden) {
-        float[][] logits = new float[hidden.length][config.vocabSize()];
+        float[][] logits = new float[hidden.length][config.isSequenceClassifier() ? config.numLabels()
+                : config.vocabSize()];
         kernels.matmul(lmHead, hidden, logits, hidden.length);
         return logits;
     }

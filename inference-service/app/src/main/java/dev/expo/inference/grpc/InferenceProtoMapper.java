@@ -53,6 +53,7 @@ final class InferenceProtoMapper {
     static ModelKind toProto(dev.expo.checkpoint.catalog.ModelKind kind) {
         return switch (kind) {
             case LANGUAGE_MODEL -> ModelKind.MODEL_KIND_LANGUAGE_MODEL;
+            case REWARD_MODEL -> ModelKind.MODEL_KIND_REWARD_MODEL;
             case VISION_TOWER -> ModelKind.MODEL_KIND_VISION_TOWER;
             case PROJECTOR -> ModelKind.MODEL_KIND_PROJECTOR;
             case MULTIMODAL -> ModelKind.MODEL_KIND_MULTIMODAL;

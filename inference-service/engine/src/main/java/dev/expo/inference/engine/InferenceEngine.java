@@ -267,6 +267,99 @@ public final class InferenceEngine implements AutoCloseable {
         return top;
     }
 
+    // ------------------------------------------------------------------------------------------------ Reward
+
+    /** Rows of one reward forward pass: bounded, so a large batch does not hold every row's cache at once. */
+    private static final int REWARD_ROWS_PER_PASS = 8;
+
+    /**
+     * Rewards of texts (BOS added as the tokenizer does, no template), conversations (through the reward model's
+     * own chat template) or token ids, from a sequence classifier with one label. Each row is scored alone (no
+     * padding), at the position {@code position} picks.
+     */
+    public List<Outputs.Reward> reward(String modelName, List<Prompt> inputs, Outputs.RewardPosition position) {
+        if (inputs.isEmpty()) {
+            throw ExpoException.invalidArgument("inputs", "[]", "give at least one text or conversation to score");
+        }
+        return call(() -> registry.pinned(() -> {
+            if (!(registry.get(modelName) instanceof LoadedModel.Reward reward)) {
+                throw ExpoException.invalidArgument("model", modelName, "is not a reward model (a sequence "
+                        + "classifier with one label, e.g. LlamaForSequenceClassification)");
+            }
+            Decoder decoder = reward.decoder();
+            List<long[]> rows = new ArrayList<>();
+            for (Prompt prompt : inputs) {
+                if (prompt.image() != null) {
+                    throw ExpoException.invalidArgument("image", prompt.image().length + " bytes", "a reward model "
+                            + "scores text only");
+                }
+                long[] ids = prompt.text() != null ? reward.tokenizer().encode(prompt.text(), true)
+                        : prompt.chat() != null ? reward.tokenizer().encodeChat(prompt.chat(),
+                        prompt.addGenerationPrompt()) : prompt.tokenIds().clone();
+                for (long id : ids) {
+                    checkTokenId("token_ids", id, decoder, modelName);
+                }
+                if (ids.length == 0) {
+                    throw ExpoException.invalidArgument("inputs", "\"\"", "an input encodes to no tokens");
+                }
+                if (ids.length > decoder.config().maxPositions()) {
+                    throw ExpoException.invalidArgument("inputs", ids.length + " tokens", "longer than the model's "
+                            + "context of " + decoder.config().maxPositions() + " positions");
+                }
+                rows.add(ids);
+            }
+            List<Outputs.Reward> out = new ArrayList<>();
+            for (int from = 0; from < rows.size(); from += REWARD_ROWS_PER_PASS) {
+                out.addAll(rewardPass(decoder, rows.subList(from, Math.min(rows.size(), from + REWARD_ROWS_PER_PASS)),
+                        reward.padTokenId(), position));
+            }
+            return out;
+        }));
+    }
+
+    private static List<Outputs.Reward> rewardPass(Decoder decoder, List<long[]> rows, int padTokenId,
+                                                   Outputs.RewardPosition position) {
+        int total = rows.stream().mapToInt(r -> r.length).sum();
+        float[][] inputs = new float[total][];
+        int[] slots = new int[total];
+        boolean[] wanted = new boolean[total];
+        int[] scored = new int[rows.size()];
+        int at = 0;
+        for (int r = 0; r < rows.size(); r++) {
+            long[] ids = rows.get(r);
+            scored[r] = position == Outputs.RewardPosition.LAST_TOKEN ? ids.length - 1 : hfPooledIndex(ids, padTokenId);
+            for (int t = 0; t < ids.length; t++) {
+                inputs[at + t] = decoder.embed((int) ids[t]);
+                slots[at + t] = r;
+            }
+            wanted[at + scored[r]] = true;
+            at += ids.length;
+        }
+        float[][] scores = decoder.logits(inputs, slots, decoder.newCache(rows.size()), List.of(), wanted);
+        List<Outputs.Reward> out = new ArrayList<>();
+        at = 0;
+        for (int r = 0; r < rows.size(); r++) {
+            out.add(new Outputs.Reward(scores[at + scored[r]][0], scored[r], rows.get(r).length));
+            at += rows.get(r).length;
+        }
+        return out;
+    }
+
+    /**
+     * transformers 4.44.2 ({@code LlamaForSequenceClassification.forward}): {@code argmax(ids == pad) - 1} modulo the
+     * length, so the token before the first pad id, or the last token when there is none (argmax 0 gives -1). A row
+     * whose first token is the pad id is scored at its last token: in HF's padded batch that would be the batch's
+     * last position, a padding-dependent accident this does not copy.
+     */
+    static int hfPooledIndex(long[] ids, int padTokenId) {
+        for (int i = 0; i < ids.length; i++) {
+            if (ids[i] == padTokenId) {
+                return i == 0 ? ids.length - 1 : i - 1;
+            }
+        }
+        return ids.length - 1;
+    }
+
     // ------------------------------------------------------------------------------------------------- Embed
 
     /**
@@ -422,6 +515,7 @@ public final class InferenceEngine implements AutoCloseable {
                         && !schedulers.get(m.decoder()).idle();
                 case LoadedModel.Adapter a -> schedulers.values().stream().anyMatch(s -> s.uses(a.adapter()));
                 case LoadedModel.Vision v -> false;
+                case LoadedModel.Reward r -> false;   // scored under the registry's pin, never batched
             };
         }
     }

@@ -18,6 +18,10 @@ public sealed interface LoadedModel {
                     GenerationDefaults generation) implements LoadedModel {
     }
 
+    /** A reward model (a decoder with a score head) with its tokenizer and the pad id HF's pooling looks for. */
+    record Reward(String name, Decoder decoder, TextTokenizer tokenizer, int padTokenId) implements LoadedModel {
+    }
+
     record Vision(String name, ClipVisionModel tower) implements LoadedModel {
     }
 

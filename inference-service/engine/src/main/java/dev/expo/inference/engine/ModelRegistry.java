@@ -151,6 +151,11 @@ public final class ModelRegistry implements AutoCloseable {
                 discard = files.tokenizer()::close;
                 yield () -> loadLanguage(name, dir, files);
             }
+            case REWARD_MODEL -> {
+                LanguageFiles files = readLanguage(dir);
+                discard = files.tokenizer()::close;
+                yield () -> loadReward(name, dir, files);
+            }
             case VISION_TOWER -> () -> new LoadedModel.Vision(name, ClipVisionModel.load(dir, manager, options));
             case MULTIMODAL -> () -> loadMultimodal(name, dir);
             case ADAPTER -> () -> new LoadedModel.Adapter(name, LoraAdapter.load(dir, manager, options));
@@ -180,7 +185,7 @@ public final class ModelRegistry implements AutoCloseable {
         boolean widened = description.dtype() != null && description.dtype().byteSize() == 2;
         return switch (description.kind()) {
             // The CPU decoder keeps BF16 as stored and widens F16; DJL on a GPU holds FP16.
-            case LANGUAGE_MODEL -> !options.device().isGpu() && description.dtype() == DType.F16
+            case LANGUAGE_MODEL, REWARD_MODEL -> !options.device().isGpu() && description.dtype() == DType.F16
                     ? 2 * description.sizeBytes() : description.sizeBytes();
             case VISION_TOWER, ADAPTER -> widened ? 2 * description.sizeBytes() : description.sizeBytes();
             default -> description.sizeBytes();
@@ -266,6 +271,10 @@ public final class ModelRegistry implements AutoCloseable {
                 language.decoder().close();
                 language.tokenizer().close();
             }
+            case LoadedModel.Reward reward -> {
+                reward.decoder().close();
+                reward.tokenizer().close();
+            }
             case LoadedModel.Vision vision -> vision.tower().close();
             case LoadedModel.Adapter adapter -> adapter.adapter().close();
             case LoadedModel.Multimodal multimodal -> {
@@ -281,10 +290,10 @@ public final class ModelRegistry implements AutoCloseable {
             case LoadedModel.Vision v -> mm.model().visionTower() == v.tower();
             case LoadedModel.Adapter a -> mm.model().adapter() == a.adapter();
             case LoadedModel.Multimodal m -> false;
+            case LoadedModel.Reward r -> false;
         };
     }
 
-    /** On a CPU the Java decoder (BF16 weights, no per-op native calls); on a GPU the DJL one. */
     /** A language model's small files, read (and so checked) before its weights. */
     private record LanguageFiles(TextTokenizer tokenizer, GenerationDefaults generation) {
     }
@@ -308,6 +317,17 @@ public final class ModelRegistry implements AutoCloseable {
                 : CpuDecoder.load(dir, options.kvCacheDtype(), options.cpuKernels());
         return new LoadedModel.Language(name, decoder, files.tokenizer(),
                 eosIds(decoder.config(), files.generation(), files.tokenizer()), files.generation());
+    }
+
+    private LoadedModel.Reward loadReward(String name, Path dir, LanguageFiles files) {
+        Decoder decoder = options.device().isGpu() ? new DjlDecoder(LlamaModel.load(dir, manager, options))
+                : CpuDecoder.load(dir, options.kvCacheDtype(), options.cpuKernels());
+        if (decoder.config().numLabels() != 1) {
+            decoder.close();
+            throw ExpoException.failedPrecondition("model \"" + name + "\" is a sequence classifier with "
+                    + decoder.config().numLabels() + " labels; a reward model has one (num_labels 1)");
+        }
+        return new LoadedModel.Reward(name, decoder, files.tokenizer(), decoder.config().padTokenId());
     }
 
     private LoadedModel.Multimodal loadMultimodal(String name, Path dir) {
@@ -373,6 +393,7 @@ public final class ModelRegistry implements AutoCloseable {
     private static String kind(LoadedModel model) {
         return switch (model) {
             case LoadedModel.Language l -> "language model";
+            case LoadedModel.Reward r -> "reward model";
             case LoadedModel.Vision v -> "vision tower";
             case LoadedModel.Multimodal m -> "multimodal model";
             case LoadedModel.Adapter a -> "LoRA adapter";

@@ -23,6 +23,21 @@ public final class Outputs {
     public record Embedding(long[] shape, float[] values) {
     }
 
+    /** Where a reward model reads its score. */
+    public enum RewardPosition {
+        /**
+         * transformers 4.44.2's sequence classifiers: the token before the first pad id, else the last token. With
+         * pad = {@code </s>} (zephyr's), a conversation is scored at the end of its first turn.
+         */
+        HF,
+        /** The last token of the input, whatever it holds. */
+        LAST_TOKEN
+    }
+
+    /** A reward: the score head's output at {@code position} of the {@code tokens} input tokens. */
+    public record Reward(float reward, int position, int tokens) {
+    }
+
     /** A generated token's logprob under the model's distribution, with the alternatives. */
     public record GeneratedLogprobs(int tokenId, float logprob, List<TokenLogprob> top) {
     }
