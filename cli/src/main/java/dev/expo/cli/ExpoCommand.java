@@ -18,6 +18,7 @@ import picocli.CommandLine.Option;
             TrainCommand.class,
             GenerateCommand.class,
             ScoreCommand.class,
+            RewardCommand.class,
             EmbedImageCommand.class,
             DatasetsCommand.class,
             DemoCommand.class,

@@ -38,6 +38,7 @@ class InferenceIT {
         stack.addModel("tiny-clip-vision", "tiny-clip-vision");
         stack.addModel("expo-uniform-golden", "tiny-llama-expo/uniform");
         stack.addModel("expo-layerwise-golden", "tiny-llama-expo/layerwise");
+        stack.addModel("tiny-reward", "tiny-reward");
     }
 
     private static String ids(long[] ids) {
@@ -160,6 +161,35 @@ class InferenceIT {
             expected.add(null);
             assertThat(next).as(c.get("messages").toString()).isEqualTo(expected);
         }
+    }
+
+    /** bin/expo reward --json: transformers' LlamaForSequenceClassification scores, at its pooled token and the last. */
+    @Test
+    void rewardGoldensThroughBinExpoReward(Stack stack) throws Exception {
+        JsonNode main = JSON.readTree(Files.readString(stack.fixture("tiny-reward/golden/scores.json"))).get("main");
+        for (int i = 0; i < main.get("texts").size(); i++) {
+            for (boolean last : new boolean[] {false, true}) {
+                List<String> args = new ArrayList<>(List.of("reward", "--model", "tiny-reward", "--text",
+                        main.get("texts").get(i).asText(), "--json"));
+                if (last) {
+                    args.add("--last-token");
+                }
+                Cli.Result result = Cli.run(stack, args.toArray(String[]::new));
+                assertThat(result.exitCode()).as(result.toString()).isZero();
+                JsonNode reward = JSON.readTree(result.stdout());
+                int length = main.get("lengths").get(i).asInt();
+                assertThat(reward.get("input_tokens").asInt()).isEqualTo(length);
+                assertThat(reward.get("position").asInt()).isEqualTo(last ? length - 1
+                        : main.get("hf_scored_position").get(i).asInt());
+                assertThat(reward.get("reward").asDouble()).as("text %d last %s", i, last).isCloseTo(main
+                        .get("variants").get("bf16").get(last ? "score_at_last_non_pad_position" : "score").get(i)
+                        .asDouble(), offset(1e-4));
+            }
+        }
+        Cli.Result notReward = Cli.run(stack, "reward", "--model", "tiny-llama-sft", "--prompt", "hi", "--response",
+                "hello");
+        assertThat(notReward.exitCode()).as(notReward.toString()).isEqualTo(1);
+        assertThat(notReward.stderr()).contains("not a reward model");
     }
 
     @Test

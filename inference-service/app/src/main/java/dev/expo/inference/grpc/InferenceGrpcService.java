@@ -10,6 +10,8 @@ import dev.expo.api.v1.ListModelsResponse;
 import dev.expo.api.v1.LoadModelRequest;
 import dev.expo.api.v1.ModelInfo;
 import dev.expo.api.v1.ModelKind;
+import dev.expo.api.v1.RewardRequest;
+import dev.expo.api.v1.RewardResponse;
 import dev.expo.api.v1.ScoreRequest;
 import dev.expo.api.v1.ScoreResponse;
 import dev.expo.api.v1.UnloadModelRequest;
@@ -75,6 +77,17 @@ public class InferenceGrpcService implements InferenceService {
     public Uni<ScoreResponse> score(ScoreRequest request) {
         return Uni.createFrom().item(InferenceProtoMapper.toProto(engine.score(InferenceProtoMapper.modelRef(request),
                 InferenceProtoMapper.prompt(request), request.getTopLogprobs())));
+    }
+
+    @Override
+    @Blocking
+    public Uni<RewardResponse> reward(RewardRequest request) {
+        if (request.getModel().isEmpty()) {
+            throw ExpoException.invalidArgument("model", "", "a reward model's name is required");
+        }
+        return Uni.createFrom().item(InferenceProtoMapper.toProto(engine.reward(request.getModel(),
+                request.getInputsList().stream().map(InferenceProtoMapper::prompt).toList(),
+                InferenceProtoMapper.position(request.getPosition()))));
     }
 
     @Override

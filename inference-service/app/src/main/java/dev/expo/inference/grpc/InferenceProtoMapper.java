@@ -7,6 +7,10 @@ import dev.expo.api.v1.GeneratedTokenLogprobs;
 import dev.expo.api.v1.ModelInfo;
 import dev.expo.api.v1.ModelKind;
 import dev.expo.api.v1.PositionScore;
+import dev.expo.api.v1.RewardInput;
+import dev.expo.api.v1.RewardPosition;
+import dev.expo.api.v1.RewardResponse;
+import dev.expo.api.v1.RewardScore;
 import dev.expo.api.v1.ScoreRequest;
 import dev.expo.api.v1.ScoreResponse;
 import dev.expo.api.v1.TokenLogprob;
@@ -91,14 +95,52 @@ final class InferenceProtoMapper {
     private static Prompt prompt(int promptCase, String text, ChatMessages chat, List<Integer> ids, byte[] image) {
         Prompt prompt = switch (promptCase) {
             case 5 -> Prompt.ofText(text);
-            case 6 -> new Prompt(null, chat.getMessagesList().stream().map(m -> new ChatTemplate.Message(
-                    checkRole(m.getRole()), m.getContent())).toList(),
-                    !chat.hasAddGenerationPrompt() || chat.getAddGenerationPrompt(), null, null);
+            case 6 -> new Prompt(null, messages(chat), !chat.hasAddGenerationPrompt() || chat.getAddGenerationPrompt(),
+                    null, null);
             case 7 -> Prompt.ofIds(ids.stream().mapToLong(Integer::longValue).toArray());
             default -> throw ExpoException.invalidArgument("prompt", "(unset)", "give text, chat messages or token "
                     + "ids");
         };
         return prompt.withImage(image);
+    }
+
+    /** A reward input: text, chat (no generation prompt unless asked), ids, or a prompt and response as a chat. */
+    static Prompt prompt(RewardInput input) {
+        return switch (input.getInputCase()) {
+            case TEXT -> Prompt.ofText(input.getText());
+            case CHAT -> new Prompt(null, messages(input.getChat()), input.getChat().hasAddGenerationPrompt()
+                    && input.getChat().getAddGenerationPrompt(), null, null);
+            case TOKEN_IDS -> Prompt.ofIds(input.getTokenIds().getIdsList().stream().mapToLong(Integer::longValue)
+                    .toArray());
+            case PROMPT_RESPONSE -> new Prompt(null, List.of(
+                    new ChatTemplate.Message("user", input.getPromptResponse().getPrompt()),
+                    new ChatTemplate.Message("assistant", input.getPromptResponse().getResponse())), false, null,
+                    null);
+            case INPUT_NOT_SET -> throw ExpoException.invalidArgument("inputs", "(unset)", "each input needs text, "
+                    + "chat messages, token ids or a prompt and response");
+        };
+    }
+
+    static Outputs.RewardPosition position(RewardPosition position) {
+        return switch (position) {
+            case REWARD_POSITION_UNSPECIFIED, REWARD_POSITION_HF -> Outputs.RewardPosition.HF;
+            case REWARD_POSITION_LAST_TOKEN -> Outputs.RewardPosition.LAST_TOKEN;
+            case UNRECOGNIZED -> throw ExpoException.invalidArgument("position", position, "is not a known position");
+        };
+    }
+
+    static RewardResponse toProto(List<Outputs.Reward> rewards) {
+        RewardResponse.Builder out = RewardResponse.newBuilder();
+        for (Outputs.Reward r : rewards) {
+            out.addScores(RewardScore.newBuilder().setReward(r.reward()).setPosition(r.position())
+                    .setInputTokens(r.tokens()));
+        }
+        return out.build();
+    }
+
+    private static List<ChatTemplate.Message> messages(ChatMessages chat) {
+        return chat.getMessagesList().stream().map(m -> new ChatTemplate.Message(checkRole(m.getRole()),
+                m.getContent())).toList();
     }
 
     private static String checkRole(String role) {

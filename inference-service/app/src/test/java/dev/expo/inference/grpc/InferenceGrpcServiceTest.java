@@ -14,6 +14,11 @@ import dev.expo.api.v1.InferenceServiceGrpc;
 import dev.expo.api.v1.ListModelsRequest;
 import dev.expo.api.v1.LoadModelRequest;
 import dev.expo.api.v1.ModelInfo;
+import dev.expo.api.v1.PromptResponse;
+import dev.expo.api.v1.RewardInput;
+import dev.expo.api.v1.RewardPosition;
+import dev.expo.api.v1.RewardRequest;
+import dev.expo.api.v1.RewardScore;
 import dev.expo.api.v1.SamplingParams;
 import dev.expo.api.v1.ScoreRequest;
 import dev.expo.api.v1.ScoreResponse;
@@ -156,12 +161,42 @@ class InferenceGrpcServiceTest {
         List<ModelInfo> models = client.listModels(ListModelsRequest.getDefaultInstance()).getModelsList();
         assertThat(models).extracting(ModelInfo::getName).containsExactly("tiny-clip-vision",
                 "tiny-llama-bad-defaults", "tiny-llama-greedy", "tiny-llama-lora", "tiny-llama-sft", "tiny-mistral",
-                "tiny-vlm");
+                "tiny-reward", "tiny-vlm");
+        assertThat(models).filteredOn(m -> m.getName().equals("tiny-reward")).singleElement()
+                .extracting(ModelInfo::getKind).isEqualTo(dev.expo.api.v1.ModelKind.MODEL_KIND_REWARD_MODEL);
         assertThat(models).filteredOn(m -> m.getName().equals("tiny-vlm")).singleElement()
                 .extracting(ModelInfo::getKind).isEqualTo(dev.expo.api.v1.ModelKind.MODEL_KIND_MULTIMODAL);
         ModelInfo mistral = client.loadModel(LoadModelRequest.newBuilder().setModel("tiny-mistral").build());
         assertThat(mistral.getLoaded()).isTrue();
         assertThat(mistral.getArchitecture()).isEqualTo("MistralForCausalLM");
+    }
+
+    @Test
+    void rewardsAreTheReferenceScoresInOrderAndBadInputsGetTheirStatus() throws Exception {
+        JsonNode main = JSON.readTree(Files.readString(InferenceStoreResource.fixture(
+                "tiny-reward/golden/scores.json"))).get("main");
+        RewardRequest.Builder request = RewardRequest.newBuilder().setModel("tiny-reward");
+        main.get("texts").forEach(t -> request.addInputs(RewardInput.newBuilder().setText(t.asText())));
+        List<RewardScore> scores = client.reward(request.build()).getScoresList();
+        assertThat(scores).hasSize(main.get("texts").size());
+        for (int i = 0; i < scores.size(); i++) {
+            assertThat((double) scores.get(i).getReward()).isCloseTo(main.get("variants").get("bf16").get("score")
+                    .get(i).asDouble(), org.assertj.core.api.Assertions.within(1e-4));
+            assertThat(scores.get(i).getPosition()).isEqualTo(main.get("hf_scored_position").get(i).asInt());
+        }
+        RewardScore chat = client.reward(RewardRequest.newBuilder().setModel("tiny-reward").setPosition(
+                RewardPosition.REWARD_POSITION_LAST_TOKEN).addInputs(RewardInput.newBuilder().setPromptResponse(
+                PromptResponse.newBuilder().setPrompt("What is red?").setResponse("A cube."))).build()).getScores(0);
+        assertThat(chat.getPosition()).isEqualTo(chat.getInputTokens() - 1);
+        assertCode(() -> client.reward(RewardRequest.newBuilder().setModel("tiny-reward").build()),
+                Status.Code.INVALID_ARGUMENT, "inputs");
+        assertCode(() -> client.reward(RewardRequest.newBuilder().setModel("tiny-reward")
+                .addInputs(RewardInput.getDefaultInstance()).build()), Status.Code.INVALID_ARGUMENT, "inputs");
+        assertCode(() -> client.reward(RewardRequest.newBuilder().setModel("tiny-llama-sft")
+                .addInputs(RewardInput.newBuilder().setText("hi")).build()), Status.Code.INVALID_ARGUMENT,
+                "not a reward model");
+        assertCode(() -> client.reward(RewardRequest.newBuilder().setModel("no-such-rm")
+                .addInputs(RewardInput.newBuilder().setText("hi")).build()), Status.Code.NOT_FOUND, "no-such-rm");
     }
 
     @Test

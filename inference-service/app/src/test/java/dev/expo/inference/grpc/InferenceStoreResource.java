@@ -11,8 +11,8 @@ import java.nio.file.Path;
 import java.util.Map;
 
 /**
- * A store with the reference models: tiny-llama (and copies with generation_config.json defaults), tiny-mistral, the LoRA adapter, the CLIP
- * tower, and a multimodal manifest made of them with the DDPO fixture's projector and adapter.
+ * A store with the reference models: tiny-llama (and copies with generation_config.json defaults), tiny-mistral, the
+ * LoRA adapter, the CLIP tower, the reward model, and a multimodal manifest made of them with the DDPO fixture's projector and adapter.
  */
 public class InferenceStoreResource implements QuarkusTestResourceLifecycleManager {
 
@@ -26,7 +26,8 @@ public class InferenceStoreResource implements QuarkusTestResourceLifecycleManag
     public Map<String, String> start() {
         try {
             root = Files.createTempDirectory("expo-inference-store");
-            for (String model : new String[] {"tiny-llama-sft", "tiny-mistral", "tiny-llama-lora", "tiny-clip-vision"}) {
+            for (String model : new String[] {"tiny-llama-sft", "tiny-mistral", "tiny-llama-lora", "tiny-clip-vision",
+                "tiny-reward"}) {
                 TestModels.copyTree(fixture(model), root.resolve(model));
             }
             // The same model with its authors' sampling defaults, and with a broken one.
