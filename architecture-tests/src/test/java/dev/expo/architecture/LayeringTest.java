@@ -17,7 +17,8 @@ import static com.tngtech.archunit.library.Architectures.layeredArchitecture;
 class LayeringTest {
 
     private static final String[] PLAIN_JAVA = {"dev.expo.common..", "dev.expo.checkpoint..", "dev.expo.modeling..",
-            "dev.expo.extrapolation.engine..", "dev.expo.inference.engine..", "dev.expo.training.engine.."};
+            "dev.expo.extrapolation.engine..", "dev.expo.inference.engine..", "dev.expo.training.engine..",
+            "dev.expo.evaluation.engine.."};
 
     private static JavaClasses classes;
 
@@ -38,6 +39,7 @@ class LayeringTest {
                 .layer("ExtrapolationEngine").definedBy("dev.expo.extrapolation.engine..")
                 .layer("InferenceEngine").definedBy("dev.expo.inference.engine..")
                 .layer("TrainingEngine").definedBy("dev.expo.training.engine..")
+                .layer("EvaluationEngine").definedBy("dev.expo.evaluation.engine..")
                 .layer("Wire").definedBy("dev.expo.api..")
                 .layer("ServiceSupport").definedBy("dev.expo.service..")
                 .layer("ExtrapolationApp").definedBy("dev.expo.extrapolation.config..", "dev.expo.extrapolation.grpc..")
@@ -52,12 +54,14 @@ class LayeringTest {
                 .whereLayer("ExtrapolationEngine").mayOnlyAccessLayers("Modeling", "Checkpoint", "Common")
                 .whereLayer("InferenceEngine").mayOnlyAccessLayers("Modeling", "Checkpoint", "Common")
                 .whereLayer("TrainingEngine").mayOnlyAccessLayers("Modeling", "Checkpoint", "Common")
+                .whereLayer("EvaluationEngine").mayOnlyAccessLayers("Common")
                 .whereLayer("Wire").mayNotAccessAnyLayer()
                 .whereLayer("ServiceSupport").mayOnlyAccessLayers("Wire", "Checkpoint", "Common")
 
                 .whereLayer("ExtrapolationEngine").mayOnlyBeAccessedByLayers("ExtrapolationApp", "Tools")
                 .whereLayer("InferenceEngine").mayOnlyBeAccessedByLayers("InferenceApp", "Tools")
                 .whereLayer("TrainingEngine").mayOnlyBeAccessedByLayers("TrainingApp", "Tools")
+                .whereLayer("EvaluationEngine").mayOnlyBeAccessedByLayers("Gateway", "Tools")
                 .whereLayer("ServiceSupport").mayOnlyBeAccessedByLayers(
                         "ExtrapolationApp", "InferenceApp", "TrainingApp", "Gateway")
                 .whereLayer("ExtrapolationApp").mayNotBeAccessedByAnyLayer()
