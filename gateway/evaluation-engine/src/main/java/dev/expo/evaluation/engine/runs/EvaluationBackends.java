@@ -26,8 +26,11 @@ public interface EvaluationBackends {
     /** Starts one generation; many are in flight at once (the inference service batches them). */
     CompletableFuture<Generation> generate(GenerationCall call);
 
-    /** Rewards of prompt/response pairs, in order, through the reward model's chat template. */
-    List<Double> reward(String rewardModel, List<RewardCall> calls);
+    /**
+     * Rewards of prompt/response pairs, in order, through the reward model's chat template, at transformers' pooled
+     * token or, with {@code lastToken}, at the last one.
+     */
+    List<Double> reward(String rewardModel, boolean lastToken, List<RewardCall> calls);
 
     record GenerationCall(EvaluationRequest.Variant variant, String model, EvaluationRequest.Prompt prompt,
             boolean useChatTemplate, long seed) {

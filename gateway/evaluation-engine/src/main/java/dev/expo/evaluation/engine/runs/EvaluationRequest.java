@@ -13,13 +13,15 @@ import java.util.Set;
  * the run's {@code request.json}, so a restarted gateway continues the same run.
  *
  * @param keepModels keep the models the run extrapolated (by default each is removed once its outputs are scored)
+ * @param rewardAtLastToken score at the response's last token rather than where transformers pools (which, for a
+ *                   reward model whose pad is its end-of-sequence token, is the end of the user's turn)
  * @param seed       seeds the bootstrap, and each generation whose sampling sets none: prompt i gets seed + i in
  *                   every variant, so variants are compared on the same random draws
  */
 @JsonInclude(JsonInclude.Include.NON_NULL)
 public record EvaluationRequest(List<Prompt> prompts, List<Variant> variants, String rewardModel,
-        String referenceVariant, boolean useChatTemplate, boolean keepModels, int bootstrapResamples,
-        long seed) {
+        String referenceVariant, boolean useChatTemplate, boolean keepModels, boolean rewardAtLastToken,
+        int bootstrapResamples, long seed) {
 
     /** A prompt: AlpacaEval's {@code instruction} (and its {@code dataset}), an image for a multimodal model. */
     @JsonInclude(JsonInclude.Include.NON_NULL)

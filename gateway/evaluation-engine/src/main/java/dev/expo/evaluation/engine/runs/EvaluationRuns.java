@@ -157,19 +157,20 @@ public final class EvaluationRuns implements AutoCloseable {
             EvaluationSummary summary = execution.run();
             EvaluationRunFolder.writeReport(run.dir(), run.request(), run.outputs(), summary);
             run.succeeded(summary);
-        } catch (RunExecution.Stopped stopped) {
+        } catch (Exception e) {
             if (closing && !run.cancelRequested()) {
-                return;   // the gateway is stopping: the run stays RUNNING in its folder and continues on restart
+                // the gateway is stopping: the run stays RUNNING in its folder and continues on the next start
+                return;
             }
             execution.removeModelsMade();
-            run.cancelled();
-        } catch (ExpoException e) {
-            execution.removeModelsMade();
-            run.failed(new EvaluationRun.Failure(e.kind(), e.getMessage()));
-        } catch (IOException | RuntimeException e) {
-            LOG.log(System.Logger.Level.ERROR, "evaluation run " + run.id() + " failed", e);
-            execution.removeModelsMade();
-            run.failed(new EvaluationRun.Failure(null, e.toString()));
+            if (e instanceof RunExecution.Stopped || run.cancelRequested()) {
+                run.cancelled();
+            } else if (e instanceof ExpoException expo) {
+                run.failed(new EvaluationRun.Failure(expo.kind(), expo.getMessage()));
+            } else {
+                LOG.log(System.Logger.Level.ERROR, "evaluation run " + run.id() + " failed", e);
+                run.failed(new EvaluationRun.Failure(null, e.toString()));
+            }
         }
         EvaluationRunFolder.writeState(run);
     }

@@ -153,7 +153,7 @@ final class RunExecution {
             }
             calls.add(new EvaluationBackends.RewardCall(one.prompt().instruction(), one.generation().text()));
         }
-        List<Double> rewards = backends.reward(run.request().rewardModel(), calls);
+        List<Double> rewards = backends.reward(run.request().rewardModel(), run.request().rewardAtLastToken(), calls);
         if (rewards.size() != calls.size()) {
             throw new IllegalStateException("the reward model answered " + rewards.size() + " scores for "
                     + calls.size() + " outputs");

@@ -35,7 +35,7 @@ class EvaluationRunsTest {
                 new EvaluationRequest.Variant("alpha-0", "dpo", null, null, null, null),
                 new EvaluationRequest.Variant("alpha-2", null, "{\"alpha\": 2}", null, null, null),
                 new EvaluationRequest.Variant("scale-3", "dpo", null, "lora", 3.0, null)),
-                "rm", "alpha-0", true, keep, 300, 5);
+                "rm", "alpha-0", true, keep, false, 300, 5);
     }
 
     static EvaluationRun await(EvaluationRun run) throws InterruptedException {
@@ -154,26 +154,26 @@ class EvaluationRunsTest {
         try (EvaluationRuns runs = new EvaluationRuns(root, backends, 2, 2)) {
             EvaluationRequest good = sweep(2, false);
             assertThatThrownBy(() -> runs.submit(new EvaluationRequest(List.of(), good.variants(), "rm", "alpha-0",
-                    true, false, 100, 0))).isInstanceOf(ExpoException.class).hasMessageContaining("at least one prompt");
+                    true, false, false, 100, 0))).isInstanceOf(ExpoException.class).hasMessageContaining("at least one prompt");
             assertThatThrownBy(() -> runs.submit(new EvaluationRequest(good.prompts(), List.of(
-                    good.variants().get(0), good.variants().get(0)), "rm", "alpha-0", true, false, 100, 0)))
+                    good.variants().get(0), good.variants().get(0)), "rm", "alpha-0", true, false, false, 100, 0)))
                     .hasMessageContaining("unique");
             assertThatThrownBy(() -> runs.submit(new EvaluationRequest(good.prompts(), good.variants(), "rm",
-                    "alpha-9", true, false, 100, 0))).hasMessageContaining("must be one of the variants");
+                    "alpha-9", true, false, false, 100, 0))).hasMessageContaining("must be one of the variants");
             assertThatThrownBy(() -> runs.submit(new EvaluationRequest(good.prompts(), good.variants(), "nope",
-                    "alpha-0", true, false, 100, 0)))
+                    "alpha-0", true, false, false, 100, 0)))
                     .satisfies(e -> assertThat(((ExpoException) e).kind()).isEqualTo(ExpoException.Kind.NOT_FOUND));
             assertThatThrownBy(() -> runs.submit(new EvaluationRequest(good.prompts(), good.variants(), "sft",
-                    "alpha-0", true, false, 100, 0))).hasMessageContaining("not a reward model");
+                    "alpha-0", true, false, false, 100, 0))).hasMessageContaining("not a reward model");
             assertThatThrownBy(() -> runs.submit(new EvaluationRequest(good.prompts(), List.of(
                     new EvaluationRequest.Variant("x", "missing", null, null, null, null)), "rm", "x", true, false,
-                    100, 0))).hasMessageContaining("no model missing");
+                    false, 100, 0))).hasMessageContaining("no model missing");
             assertThatThrownBy(() -> runs.submit(new EvaluationRequest(good.prompts(), List.of(
                     new EvaluationRequest.Variant("x", "dpo", null, "lora", Double.NaN, null)), "rm", "x", true,
-                    false, 100, 0))).hasMessageContaining("finite");
+                    false, false, 100, 0))).hasMessageContaining("finite");
             assertThatThrownBy(() -> runs.submit(new EvaluationRequest(List.of(
                     new EvaluationRequest.Prompt("a", "one", null, null), new EvaluationRequest.Prompt("a", "two",
-                            null, null)), good.variants(), "rm", "alpha-0", true, false, 100, 0)))
+                            null, null)), good.variants(), "rm", "alpha-0", true, false, false, 100, 0)))
                     .hasMessageContaining("ids must be unique");
             assertThat(runs.list()).isEmpty();
             assertThat(root).isEmptyDirectory();

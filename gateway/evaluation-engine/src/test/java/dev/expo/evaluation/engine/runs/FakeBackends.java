@@ -117,7 +117,7 @@ class FakeBackends implements EvaluationBackends {
     }
 
     @Override
-    public List<Double> reward(String rewardModel, List<RewardCall> calls) {
+    public List<Double> reward(String rewardModel, boolean lastToken, List<RewardCall> calls) {
         List<Double> rewards = new ArrayList<>();
         for (RewardCall call : calls) {
             int words = call.response().split(" ").length - 1;
