@@ -47,7 +47,8 @@ public final class EvaluationProtoMapper {
                     variant.hasExtrapolation() ? null : variant.getModel(), spec,
                     variant.getAdapter().isEmpty() ? null : variant.getAdapter(),
                     variant.hasAdapterScale() ? variant.getAdapterScale() : null,
-                    variant.hasSampling() ? GrpcEvaluationBackends.toJson(variant.getSampling()) : null));
+                    variant.hasSampling() ? GrpcEvaluationBackends.toJson(variant.getSampling()) : null,
+                    variant.getExtrapolatedModel().isEmpty() ? null : variant.getExtrapolatedModel(), false));
         }
         if (request.getBootstrapResamples() < 0) {
             throw ExpoException.invalidArgument("bootstrap_resamples", request.getBootstrapResamples(),

@@ -29,16 +29,30 @@ public record EvaluationRequest(List<Prompt> prompts, List<Variant> variants, St
     }
 
     /**
-     * One generator of outputs: an existing model, or one extrapolated for the run (named {@code extrapolatedModel});
-     * optionally with a LoRA adapter and its scale. {@code extrapolationSpec} and {@code sampling} are the wire
-     * messages as JSON, opaque to the engine: the gateway's backends read them.
+     * One generator of outputs: an existing model, or one extrapolated for the run; optionally with a LoRA adapter and
+     * its scale. {@code extrapolationSpec} and {@code sampling} are the wire messages as JSON, opaque to the engine:
+     * the gateway's backends read them.
+     *
+     * @param extrapolatedModel the extrapolated model's name in the store (default {@code eval-<run>-<name>})
+     * @param preexisting       the extrapolated model was in the store when the run was submitted: the run uses it as
+     *                          it is and never removes it (set by {@link EvaluationRuns#submit})
      */
     @JsonInclude(JsonInclude.Include.NON_NULL)
     public record Variant(String name, String model, String extrapolationSpec, String adapter, Double adapterScale,
-            String sampling) {
+            String sampling, String extrapolatedModel, boolean preexisting) {
+
+        public Variant(String name, String model, String extrapolationSpec, String adapter, Double adapterScale,
+                String sampling) {
+            this(name, model, extrapolationSpec, adapter, adapterScale, sampling, null, false);
+        }
 
         public boolean extrapolated() {
             return extrapolationSpec != null;
+        }
+
+        Variant asPreexisting() {
+            return new Variant(name, model, extrapolationSpec, adapter, adapterScale, sampling, extrapolatedModel,
+                    true);
         }
     }
 
@@ -49,7 +63,18 @@ public record EvaluationRequest(List<Prompt> prompts, List<Variant> variants, St
 
     /** The name a variant's model has in the store: its own, or the one extrapolated for run {@code runId}. */
     public static String modelOf(String runId, Variant variant) {
-        return variant.extrapolated() ? "eval-" + runId + "-" + variant.name() : variant.model();
+        if (!variant.extrapolated()) {
+            return variant.model();
+        }
+        return variant.extrapolatedModel() != null ? variant.extrapolatedModel() : "eval-" + runId + "-" + variant.name();
+    }
+
+    /** The request with the variants whose extrapolated model the store holds already marked as preexisting. */
+    EvaluationRequest markPreexisting(String runId, java.util.function.Predicate<String> exists) {
+        List<Variant> marked = variants.stream().map(v -> v.extrapolated() && exists.test(modelOf(runId, v))
+                ? v.asPreexisting() : v).toList();
+        return new EvaluationRequest(prompts, marked, rewardModel, referenceVariant, useChatTemplate, keepModels,
+                rewardAtLastToken, bootstrapResamples, seed);
     }
 
     /** Checks what needs no backend; a request that fails it never becomes a run. */
@@ -91,6 +116,13 @@ public record EvaluationRequest(List<Prompt> prompts, List<Variant> variants, St
             }
             if (variant.model() != null && !variant.model().isEmpty()) {
                 ModelStore.checkName(field + ".model", variant.model());
+            }
+            if (variant.extrapolatedModel() != null) {
+                ModelStore.checkName(field + ".extrapolated_model", variant.extrapolatedModel());
+                if (!variant.extrapolated()) {
+                    throw ExpoException.invalidArgument(field + ".extrapolated_model: variant " + variant.name()
+                            + " names an extrapolated model but has no extrapolation");
+                }
             }
             if (variant.adapterScale() != null && !Double.isFinite(variant.adapterScale())) {
                 throw ExpoException.invalidArgument(field + ".adapter_scale", variant.adapterScale(),

@@ -7,6 +7,7 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.expo.common.ExpoException;
 import dev.expo.common.store.ModelStore;
+import dev.expo.evaluation.engine.EvaluationReport;
 import dev.expo.evaluation.engine.EvaluationSummary;
 import dev.expo.evaluation.engine.ScoredOutput;
 import dev.expo.evaluation.engine.VariantSummary;
@@ -30,7 +31,8 @@ import java.util.Map;
 /**
  * A run's folder, {@code <store>/.jobs/evaluation/<id>/}: {@code request.json}, {@code state.json} (replaced whole on
  * each change), {@code results.jsonl} (a line per scored output, appended as they come; the seed's result JSONL), and
- * once the run succeeded {@code summary.json} and {@code <variant>/model_outputs.json} (AlpacaEval's outputs file).
+ * once the run succeeded {@code summary.json}, {@code <variant>/model_outputs.json} (AlpacaEval's outputs file) and
+ * {@code report.html} with its chart as {@code report.svg}.
  */
 public final class EvaluationRunFolder {
 
@@ -39,6 +41,8 @@ public final class EvaluationRunFolder {
     public static final String RESULTS = "results.jsonl";
     public static final String SUMMARY = "summary.json";
     public static final String MODEL_OUTPUTS = "model_outputs.json";
+    public static final String REPORT = "report.html";
+    public static final String CHART = "report.svg";
 
     static final ObjectMapper JSON = new ObjectMapper()
             .setPropertyNamingStrategy(PropertyNamingStrategies.SNAKE_CASE);
@@ -190,6 +194,10 @@ public final class EvaluationRunFolder {
         }
         replace(dir.resolve(SUMMARY), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(summaryJson(summary))
                 + "\n");
+        replace(dir.resolve(REPORT), EvaluationReport.html(summary, "Evaluation: " + String.join(", ",
+                request.variants().stream().map(EvaluationRequest.Variant::name).toList()) + " scored by "
+                + request.rewardModel()));
+        replace(dir.resolve(CHART), EvaluationReport.svg(summary) + "\n");
     }
 
     static ObjectNode summaryJson(EvaluationSummary summary) {

@@ -99,7 +99,8 @@ public final class EvaluationRuns implements AutoCloseable {
                         + " waiting (the most is " + maxQueued + "); try again when one has finished");
             }
             String id = UUID.randomUUID().toString().substring(0, 8);
-            EvaluationRun run = new EvaluationRun(id, request, root.resolve(id), Instant.now(),
+            EvaluationRun run = new EvaluationRun(id, request.markPreexisting(id, backends::modelExists),
+                    root.resolve(id), Instant.now(),
                     EvaluationRun.State.QUEUED);
             try {
                 Files.createDirectories(root);

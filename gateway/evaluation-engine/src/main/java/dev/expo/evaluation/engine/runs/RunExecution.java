@@ -61,7 +61,8 @@ final class RunExecution {
                 }
             }
             if (!remaining.isEmpty()) {
-                if (variant.extrapolated()) {
+                if (variant.extrapolated() && !variant.preexisting()) {
+                    // after a restart the model this run made may be there already: it is not made twice
                     if (!backends.modelExists(model)) {
                         run.phase("extrapolating " + variant.name() + " into " + model);
                         backends.extrapolate(variant.extrapolationSpec(), model, cancellation);
@@ -71,7 +72,7 @@ final class RunExecution {
                 run.phase("generating " + variant.name());
                 generateAndScore(variant, model, remaining);
             }
-            if (variant.extrapolated() && !request.keepModels()) {
+            if (variant.extrapolated() && !variant.preexisting() && !request.keepModels()) {
                 remove(model);
             }
         }

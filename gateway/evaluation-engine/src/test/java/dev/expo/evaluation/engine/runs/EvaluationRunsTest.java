@@ -84,6 +84,13 @@ class EvaluationRunsTest {
             assertThat(outputs.get(0).get("generator").asText()).isEqualTo("alpha-2");
             assertThat(outputs.get(0).get("instruction").asText()).isEqualTo("instruction 0");
             assertThat(outputs.get(0).get("dataset").asText()).isEqualTo("expo");
+
+            // the report: one self-contained page with the table and the chart, the chart also as well-formed SVG
+            String html = Files.readString(run.dir().resolve("report.html"));
+            assertThat(html).contains("<svg", "alpha-2", "LC win rate").doesNotContain("<script", "src=");
+            org.w3c.dom.Document svg = javax.xml.parsers.DocumentBuilderFactory.newInstance().newDocumentBuilder()
+                    .parse(run.dir().resolve("report.svg").toFile());
+            assertThat(svg.getElementsByTagName("circle").getLength()).isEqualTo(6);
         }
     }
 
@@ -125,6 +132,25 @@ class EvaluationRunsTest {
             EvaluationRun read = runs.get(first.id());
             assertThat(read.state()).isEqualTo(EvaluationRun.State.SUCCEEDED);
             assertThat(read.summary().best().variant()).isEqualTo("alpha-2");
+        }
+    }
+
+    @Test
+    void anExtrapolatedModelNamedAndAlreadyInTheStoreIsUsedAndKept() throws Exception {
+        FakeBackends backends = new FakeBackends();
+        backends.models.add("dpo-expo-a2");
+        EvaluationRequest request = new EvaluationRequest(prompts(3), List.of(
+                new EvaluationRequest.Variant("alpha-0", "dpo", null, null, null, null),
+                new EvaluationRequest.Variant("alpha-2", null, "{\"alpha\": 2}", null, null, null, "dpo-expo-a2",
+                        false),
+                new EvaluationRequest.Variant("alpha-4", null, "{\"alpha\": 4}", null, null, null, "dpo-expo-a4",
+                        false)), "rm", "alpha-0", true, false, false, 100, 0);
+        try (EvaluationRuns runs = new EvaluationRuns(root, backends, 2, 2)) {
+            EvaluationRun run = await(runs.submit(request));
+            assertThat(run.state()).isEqualTo(EvaluationRun.State.SUCCEEDED);
+            assertThat(backends.extrapolated).containsExactly("dpo-expo-a4 {\"alpha\": 4}");
+            assertThat(backends.removed).containsExactly("dpo-expo-a4");
+            assertThat(backends.models).contains("dpo-expo-a2");
         }
     }
 
