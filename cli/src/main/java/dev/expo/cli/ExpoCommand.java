@@ -19,6 +19,8 @@ import picocli.CommandLine.Option;
             GenerateCommand.class,
             ScoreCommand.class,
             RewardCommand.class,
+            EvalCommand.class,
+            SweepCommand.class,
             EmbedImageCommand.class,
             DatasetsCommand.class,
             DemoCommand.class,

@@ -22,7 +22,8 @@ import java.util.SplittableRandom;
  * The demo models a fresh store is seeded with, made deterministically (fixed seeds) by this code: a tiny LLaMA
  * "SFT" model and an "aligned" one that differs from it by a small random delta on every tensor, both in BF16 like
  * real checkpoints, with a byte-level BPE tokenizer and zephyr's chat template; a tiny CLIP vision tower; and a
- * multimodal manifest putting the tower, through a projector, in front of the SFT model. Small enough to run in
+ * multimodal manifest putting the tower, through a projector, in front of the SFT model; and a reward model (the
+ * SFT body with a score head) to judge evaluations. Small enough to run in
  * milliseconds; shaped like the real things. Their weights are random: the outputs are gibberish, the plumbing is
  * real.
  */
@@ -32,6 +33,7 @@ public final class DemoModels {
     public static final String ALIGNED = "demo-dpo";
     public static final String VISION = "demo-clip";
     public static final String MULTIMODAL = "demo-vlm";
+    public static final String REWARD = "demo-rm";
     private static final int VOCAB = 384;
     private static final int HIDDEN = 64;
     private static final int INTERMEDIATE = 176;
@@ -62,6 +64,11 @@ public final class DemoModels {
         if (!store.exists(MULTIMODAL)) {
             writeMultimodal(store);
             written.add(MULTIMODAL);
+        }
+        if (!store.exists(REWARD)) {
+            write(store, REWARD, rewardWeights(sft), CONFIG.replace("LlamaForCausalLM", "LlamaForSequenceClassification")
+                    .replace("  \"vocab_size\"", "  \"num_labels\": 1,\n  \"vocab_size\""));
+            written.add(REWARD);
         }
         return written;
     }
@@ -128,6 +135,18 @@ public final class DemoModels {
         return weights;
     }
 
+    /**
+     * The demo reward model: the SFT model's body with a random one-label score head instead of its LM head. Its
+     * config sets no pad_token_id, so transformers scores the last token: the reward depends on the whole response.
+     */
+    private static Map<String, float[]> rewardWeights(Map<String, float[]> sft) {
+        SplittableRandom random = new SplittableRandom(20240505L);
+        Map<String, float[]> weights = new LinkedHashMap<>(sft);
+        weights.remove("lm_head.weight");
+        weights.put("score.weight", gaussian(random, HIDDEN, 0.5f));
+        return weights;
+    }
+
     /** The "aligned" model: every tensor plus 3% of its RMS times Gaussian noise, as the fixtures' DPO model. */
     private static Map<String, float[]> aligned(Map<String, float[]> sft) {
         SplittableRandom random = new SplittableRandom(20240502L);
@@ -167,6 +186,9 @@ public final class DemoModels {
         if (name.endsWith("layernorm.weight") || name.equals("model.norm.weight")) {
             return new long[] {HIDDEN};
         }
+        if (name.equals("score.weight")) {
+            return new long[] {1, HIDDEN};
+        }
         if (name.equals("model.embed_tokens.weight") || name.equals("lm_head.weight")) {
             return new long[] {VOCAB, HIDDEN};
         }
@@ -180,12 +202,16 @@ public final class DemoModels {
     }
 
     private static void write(ModelStore store, String name, Map<String, float[]> weights) {
+        write(store, name, weights, CONFIG);
+    }
+
+    private static void write(ModelStore store, String name, Map<String, float[]> weights, String config) {
         List<Tensor> tensors = new ArrayList<>();
         weights.forEach((tensor, values) -> tensors.add(Tensor.fromFloats(tensor, DType.BF16, shapeOf(tensor),
                 values)));
         publish(store, name, staging -> {
             SafetensorsWriter.write(staging.resolve("model.safetensors"), tensors);
-            Files.writeString(staging.resolve("config.json"), CONFIG);
+            Files.writeString(staging.resolve("config.json"), config);
             Files.writeString(staging.resolve("generation_config.json"), GENERATION_CONFIG);
             for (String file : TOKENIZER_FILES) {
                 try (InputStream in = DemoModels.class.getResourceAsStream("tokenizer/" + file)) {
