@@ -237,7 +237,8 @@ public final class GrpcEvaluationBackends implements EvaluationBackends {
 
     @Override
     public List<Double> reward(String rewardModel, boolean lastToken, List<RewardCall> calls) {
-        RewardRequest.Builder request = RewardRequest.newBuilder().setModel(rewardModel)
+        // An output too long for the judge's context is judged on its beginning, as reward pipelines truncate.
+        RewardRequest.Builder request = RewardRequest.newBuilder().setModel(rewardModel).setTruncate(true)
                 .setPosition(lastToken ? RewardPosition.REWARD_POSITION_LAST_TOKEN : RewardPosition.REWARD_POSITION_HF);
         for (RewardCall call : calls) {
             request.addInputs(RewardInput.newBuilder().setPromptResponse(PromptResponse.newBuilder()

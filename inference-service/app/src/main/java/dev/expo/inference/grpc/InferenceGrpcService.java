@@ -87,7 +87,7 @@ public class InferenceGrpcService implements InferenceService {
         }
         return Uni.createFrom().item(InferenceProtoMapper.toProto(engine.reward(request.getModel(),
                 request.getInputsList().stream().map(InferenceProtoMapper::prompt).toList(),
-                InferenceProtoMapper.position(request.getPosition()))));
+                InferenceProtoMapper.position(request.getPosition()), request.getTruncate())));
     }
 
     @Override

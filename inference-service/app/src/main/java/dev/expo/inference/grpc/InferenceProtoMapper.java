@@ -133,7 +133,7 @@ final class InferenceProtoMapper {
         RewardResponse.Builder out = RewardResponse.newBuilder();
         for (Outputs.Reward r : rewards) {
             out.addScores(RewardScore.newBuilder().setReward(r.reward()).setPosition(r.position())
-                    .setInputTokens(r.tokens()));
+                    .setInputTokens(r.tokens()).setTruncated(r.truncated()));
         }
         return out.build();
     }

@@ -188,6 +188,25 @@ class InferenceGrpcServiceTest {
                 RewardPosition.REWARD_POSITION_LAST_TOKEN).addInputs(RewardInput.newBuilder().setPromptResponse(
                 PromptResponse.newBuilder().setPrompt("What is red?").setResponse("A cube."))).build()).getScores(0);
         assertThat(chat.getPosition()).isEqualTo(chat.getInputTokens() - 1);
+
+        // longer than the 256-position context: refused, or with truncate scored on its first 256 tokens
+        TokenIds.Builder long300 = TokenIds.newBuilder();
+        TokenIds.Builder first256 = TokenIds.newBuilder();
+        for (int i = 0; i < 300; i++) {
+            long300.addIds(3 + i % 200);
+            if (i < 256) {
+                first256.addIds(3 + i % 200);
+            }
+        }
+        assertCode(() -> client.reward(RewardRequest.newBuilder().setModel("tiny-reward").addInputs(
+                RewardInput.newBuilder().setTokenIds(long300)).build()), Status.Code.INVALID_ARGUMENT, "context");
+        List<RewardScore> cut = client.reward(RewardRequest.newBuilder().setModel("tiny-reward").setTruncate(true)
+                .addInputs(RewardInput.newBuilder().setTokenIds(long300))
+                .addInputs(RewardInput.newBuilder().setTokenIds(first256)).build()).getScoresList();
+        assertThat(cut.get(0).getTruncated()).isTrue();
+        assertThat(cut.get(1).getTruncated()).isFalse();
+        assertThat(cut.get(0).getInputTokens()).isEqualTo(256);
+        assertThat(cut.get(0).getReward()).isEqualTo(cut.get(1).getReward());
         assertCode(() -> client.reward(RewardRequest.newBuilder().setModel("tiny-reward").build()),
                 Status.Code.INVALID_ARGUMENT, "inputs");
         assertCode(() -> client.reward(RewardRequest.newBuilder().setModel("tiny-reward")

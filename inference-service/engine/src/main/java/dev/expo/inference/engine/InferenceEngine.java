@@ -275,9 +275,15 @@ public final class InferenceEngine implements AutoCloseable {
     /**
      * Rewards of texts (BOS added as the tokenizer does, no template), conversations (through the reward model's
      * own chat template) or token ids, from a sequence classifier with one label. Each row is scored alone (no
-     * padding), at the position {@code position} picks.
+     * padding), at the position {@code position} picks. An input longer than the model's context is refused, or with
+     * {@code truncate} cut to its first context-many tokens (transformers' {@code truncation=True}, right side).
      */
     public List<Outputs.Reward> reward(String modelName, List<Prompt> inputs, Outputs.RewardPosition position) {
+        return reward(modelName, inputs, position, false);
+    }
+
+    public List<Outputs.Reward> reward(String modelName, List<Prompt> inputs, Outputs.RewardPosition position,
+                                       boolean truncate) {
         if (inputs.isEmpty()) {
             throw ExpoException.invalidArgument("inputs", "[]", "give at least one text or conversation to score");
         }
@@ -288,6 +294,7 @@ public final class InferenceEngine implements AutoCloseable {
             }
             Decoder decoder = reward.decoder();
             List<long[]> rows = new ArrayList<>();
+            List<Boolean> truncated = new ArrayList<>();
             for (Prompt prompt : inputs) {
                 if (prompt.image() != null) {
                     throw ExpoException.invalidArgument("image", prompt.image().length + " bytes", "a reward model "
@@ -302,16 +309,22 @@ public final class InferenceEngine implements AutoCloseable {
                 if (ids.length == 0) {
                     throw ExpoException.invalidArgument("inputs", "\"\"", "an input encodes to no tokens");
                 }
-                if (ids.length > decoder.config().maxPositions()) {
+                boolean cut = ids.length > decoder.config().maxPositions();
+                if (cut && !truncate) {
                     throw ExpoException.invalidArgument("inputs", ids.length + " tokens", "longer than the model's "
-                            + "context of " + decoder.config().maxPositions() + " positions");
+                            + "context of " + decoder.config().maxPositions() + " positions (truncate cuts it)");
                 }
-                rows.add(ids);
+                rows.add(cut ? java.util.Arrays.copyOf(ids, decoder.config().maxPositions()) : ids);
+                truncated.add(cut);
             }
             List<Outputs.Reward> out = new ArrayList<>();
             for (int from = 0; from < rows.size(); from += REWARD_ROWS_PER_PASS) {
                 out.addAll(rewardPass(decoder, rows.subList(from, Math.min(rows.size(), from + REWARD_ROWS_PER_PASS)),
                         reward.padTokenId(), position));
+            }
+            for (int i = 0; i < out.size(); i++) {
+                Outputs.Reward r = out.get(i);
+                out.set(i, new Outputs.Reward(r.reward(), r.position(), r.tokens(), truncated.get(i)));
             }
             return out;
         }));
@@ -339,7 +352,7 @@ public final class InferenceEngine implements AutoCloseable {
         List<Outputs.Reward> out = new ArrayList<>();
         at = 0;
         for (int r = 0; r < rows.size(); r++) {
-            out.add(new Outputs.Reward(scores[at + scored[r]][0], scored[r], rows.get(r).length));
+            out.add(new Outputs.Reward(scores[at + scored[r]][0], scored[r], rows.get(r).length, false));
             at += rows.get(r).length;
         }
         return out;

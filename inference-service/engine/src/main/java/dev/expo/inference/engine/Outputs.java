@@ -34,8 +34,11 @@ public final class Outputs {
         LAST_TOKEN
     }
 
-    /** A reward: the score head's output at {@code position} of the {@code tokens} input tokens. */
-    public record Reward(float reward, int position, int tokens) {
+    /**
+     * A reward: the score head's output at {@code position} of the {@code tokens} input tokens scored; {@code
+     * truncated} when the input was longer than the model's context and only its first {@code tokens} were scored.
+     */
+    public record Reward(float reward, int position, int tokens, boolean truncated) {
     }
 
     /** A generated token's logprob under the model's distribution, with the alternatives. */
