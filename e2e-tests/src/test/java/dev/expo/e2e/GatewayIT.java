@@ -15,7 +15,7 @@ import java.util.concurrent.TimeUnit;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
-/** The gateway as the one public entry: health of every service, reflection, routing of not-yet-built RPCs. */
+/** The gateway as the one public entry: health of every service, reflection, the evaluation service's checks. */
 @ExtendWith(StackExtension.class)
 class GatewayIT {
 
@@ -34,12 +34,12 @@ class GatewayIT {
     }
 
     @Test
-    void rpcsNotBuiltYetAreUnimplementedThroughTheGateway(Stack stack) {
+    void anEmptyEvaluationRequestIsRefusedThroughTheGateway(Stack stack) {
         assertThatThrownBy(() -> EvaluationServiceGrpc.newBlockingStub(stack.gateway())
                 .runEvaluation(RunEvaluationRequest.getDefaultInstance()).hasNext())
                 .isInstanceOfSatisfying(StatusRuntimeException.class, e -> {
-                    assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.UNIMPLEMENTED);
-                    assertThat(e.getStatus().getDescription()).contains("RunEvaluation");
+                    assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
+                    assertThat(e.getStatus().getDescription()).contains("prompts");
                 });
     }
 
