@@ -22,6 +22,12 @@ public final class Pages {
     private Pages() {
     }
 
+    /** A job's key for listing newest first: its inverted creation time (to the nanosecond), then its id. */
+    public static String newestFirstKey(java.time.Instant created, String id) {
+        long inverted = Long.MAX_VALUE - created.toEpochMilli() * 1_000_000L - created.getNano() % 1_000_000;
+        return String.format("%020d/%s", inverted, id);
+    }
+
     /** One page of {@code sorted} (ascending by {@code key}, keys unique). */
     public static <T> Page<T> page(List<T> sorted, Function<T, String> key, int pageSize, String pageToken) {
         if (pageSize < 0) {

@@ -105,9 +105,7 @@ public class ExtrapolationGrpcService implements ExtrapolationService {
     }
 
     private static String newestFirstKey(ExtrapolationJob job) {
-        long inverted = Long.MAX_VALUE - job.createTime().toEpochMilli() * 1_000_000L
-                - job.createTime().getNano() % 1_000_000;
-        return String.format("%020d/%s", inverted, job.id());
+        return Pages.newestFirstKey(job.createTime(), job.id());
     }
 
     @Override

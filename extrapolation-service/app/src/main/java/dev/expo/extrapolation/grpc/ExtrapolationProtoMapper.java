@@ -231,6 +231,6 @@ final class ExtrapolationProtoMapper {
     }
 
     static Timestamp toProto(Instant instant) {
-        return Timestamp.newBuilder().setSeconds(instant.getEpochSecond()).setNanos(instant.getNano()).build();
+        return dev.expo.service.Timestamps.of(instant);
     }
 }

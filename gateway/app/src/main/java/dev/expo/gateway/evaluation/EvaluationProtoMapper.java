@@ -163,6 +163,6 @@ public final class EvaluationProtoMapper {
     }
 
     static Timestamp toProto(Instant instant) {
-        return Timestamp.newBuilder().setSeconds(instant.getEpochSecond()).setNanos(instant.getNano()).build();
+        return dev.expo.service.Timestamps.of(instant);
     }
 }

@@ -104,8 +104,6 @@ public class EvaluationGrpcService implements EvaluationService {
     }
 
     private static String newestFirstKey(dev.expo.evaluation.engine.runs.EvaluationRun run) {
-        long inverted = Long.MAX_VALUE - run.createTime().toEpochMilli() * 1_000_000L
-                - run.createTime().getNano() % 1_000_000;
-        return String.format("%020d/%s", inverted, run.id());
+        return Pages.newestFirstKey(run.createTime(), run.id());
     }
 }

@@ -142,9 +142,7 @@ public class TrainingGrpcService implements TrainingService {
     }
 
     private static String newestFirstKey(dev.expo.training.engine.jobs.TrainingJob job) {
-        long inverted = Long.MAX_VALUE - job.createTime().toEpochMilli() * 1_000_000L
-                - job.createTime().getNano() % 1_000_000;
-        return String.format("%020d/%s", inverted, job.id());
+        return Pages.newestFirstKey(job.createTime(), job.id());
     }
 
     @Override

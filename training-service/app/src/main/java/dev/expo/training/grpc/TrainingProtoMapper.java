@@ -194,6 +194,6 @@ final class TrainingProtoMapper {
     }
 
     static Timestamp toProto(Instant instant) {
-        return Timestamp.newBuilder().setSeconds(instant.getEpochSecond()).setNanos(instant.getNano()).build();
+        return dev.expo.service.Timestamps.of(instant);
     }
 }
