@@ -29,8 +29,8 @@ public record EvaluationSummary(String referenceVariant, PairedComparison.Bootst
     }
 
     /**
-     * Summarizes outputs of the given variants; comparisons pair each variant's outputs with the reference's on the
-     * prompts both answered.
+     * Summarizes outputs of the given variants, whatever their order; comparisons pair each variant's outputs with
+     * the reference's on the prompts both answered.
      */
     public static EvaluationSummary of(List<ScoredOutput> outputs, List<String> variantOrder, String referenceVariant,
             PairedComparison.Bootstrap bootstrap) {
@@ -65,7 +65,10 @@ public record EvaluationSummary(String referenceVariant, PairedComparison.Bootst
 
     private static VariantSummary summarize(String name, Map<String, ScoredOutput> own,
             Map<String, ScoredOutput> reference, PairedComparison.Bootstrap bootstrap) {
-        List<ScoredOutput> list = List.copyOf(own.values());
+        // In prompt-id order, not the order outputs were scored in: the summary (to the bit, bootstrap draws
+        // included) is a function of the outputs alone, so results.jsonl recomputes it exactly.
+        List<ScoredOutput> list = own.values().stream().sorted(java.util.Comparator.comparing(ScoredOutput::promptId))
+                .toList();
         int n = list.size();
         double[] rewards = new double[n];
         double tokens = 0;

@@ -49,6 +49,11 @@ class EvaluationSummaryTest {
         assertThat(expo.repeatingShare()).isEqualTo(0.5);
         assertThat(expo.meanSeqRep()).isCloseTo(0.4, within(1e-12));
         assertThat(summary.best().variant()).isEqualTo("expo");
+
+        // the order outputs were scored in changes nothing, to the bit
+        List<ScoredOutput> shuffled = new java.util.ArrayList<>(outputs);
+        java.util.Collections.shuffle(shuffled, new java.util.Random(3));
+        assertThat(EvaluationSummary.of(shuffled, List.of("sft", "expo"), "sft", BOOTSTRAP)).isEqualTo(summary);
     }
 
     @Test
