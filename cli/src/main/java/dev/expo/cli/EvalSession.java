@@ -9,6 +9,7 @@ import dev.expo.api.v1.JobState;
 import dev.expo.api.v1.RunEvaluationRequest;
 import dev.expo.api.v1.VariantSummary;
 import dev.expo.api.v1.WatchEvaluationRunRequest;
+import dev.expo.evaluation.engine.EvaluationReport;
 import dev.expo.evaluation.engine.EvaluationSummary;
 import dev.expo.evaluation.engine.ScoredOutput;
 import dev.expo.evaluation.engine.runs.EvaluationRequest;
@@ -218,11 +219,11 @@ final class EvalSession {
     }
 
     private static String fixed(double value) {
-        return Double.isFinite(value) ? String.format(Locale.ROOT, "%.4f", value) : "n/a";
+        return EvaluationReport.fixed(value, 4);
     }
 
     private static String percent(double fraction) {
-        return Double.isFinite(fraction) ? String.format(Locale.ROOT, "%.1f%%", fraction * 100) : "n/a";
+        return EvaluationReport.percent(fraction);
     }
 
     private static String percentWith(double value, dev.expo.api.v1.ConfidenceInterval interval) {

@@ -1,6 +1,5 @@
 package dev.expo.gateway.evaluation;
 
-import com.google.protobuf.Timestamp;
 import dev.expo.api.v1.ConfidenceInterval;
 import dev.expo.api.v1.EvaluationEvent;
 import dev.expo.api.v1.EvaluationOutput;
@@ -19,8 +18,8 @@ import dev.expo.evaluation.engine.runs.EvaluationRequest;
 import dev.expo.evaluation.engine.runs.EvaluationRun;
 import dev.expo.evaluation.engine.stats.PairedComparison;
 import dev.expo.service.GrpcErrors;
+import dev.expo.service.Timestamps;
 
-import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -67,17 +66,17 @@ public final class EvaluationProtoMapper {
                 .setRunId(run.id())
                 .setState(toProto(run.state()))
                 .setProgress(progress(run))
-                .setCreateTime(toProto(run.createTime()))
+                .setCreateTime(Timestamps.of(run.createTime()))
                 .setFolder(run.dir().toString())
                 .setReferenceVariant(request.referenceVariant())
                 .setRewardModel(request.rewardModel())
                 .setPrompts(request.prompts().size());
         request.variants().forEach(v -> out.addVariants(v.name()));
         if (run.startTime() != null) {
-            out.setStartTime(toProto(run.startTime()));
+            out.setStartTime(Timestamps.of(run.startTime()));
         }
         if (run.endTime() != null) {
-            out.setEndTime(toProto(run.endTime()));
+            out.setEndTime(Timestamps.of(run.endTime()));
         }
         if (run.failure() != null) {
             int code = run.failure().kind() == null ? io.grpc.Status.Code.INTERNAL.value()
@@ -160,9 +159,5 @@ public final class EvaluationProtoMapper {
             case FAILED -> JobState.JOB_STATE_FAILED;
             case CANCELLED -> JobState.JOB_STATE_CANCELLED;
         };
-    }
-
-    static Timestamp toProto(Instant instant) {
-        return dev.expo.service.Timestamps.of(instant);
     }
 }

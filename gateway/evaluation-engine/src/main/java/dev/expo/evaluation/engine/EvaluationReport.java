@@ -175,11 +175,13 @@ public final class EvaluationReport {
         return "<td>" + content + "</td>";
     }
 
-    static String fixed(double value, int decimals) {
+    /** A number to {@code decimals} places, "n/a" when unknown (NaN). */
+    public static String fixed(double value, int decimals) {
         return Double.isFinite(value) ? String.format(Locale.ROOT, "%." + decimals + "f", value) : "n/a";
     }
 
-    static String percent(double fraction) {
+    /** A fraction as a percentage to one place, "n/a" when unknown. */
+    public static String percent(double fraction) {
         return Double.isFinite(fraction) ? String.format(Locale.ROOT, "%.1f%%", fraction * 100) : "n/a";
     }
 

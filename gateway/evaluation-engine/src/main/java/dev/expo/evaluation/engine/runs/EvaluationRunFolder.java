@@ -13,9 +13,10 @@ import dev.expo.evaluation.engine.ScoredOutput;
 import dev.expo.evaluation.engine.VariantSummary;
 import dev.expo.evaluation.engine.stats.PairedComparison;
 
-import java.io.BufferedWriter;
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -92,30 +93,30 @@ public final class EvaluationRunFolder {
         return JSON.writerWithDefaultPrettyPrinter().writeValueAsString(json) + "\n";
     }
 
-    /** Appends one scored output and forces it to disk: a restart never scores it again. */
+    /** Appends scored outputs and forces them to disk: a restart never scores them again. */
     static void append(EvaluationRun run, List<ScoredOutput> scored) {
         Path file = run.dir().resolve(RESULTS);
-        try (BufferedWriter out = Files.newBufferedWriter(file, StandardCharsets.UTF_8, StandardOpenOption.APPEND)) {
-            for (ScoredOutput output : scored) {
-                out.write(outputJson(output).toString());
-                out.write('\n');
+        try (FileChannel channel = FileChannel.open(file, StandardOpenOption.WRITE, StandardOpenOption.APPEND)) {
+            ByteBuffer lines = ByteBuffer.wrap(jsonl(scored).getBytes(StandardCharsets.UTF_8));
+            while (lines.hasRemaining()) {
+                channel.write(lines);
             }
+            channel.force(false);
         } catch (IOException e) {
             throw new UncheckedIOException("cannot append to " + file, e);
         }
-        try (var channel = java.nio.channels.FileChannel.open(file, StandardOpenOption.WRITE)) {
-            channel.force(false);
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot sync " + file, e);
-        }
+    }
+
+    private static String jsonl(List<ScoredOutput> outputs) {
+        StringBuilder lines = new StringBuilder();
+        outputs.forEach(o -> lines.append(outputJson(o)).append('\n'));
+        return lines.toString();
     }
 
     /** Rewrites results.jsonl with the run's outputs: a resumed run drops a line a kill cut short. */
     static void rewriteResults(EvaluationRun run) {
-        StringBuilder results = new StringBuilder();
-        run.outputs().forEach(o -> results.append(outputJson(o)).append('\n'));
         try {
-            replace(run.dir().resolve(RESULTS), results.toString());
+            replace(run.dir().resolve(RESULTS), jsonl(run.outputs()));
         } catch (IOException e) {
             throw new UncheckedIOException("cannot rewrite " + run.dir().resolve(RESULTS), e);
         }
@@ -172,9 +173,7 @@ public final class EvaluationRunFolder {
         List<ScoredOutput> ordered = new ArrayList<>(outputs);
         ordered.sort(Comparator.comparing((ScoredOutput o) -> variantOrder.getOrDefault(o.variant(), -1))
                 .thenComparing(o -> promptOrder.getOrDefault(o.promptId(), -1)));
-        StringBuilder results = new StringBuilder();
-        ordered.forEach(o -> results.append(outputJson(o)).append('\n'));
-        replace(dir.resolve(RESULTS), results.toString());
+        replace(dir.resolve(RESULTS), jsonl(ordered));
         for (EvaluationRequest.Variant variant : request.variants()) {
             ArrayNode file = JSON.createArrayNode();
             for (ScoredOutput output : ordered) {
