@@ -12,6 +12,8 @@ import dev.expo.api.v1.RunEvaluationRequest;
 import dev.expo.api.v1.WatchEvaluationRunRequest;
 import dev.expo.evaluation.engine.ScoredOutput;
 import dev.expo.evaluation.engine.runs.EvaluationRuns;
+import dev.expo.gateway.access.Caller;
+import dev.expo.gateway.access.Role;
 import dev.expo.gateway.evaluation.EvaluationProtoMapper;
 import dev.expo.service.Pages;
 import dev.expo.service.ServerStream;
@@ -36,6 +38,17 @@ public class EvaluationGrpcService implements EvaluationService {
 
     @Override
     public Multi<EvaluationEvent> runEvaluation(RunEvaluationRequest request) {
+        // Evaluating is a client's right, but a variant that is extrapolated for the run writes a model to the store,
+        // which only admins may.
+        Caller caller = Caller.current();
+        for (var variant : request.getVariantsList()) {
+            if (variant.hasExtrapolation() && caller != null && !caller.role().allows(Role.ADMIN)) {
+                return Multi.createFrom().failure(io.grpc.Status.PERMISSION_DENIED.withDescription("variant "
+                        + variant.getName() + " is extrapolated for the run, which writes a model: that needs the "
+                        + "admin role; the " + caller.describe() + " (evaluate existing models instead)")
+                        .asRuntimeException());
+            }
+        }
         // Checking the request asks the backends (the reward model's kind, each spec's dry run): off the event loop.
         return ServerStream.open(stream -> follow(runs.submit(EvaluationProtoMapper.toRequest(request)), stream));
     }

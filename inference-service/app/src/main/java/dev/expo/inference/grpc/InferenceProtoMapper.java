@@ -208,7 +208,7 @@ final class InferenceProtoMapper {
         }
         for (Outputs.GeneratedLogprobs lp : logprobs) {
             response.addLogprobs(GeneratedTokenLogprobs.newBuilder().setTokenId(lp.tokenId()).setLogprob(lp.logprob())
-                    .addAllTop(top(lp.top())));
+                    .setToken(lp.token()).addAllTop(top(lp.top())));
         }
         return response.build();
     }
@@ -246,7 +246,11 @@ final class InferenceProtoMapper {
     private static List<TokenLogprob> top(List<Outputs.TokenLogprob> top) {
         List<TokenLogprob> out = new ArrayList<>();
         for (Outputs.TokenLogprob t : top) {
-            out.add(TokenLogprob.newBuilder().setTokenId(t.tokenId()).setLogprob(t.logprob()).build());
+            TokenLogprob.Builder logprob = TokenLogprob.newBuilder().setTokenId(t.tokenId()).setLogprob(t.logprob());
+            if (t.token() != null) {
+                logprob.setToken(t.token());
+            }
+            out.add(logprob.build());
         }
         return out;
     }

@@ -262,7 +262,7 @@ public final class InferenceEngine implements AutoCloseable {
     private static List<Outputs.TokenLogprob> top(float[] logprobs, int k) {
         List<Outputs.TokenLogprob> top = new ArrayList<>();
         for (int[] index : LogitsProcessors.topIndices(logprobs, k)) {
-            top.add(new Outputs.TokenLogprob(index[0], logprobs[index[0]]));
+            top.add(new Outputs.TokenLogprob(index[0], logprobs[index[0]], null));
         }
         return top;
     }

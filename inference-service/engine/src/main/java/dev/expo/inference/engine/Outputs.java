@@ -9,8 +9,8 @@ public final class Outputs {
     private Outputs() {
     }
 
-    /** A token id and its log-probability. */
-    public record TokenLogprob(int tokenId, float logprob) {
+    /** A token id and its log-probability; {@code token} is the token decoded alone, or null where not asked. */
+    public record TokenLogprob(int tokenId, float logprob, String token) {
     }
 
     /** One scored position: the next input id (null at the end), its logprob, and the top alternatives. */
@@ -42,7 +42,7 @@ public final class Outputs {
     }
 
     /** A generated token's logprob under the model's distribution, with the alternatives. */
-    public record GeneratedLogprobs(int tokenId, float logprob, List<TokenLogprob> top) {
+    public record GeneratedLogprobs(int tokenId, float logprob, String token, List<TokenLogprob> top) {
     }
 
     public enum FinishReason { STOP, LENGTH, CANCELLED }

@@ -41,6 +41,7 @@ final class Sequence {
     private final int[] context;
     private final TokenSampler sampler;
     private final StreamingDetokenizer detokenizer;
+    private final TextTokenizer tokenizer;
     private final StopStrings stops;
     private final Set<Integer> stopIds;
     private float[][] prompt;       // its input rows, until every one is handed to a prefill step
@@ -99,6 +100,7 @@ final class Sequence {
         this.length = ids.length;
         this.sampler = new TokenSampler(params);
         this.detokenizer = new StreamingDetokenizer(model.tokenizer(), true);
+        this.tokenizer = model.tokenizer();
         this.stops = new StopStrings(params.stop());
         this.stopIds = new HashSet<>(params.stopTokenIds());
         if (!params.ignoreEos()) {
@@ -171,6 +173,11 @@ final class Sequence {
         return positions;
     }
 
+    /** A token decoded alone, as OpenAI-style logprobs name tokens. */
+    private String tokenText(int id) {
+        return tokenizer.decode(new long[] {id}, false);
+    }
+
     int lastToken() {
         return lastToken;
     }
@@ -196,9 +203,9 @@ final class Sequence {
             float[] ls = LogitsProcessors.logSoftmax(logits);
             List<Outputs.TokenLogprob> top = new ArrayList<>();
             for (int[] index : LogitsProcessors.topIndices(ls, params.topLogprobs())) {
-                top.add(new Outputs.TokenLogprob(index[0], ls[index[0]]));
+                top.add(new Outputs.TokenLogprob(index[0], ls[index[0]], tokenText(index[0])));
             }
-            logprobs = List.of(new Outputs.GeneratedLogprobs(token, ls[token], top));
+            logprobs = List.of(new Outputs.GeneratedLogprobs(token, ls[token], tokenText(token), top));
         }
         context[length++] = token;
         generated++;
