@@ -23,6 +23,8 @@ import picocli.CommandLine.Option;
             SweepCommand.class,
             EmbedImageCommand.class,
             DatasetsCommand.class,
+            KeysCommand.class,
+            AbCommand.class,
             DemoCommand.class,
             picocli.CommandLine.HelpCommand.class
         })

@@ -1,13 +1,24 @@
 package dev.expo.cli;
 
 import io.grpc.ManagedChannel;
+import io.grpc.Metadata;
+import io.grpc.netty.shaded.io.grpc.netty.GrpcSslContexts;
 import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
+import io.grpc.stub.MetadataUtils;
+
+import java.io.File;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
 
 import java.util.concurrent.TimeUnit;
 
 /**
  * Where the gateway is: {@code --gateway HOST:PORT} (accepted before or after any subcommand), else
- * {@code $EXPO_GATEWAY}, else the stack's default address.
+ * {@code $EXPO_GATEWAY}, else the stack's default address. The API key every call carries: {@code $EXPO_API_KEY},
+ * else the first line of {@code $EXPO_API_KEY_FILE} (bin/expo points it at the local stack's admin key). TLS: with
+ * {@code $EXPO_TLS_CA} (a PEM file of the certificates to trust) or {@code EXPO_TLS=1} (the system's).
  */
 public final class GatewayOptions {
 
@@ -45,10 +56,44 @@ public final class GatewayOptions {
         if (port <= 0 || port > 65535) {
             throw new CliException("the gateway address must be HOST:PORT, not \"" + address + "\"", 2);
         }
-        return NettyChannelBuilder.forAddress(address.substring(0, colon), port)
-                .usePlaintext()
-                .maxInboundMessageSize(64 << 20)
-                .build();
+        NettyChannelBuilder builder = NettyChannelBuilder.forAddress(address.substring(0, colon), port)
+                .maxInboundMessageSize(64 << 20);
+        String ca = System.getenv("EXPO_TLS_CA");
+        if (ca != null && !ca.isBlank()) {
+            try {
+                builder.sslContext(GrpcSslContexts.forClient().trustManager(new File(ca)).build());
+            } catch (IOException | IllegalArgumentException e) {
+                throw new CliException("EXPO_TLS_CA=" + ca + " is not a readable PEM certificate file: "
+                        + e.getMessage(), 2);
+            }
+        } else if (!"1".equals(System.getenv("EXPO_TLS"))) {
+            builder.usePlaintext();
+        }
+        String key = apiKey();
+        if (key != null) {
+            Metadata headers = new Metadata();
+            headers.put(Metadata.Key.of("authorization", Metadata.ASCII_STRING_MARSHALLER), "Bearer " + key);
+            builder.intercept(MetadataUtils.newAttachHeadersInterceptor(headers));
+        }
+        return builder.build();
+    }
+
+    /** The key to send, or null (the gateway then answers UNAUTHENTICATED, naming what to do). */
+    static String apiKey() {
+        String key = System.getenv("EXPO_API_KEY");
+        if (key != null && !key.isBlank()) {
+            return key.strip();
+        }
+        String file = System.getenv("EXPO_API_KEY_FILE");
+        if (file != null && !file.isBlank() && Files.isReadable(Path.of(file))) {
+            try {
+                List<String> lines = Files.readAllLines(Path.of(file));
+                return lines.isEmpty() || lines.getFirst().isBlank() ? null : lines.getFirst().strip();
+            } catch (IOException e) {
+                throw new CliException("cannot read the API key in " + file + ": " + e.getMessage(), 1);
+            }
+        }
+        return null;
     }
 
     public static void close(ManagedChannel channel) {

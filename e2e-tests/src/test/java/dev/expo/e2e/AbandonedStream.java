@@ -23,7 +23,8 @@ public final class AbandonedStream {
 
     /** Arguments: the address (host:port), the model, and optionally a deadline in ms and the tokens to ask for. */
     public static void main(String[] args) throws InterruptedException {
-        ManagedChannel channel = ManagedChannelBuilder.forTarget(args[0]).usePlaintext().build();
+        ManagedChannel channel = ManagedChannelBuilder.forTarget(args[0]).usePlaintext()
+                .intercept(Bearer.of(System.getenv("EXPO_API_KEY"))).build();
         GenerateRequest request = GenerateRequest.newBuilder().setModel(args[1])
                 .setTokenIds(TokenIds.newBuilder().addAllIds(List.of(1, 5, 9)))
                 .setSampling(SamplingParams.newBuilder().setTemperature(0f)

@@ -17,11 +17,21 @@ final class Cli {
     }
 
     static Result run(Stack stack, String... args) throws IOException, InterruptedException {
+        return runWithKey(stack, stack.adminKey(), args);
+    }
+
+    /** As {@link #run}, sending {@code key} (none when null). */
+    static Result runWithKey(Stack stack, String key, String... args) throws IOException, InterruptedException {
         List<String> command = new ArrayList<>();
         command.add(stack.root.resolve("bin/expo").toString());
         command.addAll(List.of(args));
         ProcessBuilder builder = new ProcessBuilder(command);
         builder.environment().put("EXPO_GATEWAY", stack.gatewayAddress());
+        builder.environment().remove("EXPO_API_KEY");
+        builder.environment().put("EXPO_API_KEY_FILE", "/dev/null/none");
+        if (key != null) {
+            builder.environment().put("EXPO_API_KEY", key);
+        }
         builder.environment().put("EXPO_JAVA_HOME", Path.of(System.getProperty("java.home")).toString());
         Process process = builder.start();
         var stdout = process.getInputStream().readAllBytes();

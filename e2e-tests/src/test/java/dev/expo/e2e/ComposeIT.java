@@ -65,9 +65,20 @@ class ComposeIT {
                 .withExposedService("gateway", GATEWAY_PORT,
                         Wait.forListeningPort().withStartupTimeout(Duration.ofMinutes(3)));
         compose.start();
+        // The gateway writes its first admin key into the store (docker-compose.yml); read once it is up.
+        Path keyFile = store.resolve(".gateway/bootstrap-admin.key");
         gateway = NettyChannelBuilder.forAddress(compose.getServiceHost("gateway", GATEWAY_PORT),
-                compose.getServicePort("gateway", GATEWAY_PORT)).usePlaintext().build();
+                compose.getServicePort("gateway", GATEWAY_PORT)).usePlaintext()
+                .intercept(Bearer.of(() -> readKey(keyFile))).build();
         awaitServing();
+    }
+
+    private static String readKey(Path file) {
+        try {
+            return Files.exists(file) ? Files.readString(file).strip() : null;
+        } catch (java.io.IOException e) {
+            return null;
+        }
     }
 
     private static void awaitServing() throws InterruptedException {

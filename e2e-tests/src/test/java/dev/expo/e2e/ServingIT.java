@@ -400,7 +400,9 @@ class ServingIT {
         List<String> command = new ArrayList<>(List.of(Stack.javaBin(), "-cp", System.getProperty("java.class.path"),
                 AbandonedStream.class.getName(), "127.0.0.1:" + stack.port(target), "slow-llama"));
         command.addAll(List.of(options));
-        Process client = new ProcessBuilder(command).redirectErrorStream(true).start();
+        ProcessBuilder builder = new ProcessBuilder(command).redirectErrorStream(true);
+        builder.environment().put("EXPO_API_KEY", stack.adminKey());
+        Process client = builder.start();
         java.io.BufferedReader out = new java.io.BufferedReader(new java.io.InputStreamReader(
                 client.getInputStream(), java.nio.charset.StandardCharsets.UTF_8));
         CompletableFuture<String> first = CompletableFuture.supplyAsync(() -> {

@@ -44,9 +44,13 @@ public final class Stack implements AutoCloseable {
     final Map<String, Integer> ports = new LinkedHashMap<>();
     private final Map<String, Process> processes = new LinkedHashMap<>();
     private final ManagedChannel channel;
+    /** The gateway writes its first admin key here on its first start, as bin/expo-stack has it do. */
+    final Path adminKeyFile;
+    private volatile String adminKey;
 
     Stack() throws IOException, InterruptedException {
         store = Files.createTempDirectory("expo-e2e-store");
+        adminKeyFile = Files.createTempDirectory("expo-e2e-run").resolve("api-key");
         logs = Files.createDirectories(root.resolve("e2e-tests/target/e2e-logs"));
         for (String service : SERVICES) {
             ports.put(service, freePort());
@@ -55,8 +59,14 @@ public final class Stack implements AutoCloseable {
             processes.put(service, start(service));
         }
         channel = NettyChannelBuilder.forAddress("127.0.0.1", ports.get("gateway")).usePlaintext()
-                .maxInboundMessageSize(64 << 20).build();
+                .maxInboundMessageSize(64 << 20).intercept(Bearer.of(() -> adminKey)).build();
         awaitServing(Duration.ofSeconds(120));
+        adminKey = Files.readString(adminKeyFile).strip();
+    }
+
+    /** The admin key the gateway made on its first start. */
+    String adminKey() {
+        return adminKey;
     }
 
     private Process start(String service) throws IOException {
@@ -69,6 +79,7 @@ public final class Stack implements AutoCloseable {
                 "-Dai.djl.offline=true", "-Xmx512m",
                 "-Dquarkus.http.port=" + ports.get(service),
                 "-Dexpo.model-store=" + store,
+                "-Dexpo.auth.bootstrap-key-file=" + adminKeyFile,
                 "-Dquarkus.grpc.clients.extrapolation.port=" + ports.get("extrapolation-service"),
                 "-Dquarkus.grpc.clients.training.port=" + ports.get("training-service"),
                 "-Dquarkus.grpc.clients.inference.port=" + ports.get("inference-service")));
@@ -208,5 +219,6 @@ public final class Stack implements AutoCloseable {
             }
         }
         dev.expo.common.store.ModelStore.deleteTree(store);
+        dev.expo.common.store.ModelStore.deleteTree(adminKeyFile.getParent());
     }
 }
