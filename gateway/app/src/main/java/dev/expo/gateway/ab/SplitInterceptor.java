@@ -45,7 +45,7 @@ public final class SplitInterceptor implements ServerInterceptor {
         RoutedCall<Q, R> routedCall = new RoutedCall<>(call);
         ServerCall.Listener<Q> listener = next.startCall(routedCall, headers);
         return new ForwardingServerCallListener.SimpleForwardingServerCallListener<>(listener) {
-            private boolean refused;
+            private Status refusal;
 
             @Override
             @SuppressWarnings("unchecked")
@@ -84,9 +84,14 @@ public final class SplitInterceptor implements ServerInterceptor {
 
             @Override
             public void onHalfClose() {
-                if (!refused) {
+                if (refusal == null) {
                     super.onHalfClose();
+                    return;
                 }
+                // Closed once the client has sent all (as AccessInterceptor refuses), then the backend call the
+                // forwarder opened is cancelled.
+                call.close(refusal, new Metadata());
+                super.onCancel();
             }
 
             @Override
@@ -98,9 +103,7 @@ public final class SplitInterceptor implements ServerInterceptor {
             }
 
             private void refuse(Status status) {
-                refused = true;
-                call.close(status, new Metadata());
-                super.onCancel();     // the forwarder cancels the backend call it opened
+                refusal = status;
             }
         };
     }

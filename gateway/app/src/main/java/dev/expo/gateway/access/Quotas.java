@@ -2,6 +2,7 @@ package dev.expo.gateway.access;
 
 import io.github.bucket4j.Bucket;
 import io.github.bucket4j.ConsumptionProbe;
+import io.github.bucket4j.TimeMeter;
 
 import java.time.Duration;
 import java.util.Map;
@@ -49,12 +50,22 @@ public final class Quotas {
     }
 
     private final Map<String, KeyState> byKey = new ConcurrentHashMap<>();
+    private final TimeMeter time;
+
+    public Quotas() {
+        this(TimeMeter.SYSTEM_NANOTIME);
+    }
+
+    /** With a clock of one's own (tests refill buckets without waiting). */
+    public Quotas(TimeMeter time) {
+        this.time = time;
+    }
 
     /**
      * Lets a call in or throws {@link Exceeded}. A stream takes one of the key's concurrent streams until released.
      */
     public Admission admit(ApiKey key, boolean stream) {
-        KeyState state = byKey.computeIfAbsent(key.id(), id -> new KeyState(key.quota()));
+        KeyState state = byKey.computeIfAbsent(key.id(), id -> new KeyState(key.quota(), time));
         QuotaLimits limits = key.quota();
         if (state.requests != null) {
             ConsumptionProbe probe = state.requests.tryConsumeAndReturnRemaining(1);
@@ -108,16 +119,16 @@ public final class Quotas {
         final Bucket tokens;
         final AtomicInteger streams = new AtomicInteger();
 
-        KeyState(QuotaLimits limits) {
-            requests = perMinute(limits.requestsPerMinute());
-            tokens = perMinute(limits.generatedTokensPerMinute());
+        KeyState(QuotaLimits limits, TimeMeter time) {
+            requests = perMinute(limits.requestsPerMinute(), time);
+            tokens = perMinute(limits.generatedTokensPerMinute(), time);
         }
 
-        private static Bucket perMinute(int perMinute) {
+        private static Bucket perMinute(int perMinute, TimeMeter time) {
             if (perMinute <= 0) {
                 return null;
             }
-            return Bucket.builder().addLimit(limit -> limit.capacity(perMinute)
+            return Bucket.builder().withCustomTimePrecision(time).addLimit(limit -> limit.capacity(perMinute)
                     .refillGreedy(perMinute, Duration.ofMinutes(1))).build();
         }
     }
