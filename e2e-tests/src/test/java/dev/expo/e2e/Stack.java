@@ -79,10 +79,12 @@ public final class Stack implements AutoCloseable {
                 "-Dai.djl.offline=true", "-Xmx512m",
                 "-Dquarkus.http.port=" + ports.get(service),
                 "-Dexpo.model-store=" + store,
-                "-Dexpo.auth.bootstrap-key-file=" + adminKeyFile,
                 "-Dquarkus.grpc.clients.extrapolation.port=" + ports.get("extrapolation-service"),
                 "-Dquarkus.grpc.clients.training.port=" + ports.get("training-service"),
                 "-Dquarkus.grpc.clients.inference.port=" + ports.get("inference-service")));
+        if (service.equals("gateway")) {
+            command.add("-Dexpo.auth.bootstrap-key-file=" + adminKeyFile);
+        }
         if (service.equals("extrapolation-service")) {
             command.addAll(EXTRAPOLATION_SETTINGS);
         }

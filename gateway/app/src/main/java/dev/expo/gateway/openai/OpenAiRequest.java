@@ -29,11 +29,11 @@ record OpenAiRequest(boolean chat, String model, List<GenerateRequest> choices, 
     private static final Set<String> CHAT_FIELDS = Set.of("model", "messages", "stream", "stream_options",
             "temperature", "top_p", "max_tokens", "max_completion_tokens", "stop", "seed", "presence_penalty",
             "frequency_penalty", "logprobs", "top_logprobs", "n", "user", "top_k", "min_p", "repetition_penalty",
-            "expo", "response_format", "tools", "tool_choice", "parallel_tool_calls", "logit_bias", "store",
+            "ignore_eos", "expo", "response_format", "tools", "tool_choice", "parallel_tool_calls", "logit_bias", "store",
             "metadata", "service_tier", "modalities", "reasoning_effort");
     private static final Set<String> COMPLETION_FIELDS = Set.of("model", "prompt", "stream", "stream_options",
             "temperature", "top_p", "max_tokens", "stop", "seed", "presence_penalty", "frequency_penalty",
-            "logprobs", "n", "user", "top_k", "min_p", "repetition_penalty", "expo", "echo", "suffix", "best_of",
+            "logprobs", "n", "user", "top_k", "min_p", "repetition_penalty", "ignore_eos", "expo", "echo", "suffix", "best_of",
             "logit_bias");
 
     static OpenAiRequest chat(JsonNode body) {
@@ -111,6 +111,7 @@ record OpenAiRequest(boolean chat, String model, List<GenerateRequest> choices, 
             }
             sampling.setRepetitionPenalty((float) penalty);
         }
+        sampling.setIgnoreEos(bool(body, "ignore_eos", false));     // vLLM's: benchmarks run to max_tokens
         String maxField = chat && body.hasNonNull("max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
         if (body.hasNonNull(maxField)) {
             sampling.setMaxNewTokens(integer(body, maxField, 0, 1, Integer.MAX_VALUE));
