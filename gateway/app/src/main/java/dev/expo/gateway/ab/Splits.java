@@ -1,18 +1,13 @@
 package dev.expo.gateway.ab;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.SerializationFeature;
-import com.fasterxml.jackson.datatype.jsr310.JavaTimeModule;
 import dev.expo.common.ExpoException;
+import dev.expo.gateway.StateFile;
 
-import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.time.Clock;
@@ -39,8 +34,6 @@ import java.util.regex.Pattern;
 public final class Splits {
 
     private static final Pattern NAME = Pattern.compile("[A-Za-z0-9][A-Za-z0-9._/-]{0,127}");
-    private static final ObjectMapper JSON = new ObjectMapper().registerModule(new JavaTimeModule())
-            .disable(SerializationFeature.WRITE_DATES_AS_TIMESTAMPS).enable(SerializationFeature.INDENT_OUTPUT);
 
     /** What serves an arm: a model, optionally with an adapter at a scale (null = the adapter's own). */
     public record Arm(String name, String model, String adapter, Double adapterScale, double weight) {
@@ -75,13 +68,9 @@ public final class Splits {
         this.clock = clock;
         this.isModel = isModel;
         if (Files.exists(file)) {
-            try {
-                for (Stored stored : JSON.readValue(file.toFile(), Stored[].class)) {
-                    byName.put(stored.name(), new State(stored.name(), stored.arms(), stored.updatedAt(),
-                            stored.counts()));
-                }
-            } catch (IOException e) {
-                throw new UncheckedIOException("cannot read the A/B splits in " + file + ": " + e.getMessage(), e);
+            for (Stored stored : StateFile.read(file, Stored[].class, "A/B splits")) {
+                byName.put(stored.name(), new State(stored.name(), stored.arms(), stored.updatedAt(),
+                        stored.counts()));
             }
         }
     }
@@ -232,17 +221,10 @@ public final class Splits {
             stored.add(new Stored(state.name, state.arms, state.updatedAt, state.snapshot()));
         }
         try {
-            Files.createDirectories(file.getParent());
-            Path temporary = file.resolveSibling(file.getFileName() + ".tmp");
-            Files.write(temporary, JSON.writeValueAsBytes(stored));
-            try {
-                Files.move(temporary, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-            } catch (AtomicMoveNotSupportedException e) {
-                Files.move(temporary, file, StandardCopyOption.REPLACE_EXISTING);
-            }
-        } catch (IOException e) {
+            StateFile.write(file, stored, "A/B splits");
+        } catch (UncheckedIOException e) {
             dirty = true;
-            throw new UncheckedIOException("cannot write the A/B splits to " + file + ": " + e.getMessage(), e);
+            throw e;
         }
     }
 

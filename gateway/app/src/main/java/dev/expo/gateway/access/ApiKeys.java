@@ -1,18 +1,11 @@
 package dev.expo.gateway.access;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.SerializationFeature;
-import com.fasterxml.jackson.datatype.jsr310.JavaTimeModule;
 import dev.expo.common.ExpoException;
+import dev.expo.gateway.StateFile;
 
-import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.nio.file.attribute.PosixFilePermissions;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.security.SecureRandom;
@@ -37,8 +30,6 @@ public final class ApiKeys {
     static final String KEY_PREFIX = "expo-";
     private static final Pattern KEY = Pattern.compile("expo-(k-[0-9a-f]{12})-[A-Za-z0-9_-]{43}");
     private static final Pattern NAME = Pattern.compile("[A-Za-z0-9._-]{1,64}");
-    private static final ObjectMapper JSON = new ObjectMapper().registerModule(new JavaTimeModule())
-            .disable(SerializationFeature.WRITE_DATES_AS_TIMESTAMPS).enable(SerializationFeature.INDENT_OUTPUT);
 
     private final Path file;
     private final Clock clock;
@@ -53,12 +44,8 @@ public final class ApiKeys {
         this.file = file;
         this.clock = clock;
         if (Files.exists(file)) {
-            try {
-                for (ApiKey key : JSON.readValue(file.toFile(), ApiKey[].class)) {
-                    byId.put(key.id(), key);
-                }
-            } catch (IOException e) {
-                throw new UncheckedIOException("cannot read the API keys in " + file + ": " + e.getMessage(), e);
+            for (ApiKey key : StateFile.read(file, ApiKey[].class, "API keys")) {
+                byId.put(key.id(), key);
             }
         }
     }
@@ -153,23 +140,8 @@ public final class ApiKeys {
                 .or(() -> byId.values().stream().filter(k -> k.name().equals(name)).findFirst());
     }
 
-    /** Written whole to a temporary file and renamed over the old one: a crash never leaves a torn key file. */
     private void save() {
-        try {
-            Files.createDirectories(file.getParent());
-            Path temporary = file.resolveSibling(file.getFileName() + ".tmp");
-            Files.deleteIfExists(temporary);
-            Files.createFile(temporary, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString(
-                    "rw-------")));
-            Files.write(temporary, JSON.writeValueAsBytes(byId.values()));
-            try {
-                Files.move(temporary, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-            } catch (AtomicMoveNotSupportedException e) {
-                Files.move(temporary, file, StandardCopyOption.REPLACE_EXISTING);
-            }
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot write the API keys to " + file + ": " + e.getMessage(), e);
-        }
+        StateFile.write(file, byId.values(), "API keys");
     }
 
     static String sha256(String secret) {
