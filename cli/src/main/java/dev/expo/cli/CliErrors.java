@@ -32,7 +32,10 @@ public class CliErrors implements CommandLine.IExecutionExceptionHandler {
             if (status.getCode() == Status.Code.UNAVAILABLE && (status.getDescription() == null
                     || !status.getDescription().contains("not reachable"))) {
                 return "cannot reach the gateway at " + GatewayOptions.address()
-                        + " (is the stack running? try bin/expo-stack up)";
+                        + " (is the stack running? try bin/expo-stack up" + (GatewayOptions.usesTls()
+                        || String.valueOf(status.getDescription()).contains("refused")
+                        || String.valueOf(status.getCause()).contains("refused") ? ""
+                        : "; if the gateway has a TLS certificate, set EXPO_TLS_CA=ITS_CA.pem or EXPO_TLS=1") + ")";
             }
             if (status.getCode() == Status.Code.DEADLINE_EXCEEDED) {
                 return "DEADLINE_EXCEEDED: the call took longer than its --timeout";

@@ -41,7 +41,13 @@ public final class GatewayOptions {
         return fromEnv == null || fromEnv.isBlank() ? DEFAULT_GATEWAY : fromEnv;
     }
 
-    /** A plaintext channel to the gateway; callers close it with {@link #close}. */
+    /** Whether the channel is TLS ({@code EXPO_TLS_CA} or {@code EXPO_TLS=1} set). */
+    static boolean usesTls() {
+        String ca = System.getenv("EXPO_TLS_CA");
+        return (ca != null && !ca.isBlank()) || "1".equals(System.getenv("EXPO_TLS"));
+    }
+
+    /** A channel to the gateway (plain text, or TLS as {@link #usesTls} says); callers close it with {@link #close}. */
     public static ManagedChannel open() {
         String address = address();
         int colon = address.lastIndexOf(':');
