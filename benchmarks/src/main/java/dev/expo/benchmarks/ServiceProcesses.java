@@ -25,6 +25,20 @@ final class ServiceProcesses implements AutoCloseable {
         this.logs = Files.createDirectories(logs);
     }
 
+    private Path adminKeyFile;
+
+    /**
+     * The gateway's admin key, once it has started; null before. The gateway writes it when its store has no key yet,
+     * next to the store's keys (so a store kept between runs keeps its key too).
+     */
+    String adminKey() {
+        try {
+            return adminKeyFile != null && Files.exists(adminKeyFile) ? Files.readString(adminKeyFile).strip() : null;
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
+    }
+
     /** Starts a service on {@code port}; its inference client (a gateway's) points at {@code inferencePort}. */
     void start(String service, int port, Path store, int inferencePort, String extraFlags) throws IOException {
         Path jar = root.resolve(service).resolve("app/target/quarkus-app/quarkus-run.jar");
@@ -36,8 +50,13 @@ final class ServiceProcesses implements AutoCloseable {
         command.addAll(flags(System.getProperty("expo.bench.service-flags", "--add-modules jdk.incubator.vector "
                 + "--enable-native-access=ALL-UNNAMED -Dai.djl.offline=true")));
         command.addAll(flags(extraFlags));
-        command.addAll(List.of("-Dquarkus.http.port=" + port, "-Dexpo.model-store=" + store,
-                "-Dquarkus.grpc.clients.inference.port=" + inferencePort, "-jar", jar.toString()));
+        command.addAll(List.of("-Dquarkus.http.port=" + port, "-Dexpo.model-store=" + store));
+        if (service.equals("gateway")) {
+            adminKeyFile = store.resolve(".gateway").resolve("bench-admin.key");
+            command.addAll(List.of("-Dexpo.backends.inference=127.0.0.1:" + inferencePort,
+                    "-Dexpo.auth.bootstrap-key-file=" + adminKeyFile));
+        }
+        command.addAll(List.of("-jar", jar.toString()));
         Process process = new ProcessBuilder(command).redirectErrorStream(true)
                 .redirectOutput(logs.resolve(service + ".log").toFile()).start();
         processes.put(service, process);

@@ -146,7 +146,8 @@ public final class ServingBenchmark {
                             + options.maxPrefillPositions));
             services.start("gateway", gatewayPort, store, inferencePort, "");
             ManagedChannel direct = channel(inferencePort);
-            ManagedChannel gateway = channel(gatewayPort);
+            ManagedChannel gateway = NettyChannelBuilder.forAddress("127.0.0.1", gatewayPort).usePlaintext()
+                    .intercept(Bearer.of(services::adminKey)).build();
             try {
                 awaitReady(services, direct, gateway);
                 System.out.printf("Serving benchmark: %d cores, Java %s; inference service and gateway as processes "

@@ -1,5 +1,7 @@
 package dev.expo.e2e;
 
+import dev.expo.benchmarks.Bearer;
+
 import dev.expo.api.v1.GenerateRequest;
 import dev.expo.api.v1.GenerateResponse;
 import dev.expo.api.v1.InferenceServiceGrpc;

@@ -1,5 +1,7 @@
 package dev.expo.e2e;
 
+import dev.expo.benchmarks.Bearer;
+
 import dev.expo.cli.demo.DemoModels;
 import dev.expo.common.store.ModelStore;
 import io.grpc.ManagedChannel;

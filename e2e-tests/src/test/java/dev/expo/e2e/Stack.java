@@ -1,5 +1,7 @@
 package dev.expo.e2e;
 
+import dev.expo.benchmarks.Bearer;
+
 import io.grpc.ManagedChannel;
 import io.grpc.health.v1.HealthCheckRequest;
 import io.grpc.health.v1.HealthCheckResponse;
@@ -25,7 +27,9 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * The four packaged services started as separate processes on free loopback ports, as bin/expo-stack starts them,
- * with a temporary model store. One stack serves every end-to-end test (see {@link StackExtension}).
+ * with a temporary model store. One stack serves every end-to-end test (see {@link StackExtension}); a test that
+ * kills processes starts its own, of the services it needs ({@link #of}: {@code inference-service-2} is a second
+ * inference replica behind the same gateway).
  */
 public final class Stack implements AutoCloseable {
 
@@ -49,13 +53,22 @@ public final class Stack implements AutoCloseable {
     private volatile String adminKey;
 
     Stack() throws IOException, InterruptedException {
+        this(SERVICES, "e2e-logs");
+    }
+
+    /** A stack of just these services (the gateway last), its logs in {@code target/<logsName>}. */
+    static Stack of(String logsName, String... services) throws IOException, InterruptedException {
+        return new Stack(List.of(services), logsName);
+    }
+
+    private Stack(List<String> services, String logsName) throws IOException, InterruptedException {
         store = Files.createTempDirectory("expo-e2e-store");
         adminKeyFile = Files.createTempDirectory("expo-e2e-run").resolve("api-key");
-        logs = Files.createDirectories(root.resolve("e2e-tests/target/e2e-logs"));
-        for (String service : SERVICES) {
+        logs = Files.createDirectories(root.resolve("e2e-tests/target").resolve(logsName));
+        for (String service : services) {
             ports.put(service, freePort());
         }
-        for (String service : SERVICES) {
+        for (String service : services) {
             processes.put(service, start(service));
         }
         channel = NettyChannelBuilder.forAddress("127.0.0.1", ports.get("gateway")).usePlaintext()
@@ -69,8 +82,25 @@ public final class Stack implements AutoCloseable {
         return adminKey;
     }
 
+    /** Every inference replica's address, as the gateway's round robin takes them. */
+    private String addressesOf(String app) {
+        List<String> addresses = new ArrayList<>();
+        ports.forEach((service, port) -> {
+            if (appOf(service).equals(app)) {
+                addresses.add("127.0.0.1:" + port);
+            }
+        });
+        return addresses.isEmpty() ? "127.0.0.1:1" : String.join(",", addresses);
+    }
+
+    /** inference-service-2 runs the inference-service jar. */
+    static String appOf(String service) {
+        return service.replaceFirst("^(inference-service)-\\d+$", "$1");
+    }
+
     private Process start(String service) throws IOException {
-        Path jar = root.resolve(service).resolve("app/target/quarkus-app/quarkus-run.jar");
+        String app = appOf(service);
+        Path jar = root.resolve(app).resolve("app/target/quarkus-app/quarkus-run.jar");
         if (!Files.exists(jar)) {
             throw new IllegalStateException(jar + " is missing: package the services first (./mvnw verify does)");
         }
@@ -78,17 +108,17 @@ public final class Stack implements AutoCloseable {
                 "--enable-native-access=ALL-UNNAMED", "--sun-misc-unsafe-memory-access=allow",
                 "-Dai.djl.offline=true", "-Xmx512m",
                 "-Dquarkus.http.port=" + ports.get(service),
-                "-Dexpo.model-store=" + store,
-                "-Dquarkus.grpc.clients.extrapolation.port=" + ports.get("extrapolation-service"),
-                "-Dquarkus.grpc.clients.training.port=" + ports.get("training-service"),
-                "-Dquarkus.grpc.clients.inference.port=" + ports.get("inference-service")));
+                "-Dexpo.model-store=" + store));
         if (service.equals("gateway")) {
-            command.add("-Dexpo.auth.bootstrap-key-file=" + adminKeyFile);
+            command.addAll(List.of("-Dexpo.auth.bootstrap-key-file=" + adminKeyFile,
+                    "-Dexpo.backends.extrapolation=" + addressesOf("extrapolation-service"),
+                    "-Dexpo.backends.training=" + addressesOf("training-service"),
+                    "-Dexpo.backends.inference=" + addressesOf("inference-service")));
         }
-        if (service.equals("extrapolation-service")) {
+        if (app.equals("extrapolation-service")) {
             command.addAll(EXTRAPOLATION_SETTINGS);
         }
-        if (service.equals("inference-service")) {
+        if (app.equals("inference-service")) {
             command.addAll(List.of("-Dai.djl.pytorch.num_threads=2", "-Dai.djl.pytorch.num_interop_threads=1",
                     "-Djdk.incubator.vector.VECTOR_ACCESS_OOB_CHECK=0"));   // as bin/lib/env.sh runs it
         }
@@ -121,8 +151,24 @@ public final class Stack implements AutoCloseable {
     }
 
     boolean allServing() {
-        for (String service : List.of("", "expo.v1.ExtrapolationService", "expo.v1.TrainingService",
-                "expo.v1.InferenceService")) {
+        List<String> services = new ArrayList<>(List.of(""));
+        if (ports.containsKey("extrapolation-service")) {
+            services.add("expo.v1.ExtrapolationService");
+        }
+        if (ports.containsKey("training-service")) {
+            services.add("expo.v1.TrainingService");
+        }
+        if (ports.containsKey("inference-service")) {
+            services.add("expo.v1.InferenceService");
+        }
+        for (int port : ports.values()) {                  // every process listening (each replica, too)
+            try (java.net.Socket socket = new java.net.Socket()) {
+                socket.connect(new java.net.InetSocketAddress("127.0.0.1", port), 1000);
+            } catch (IOException notYet) {
+                return false;
+            }
+        }
+        for (String service : services) {
             try {
                 HealthCheckResponse response = HealthGrpc.newBlockingStub(channel).withDeadlineAfter(2,
                         TimeUnit.SECONDS).check(HealthCheckRequest.newBuilder().setService(service).build());
@@ -136,13 +182,18 @@ public final class Stack implements AutoCloseable {
         return true;
     }
 
-    /** kill -9 of one service (SIGKILL: no shutdown hook runs), then the same service started again, serving. */
-    void killAndRestart(String service) throws IOException, InterruptedException {
+    /** kill -9 of one service (SIGKILL: no shutdown hook runs); returns once the process is gone. */
+    void kill(String service) throws InterruptedException {
         Process process = processes.get(service);
         process.destroyForcibly();
         if (!process.waitFor(20, TimeUnit.SECONDS)) {
             throw new IllegalStateException(service + " survived SIGKILL");
         }
+    }
+
+    /** kill -9 of one service, then the same service started again, serving. */
+    void killAndRestart(String service) throws IOException, InterruptedException {
+        kill(service);
         Files.move(logs.resolve(service + ".log"), logs.resolve(service + "-killed.log"),
                 java.nio.file.StandardCopyOption.REPLACE_EXISTING);
         processes.put(service, start(service));

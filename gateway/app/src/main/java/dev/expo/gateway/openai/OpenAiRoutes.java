@@ -97,7 +97,10 @@ public class OpenAiRoutes {
             } catch (Quotas.Exceeded e) {
                 throw rateLimited(e);
             }
-            String sticky = request.user() != null ? "user:" + request.user() : "key:" + caller.keyId();
+            // One user, one arm: OpenAI's "user" field, else the x-expo-user header (as on gRPC), else the key.
+            String header = ctx.request().getHeader("x-expo-user");
+            String user = request.user() != null ? request.user() : header != null && !header.isBlank() ? header : null;
+            String sticky = user != null ? "user:" + user : "key:" + caller.keyId();
             routed = splits.route(request.model(), sticky).orElse(null);
             if (routed != null && request.adapterGiven()) {
                 throw OpenAiError.invalid("expo", "model " + request.model() + " is an A/B split: its arms choose "

@@ -3,40 +3,46 @@ package dev.expo.gateway.routing;
 import dev.expo.api.v1.ExtrapolationServiceGrpc;
 import dev.expo.api.v1.InferenceServiceGrpc;
 import dev.expo.api.v1.TrainingServiceGrpc;
-import io.grpc.Channel;
-import io.quarkus.grpc.GrpcClient;
+import io.grpc.ManagedChannel;
 import jakarta.annotation.PostConstruct;
+import jakarta.annotation.PreDestroy;
 import jakarta.enterprise.context.ApplicationScoped;
-import org.eclipse.microprofile.config.Config;
-import org.eclipse.microprofile.config.ConfigProvider;
+import jakarta.inject.Inject;
 
 import java.util.LinkedHashMap;
 import java.util.Map;
+import java.util.concurrent.TimeUnit;
 
 /**
- * Which backend serves which public service. Each backend is a gRPC client configured as
- * {@code quarkus.grpc.clients.<client>.host/port}.
+ * Which backend serves which public service, and the gateway's one channel to each (over any number of replicas:
+ * {@link BackendsConfig}, {@link BackendChannel}).
  */
 @ApplicationScoped
 public class Backends {
 
-    @GrpcClient("extrapolation")
-    Channel extrapolation;
-
-    @GrpcClient("training")
-    Channel training;
-
-    @GrpcClient("inference")
-    Channel inference;
+    @Inject
+    BackendsConfig config;
 
     private final Map<String, ForwardingService.Backend> byService = new LinkedHashMap<>();
 
     @PostConstruct
     void wire() {
-        byService.put(ExtrapolationServiceGrpc.SERVICE_NAME, backend("extrapolation-service", "extrapolation",
-                extrapolation));
-        byService.put(TrainingServiceGrpc.SERVICE_NAME, backend("training-service", "training", training));
-        byService.put(InferenceServiceGrpc.SERVICE_NAME, backend("inference-service", "inference", inference));
+        byService.put(ExtrapolationServiceGrpc.SERVICE_NAME, backend("extrapolation-service", config.extrapolation()));
+        byService.put(TrainingServiceGrpc.SERVICE_NAME, backend("training-service", config.training()));
+        byService.put(InferenceServiceGrpc.SERVICE_NAME, backend("inference-service", config.inference()));
+    }
+
+    @PreDestroy
+    void close() throws InterruptedException {
+        for (ForwardingService.Backend backend : byService.values()) {
+            ((ManagedChannel) backend.channel()).shutdown();
+        }
+        for (ForwardingService.Backend backend : byService.values()) {
+            ManagedChannel channel = (ManagedChannel) backend.channel();
+            if (!channel.awaitTermination(2, TimeUnit.SECONDS)) {
+                channel.shutdownNow();
+            }
+        }
     }
 
     /** Public service name -> its backend, in a stable order. */
@@ -52,11 +58,11 @@ public class Backends {
         return backend;
     }
 
-    private static ForwardingService.Backend backend(String name, String client, Channel channel) {
-        Config config = ConfigProvider.getConfig();
-        String host = config.getOptionalValue("quarkus.grpc.clients." + client + ".host", String.class)
-                .orElse("localhost");
-        int port = config.getOptionalValue("quarkus.grpc.clients." + client + ".port", Integer.class).orElse(9000);
-        return new ForwardingService.Backend(name, host + ":" + port, channel);
+    private static ForwardingService.Backend backend(String name, String address) {
+        try {
+            return new ForwardingService.Backend(name, address.strip(), BackendChannel.open(address));
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("expo.backends for " + name + ": " + e.getMessage(), e);
+        }
     }
 }

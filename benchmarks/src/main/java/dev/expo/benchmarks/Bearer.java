@@ -1,4 +1,4 @@
-package dev.expo.e2e;
+package dev.expo.benchmarks;
 
 import io.grpc.CallOptions;
 import io.grpc.Channel;
@@ -11,9 +11,9 @@ import io.grpc.MethodDescriptor;
 import java.util.function.Supplier;
 
 /** Sends {@code authorization: Bearer KEY} on every call, as bin/expo and OpenAI clients do (none while null). */
-final class Bearer implements ClientInterceptor {
+public final class Bearer implements ClientInterceptor {
 
-    static final Metadata.Key<String> AUTHORIZATION = Metadata.Key.of("authorization",
+    public static final Metadata.Key<String> AUTHORIZATION = Metadata.Key.of("authorization",
             Metadata.ASCII_STRING_MARSHALLER);
 
     private final Supplier<String> key;
@@ -22,11 +22,11 @@ final class Bearer implements ClientInterceptor {
         this.key = key;
     }
 
-    static Bearer of(Supplier<String> key) {
+    public static Bearer of(Supplier<String> key) {
         return new Bearer(key);
     }
 
-    static Bearer of(String key) {
+    public static Bearer of(String key) {
         return new Bearer(() -> key);
     }
 

@@ -1,0 +1,155 @@
+package dev.expo.e2e;
+
+import dev.expo.api.v1.FinishReason;
+import dev.expo.api.v1.GenerateRequest;
+import dev.expo.api.v1.GenerateResponse;
+import dev.expo.api.v1.InferenceServiceGrpc;
+import dev.expo.api.v1.SamplingParams;
+import dev.expo.api.v1.TokenIds;
+import dev.expo.benchmarks.SyntheticLlama;
+import io.grpc.Status;
+import io.grpc.stub.StreamObserver;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+/**
+ * Two inference replicas behind one gateway, and one of them killed (SIGKILL) mid-stream: its clients get UNAVAILABLE
+ * at once, never a hang; the streams on the other replica run to their end undisturbed; the next calls are served by
+ * the replica that is left. A stack of its own (the shared one is not for killing).
+ */
+class ReplicaFaultIT {
+
+    private static final String MODEL = "fault-llama";
+    private static Stack stack;
+
+    @BeforeAll
+    static void start() throws Exception {
+        stack = Stack.of("e2e-fault-logs", "inference-service", "inference-service-2", "gateway");
+        Path model = stack.store.resolve(MODEL);
+        // Big enough that a stream of a few hundred tokens takes seconds on two cores.
+        SyntheticLlama.writeModel(new SyntheticLlama.Shape(384, 512, 1024, 8, 8), Long.MAX_VALUE, model);
+        for (String file : List.of("tokenizer.json", "tokenizer_config.json")) {
+            Files.copy(stack.fixture("tiny-llama-sft/" + file), model.resolve(file));
+        }
+    }
+
+    @AfterAll
+    static void stop() {
+        if (stack != null) {
+            stack.close();
+        }
+    }
+
+    /** One stream's end: its status (OK when it finished), tokens, finish reason, and when it ended. */
+    record Outcome(Status status, int tokens, FinishReason finish, long endedNanos) {
+    }
+
+    private static CompletableFuture<Outcome> stream(int maxNewTokens, CountDownLatch firstToken) {
+        CompletableFuture<Outcome> outcome = new CompletableFuture<>();
+        GenerateRequest request = GenerateRequest.newBuilder().setModel(MODEL)
+                .setTokenIds(TokenIds.newBuilder().addAllIds(List.of(1, 5, 9)))
+                .setSampling(SamplingParams.newBuilder().setTemperature(0f).setMaxNewTokens(maxNewTokens)
+                        .setIgnoreEos(true)).build();
+        AtomicInteger tokens = new AtomicInteger();
+        FinishReason[] finish = {FinishReason.FINISH_REASON_UNSPECIFIED};
+        InferenceServiceGrpc.newStub(stack.gateway()).withDeadlineAfter(120, TimeUnit.SECONDS).generate(request,
+                new StreamObserver<>() {
+                    @Override
+                    public void onNext(GenerateResponse response) {
+                        if (tokens.getAndAdd(response.getTokenIdsCount()) == 0 && response.getTokenIdsCount() > 0) {
+                            firstToken.countDown();
+                        }
+                        finish[0] = response.getFinishReason();
+                    }
+
+                    @Override
+                    public void onError(Throwable t) {
+                        outcome.complete(new Outcome(Status.fromThrowable(t), tokens.get(), finish[0],
+                                System.nanoTime()));
+                    }
+
+                    @Override
+                    public void onCompleted() {
+                        outcome.complete(new Outcome(Status.OK, tokens.get(), finish[0], System.nanoTime()));
+                    }
+                });
+        return outcome;
+    }
+
+    private static double running(String replica) throws Exception {
+        return stack.metrics(replica).lines().filter(l -> l.startsWith("expo_inference_batch_running{")
+                && l.contains(MODEL)).mapToDouble(l -> Double.parseDouble(l.substring(l.lastIndexOf(' ') + 1)))
+                .sum();
+    }
+
+    @Test
+    @Timeout(180)
+    void killingOneReplicaMidStreamFailsOnlyItsStreamsAndAtOnce() throws Exception {
+        // Warm both replicas (each loads the model on its first call), so the streams below start together.
+        CountDownLatch warm = new CountDownLatch(2);
+        List<CompletableFuture<Outcome>> warmUp = List.of(stream(2, warm), stream(2, warm));
+        for (CompletableFuture<Outcome> done : warmUp) {
+            assertThat(done.get(120, TimeUnit.SECONDS).status().getCode()).isEqualTo(Status.Code.OK);
+        }
+
+        int newTokens = 400;
+        CountDownLatch started = new CountDownLatch(4);
+        List<CompletableFuture<Outcome>> streams = new ArrayList<>();
+        for (int i = 0; i < 4; i++) {
+            streams.add(stream(newTokens, started));
+        }
+        assertThat(started.await(60, TimeUnit.SECONDS)).as("every stream has its first token").isTrue();
+        // Round robin put two on each replica.
+        assertThat(running("inference-service")).isEqualTo(2);
+        assertThat(running("inference-service-2")).isEqualTo(2);
+
+        long killed = System.nanoTime();
+        stack.kill("inference-service-2");
+
+        List<Outcome> outcomes = new ArrayList<>();
+        for (CompletableFuture<Outcome> stream : streams) {
+            outcomes.add(stream.get(120, TimeUnit.SECONDS));
+        }
+        List<Outcome> failed = outcomes.stream().filter(o -> !o.status().isOk()).toList();
+        System.out.printf("ReplicaFaultIT: kill -9 to UNAVAILABLE on the killed replica's streams: %s ms%n",
+                failed.stream().map(o -> String.valueOf(TimeUnit.NANOSECONDS.toMillis(o.endedNanos() - killed)))
+                        .toList());
+        List<Outcome> finished = outcomes.stream().filter(o -> o.status().isOk()).toList();
+        assertThat(failed).as(outcomes.toString()).hasSize(2).allSatisfy(o -> {
+            assertThat(o.status().getCode()).isEqualTo(Status.Code.UNAVAILABLE);
+            assertThat(o.status().getDescription()).contains("inference-service");
+            assertThat(TimeUnit.NANOSECONDS.toMillis(o.endedNanos() - killed)).as("ms from the kill to the error")
+                    .isLessThan(1000);
+            assertThat(o.tokens()).isLessThan(newTokens);
+        });
+        assertThat(finished).as(outcomes.toString()).hasSize(2).allSatisfy(o -> {
+            assertThat(o.tokens()).isEqualTo(newTokens);
+            assertThat(o.finish()).isEqualTo(FinishReason.FINISH_REASON_LENGTH);
+        });
+
+        // The calls after it all go to the replica that is left.
+        CountDownLatch after = new CountDownLatch(6);
+        List<CompletableFuture<Outcome>> next = new ArrayList<>();
+        for (int i = 0; i < 6; i++) {
+            next.add(stream(4, after));
+        }
+        for (CompletableFuture<Outcome> call : next) {
+            Outcome outcome = call.get(60, TimeUnit.SECONDS);
+            assertThat(outcome.status().getCode()).as(outcome.toString()).isEqualTo(Status.Code.OK);
+            assertThat(outcome.tokens()).isEqualTo(4);
+        }
+    }
+}

@@ -1,0 +1,100 @@
+package dev.expo.gateway.routing;
+
+import dev.expo.api.v1.AccessServiceGrpc;
+import dev.expo.api.v1.WhoAmIRequest;
+import dev.expo.api.v1.ApiKey;
+import io.grpc.ManagedChannel;
+import io.grpc.Server;
+import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
+import io.grpc.netty.NettyServerBuilder;
+import io.grpc.protobuf.services.HealthStatusManager;
+import io.grpc.stub.StreamObserver;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+
+import java.net.InetSocketAddress;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+/** A backend over several replicas: round robin, health checking, a replica going away. */
+class BackendChannelTest {
+
+    private final List<Server> servers = new ArrayList<>();
+    private final List<HealthStatusManager> health = new ArrayList<>();
+    private ManagedChannel channel;
+
+    /** A replica that answers WhoAmI with its own name, and the standard health service. */
+    private int replica(String name) throws Exception {
+        HealthStatusManager status = new HealthStatusManager();
+        Server server = NettyServerBuilder.forAddress(new InetSocketAddress("127.0.0.1", 0))
+                .addService(status.getHealthService())
+                .addService(new AccessServiceGrpc.AccessServiceImplBase() {
+                    @Override
+                    public void whoAmI(WhoAmIRequest request, StreamObserver<ApiKey> observer) {
+                        observer.onNext(ApiKey.newBuilder().setName(name).build());
+                        observer.onCompleted();
+                    }
+                }).build().start();
+        servers.add(server);
+        health.add(status);
+        return server.getPort();
+    }
+
+    private Map<String, Integer> calls(int n) {
+        Map<String, Integer> byReplica = new HashMap<>();
+        var stub = AccessServiceGrpc.newBlockingStub(channel);
+        for (int i = 0; i < n; i++) {
+            String name = stub.withDeadlineAfter(5, TimeUnit.SECONDS).whoAmI(WhoAmIRequest.getDefaultInstance())
+                    .getName();
+            byReplica.merge(name, 1, Integer::sum);
+        }
+        return byReplica;
+    }
+
+    @AfterEach
+    void stop() {
+        if (channel != null) {
+            channel.shutdownNow();
+        }
+        servers.forEach(Server::shutdownNow);
+    }
+
+    @Test
+    void targetsNameOneReplicaAListOrADnsName() {
+        assertThat(BackendChannel.target("127.0.0.1:50054")).isEqualTo("static:///127.0.0.1:50054");
+        assertThat(BackendChannel.target("127.0.0.1:1, 127.0.0.1:2")).isEqualTo("static:///127.0.0.1:1,127.0.0.1:2");
+        assertThat(BackendChannel.target("dns:///inference-headless:50054")).isEqualTo(
+                "dns:///inference-headless:50054");
+        for (String bad : List.of("", "inference", "host:0", "host:port", "127.0.0.1:1,", "a:70000")) {
+            assertThatThrownBy(() -> BackendChannel.target(bad)).as(bad).isInstanceOf(IllegalArgumentException.class);
+        }
+    }
+
+    @Test
+    void callsGoRoundRobinOverTheHealthyReplicas() throws Exception {
+        int a = replica("a");
+        int b = replica("b");
+        channel = BackendChannel.open("127.0.0.1:" + a + ",127.0.0.1:" + b);
+        calls(4);                                                    // until both connections are up
+        assertThat(calls(20)).containsEntry("a", 10).containsEntry("b", 10);
+
+        // A replica that reports NOT_SERVING (draining) gets no new calls; back to SERVING, it gets its share again.
+        health.get(1).setStatus("", ServingStatus.NOT_SERVING);
+        Thread.sleep(300);
+        assertThat(calls(10)).containsOnlyKeys("a");
+        health.get(1).setStatus("", ServingStatus.SERVING);
+        Thread.sleep(300);
+        assertThat(calls(20)).containsKeys("a", "b");
+
+        // A replica that goes away: the calls after it are served by the other.
+        servers.getFirst().shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+        Thread.sleep(300);
+        assertThat(calls(10)).containsOnlyKeys("b");
+    }
+}
