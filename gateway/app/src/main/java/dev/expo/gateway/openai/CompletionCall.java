@@ -11,10 +11,10 @@ import dev.expo.api.v1.GeneratedTokenLogprobs;
 import dev.expo.api.v1.InferenceServiceGrpc;
 import dev.expo.api.v1.TokenLogprob;
 import dev.expo.gateway.ab.SplitTraffic;
+import dev.expo.gateway.routing.ForwardingService;
 import dev.expo.gateway.access.AccessMetrics;
 import dev.expo.gateway.access.Caller;
 import dev.expo.gateway.access.Quotas;
-import io.grpc.Channel;
 import io.grpc.Status;
 import io.grpc.stub.ClientCallStreamObserver;
 import io.grpc.stub.ClientResponseObserver;
@@ -38,7 +38,7 @@ final class CompletionCall {
     private final OpenAiRequest request;
     private final HttpServerResponse response;
     private final Context context;
-    private final Channel inference;
+    private final ForwardingService.Backend inference;
     private final SplitTraffic.Routed routed;
     private final Quotas.Admission admission;
     private final Caller caller;
@@ -66,7 +66,8 @@ final class CompletionCall {
         }
     }
 
-    CompletionCall(OpenAiRequest request, HttpServerResponse response, Context context, Channel inference,
+    CompletionCall(OpenAiRequest request, HttpServerResponse response, Context context,
+                   ForwardingService.Backend inference,
                    SplitTraffic.Routed routed, Quotas.Admission admission, Caller caller, AccessMetrics metrics,
                    String endpoint, String id, long created) {
         this.request = request;
@@ -97,7 +98,7 @@ final class CompletionCall {
                 }
                 generate = b.build();
             }
-            InferenceServiceGrpc.newStub(inference).generate(generate, new ClientResponseObserver<GenerateRequest,
+            InferenceServiceGrpc.newStub(inference.channel()).generate(generate, new ClientResponseObserver<GenerateRequest,
                     GenerateResponse>() {
                 @Override
                 public void beforeStart(ClientCallStreamObserver<GenerateRequest> call) {
@@ -111,7 +112,8 @@ final class CompletionCall {
 
                 @Override
                 public void onError(Throwable t) {
-                    context.runOnContext(v -> onFailure(Status.fromThrowable(t)));
+                    context.runOnContext(v -> onFailure(ForwardingService.mapBackendStatus(Status.fromThrowable(t),
+                            inference)));
                 }
 
                 @Override

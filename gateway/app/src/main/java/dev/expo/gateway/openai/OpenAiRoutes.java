@@ -17,7 +17,7 @@ import dev.expo.gateway.access.Caller;
 import dev.expo.gateway.access.Quotas;
 import dev.expo.gateway.access.Role;
 import dev.expo.gateway.routing.Backends;
-import io.grpc.Channel;
+import dev.expo.gateway.routing.ForwardingService;
 import io.grpc.Status;
 import io.grpc.stub.StreamObserver;
 import io.vertx.core.Vertx;
@@ -69,8 +69,8 @@ public class OpenAiRoutes {
                 "unknown_url", "no such endpoint: " + ctx.request().method() + " " + ctx.request().path())));
     }
 
-    private Channel inference() {
-        return backends.of(InferenceServiceGrpc.SERVICE_NAME).channel();
+    private ForwardingService.Backend inference() {
+        return backends.of(InferenceServiceGrpc.SERVICE_NAME);
     }
 
     private void completion(RoutingContext ctx, boolean chat) {
@@ -131,7 +131,7 @@ public class OpenAiRoutes {
         }
         HttpServerResponse response = ctx.response();
         var vertx = Vertx.currentContext();
-        InferenceServiceGrpc.newStub(inference()).listModels(ListModelsRequest.newBuilder().setPageSize(1000)
+        InferenceServiceGrpc.newStub(inference().channel()).listModels(ListModelsRequest.newBuilder().setPageSize(1000)
                 .build(), new StreamObserver<>() {
             @Override
             public void onNext(ListModelsResponse value) {

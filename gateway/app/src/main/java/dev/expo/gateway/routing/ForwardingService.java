@@ -186,7 +186,7 @@ public final class ForwardingService {
     }
 
     /** A backend's verdict stands; only "could not reach it" is reworded so the caller knows which one. */
-    static Status mapBackendStatus(Status status, Backend backend) {
+    public static Status mapBackendStatus(Status status, Backend backend) {
         if (status.getCode() == Status.Code.UNAVAILABLE) {
             return Status.UNAVAILABLE.withDescription(backend.name() + " is not reachable at " + backend.address()
                     + (status.getDescription() == null ? "" : " (" + status.getDescription() + ")")).withCause(
