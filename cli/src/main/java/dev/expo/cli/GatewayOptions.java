@@ -6,11 +6,17 @@ import io.grpc.netty.shaded.io.grpc.netty.GrpcSslContexts;
 import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import io.grpc.stub.MetadataUtils;
 
+import com.fasterxml.jackson.databind.ObjectMapper;
+
 import java.io.File;
 import java.io.IOException;
+import java.io.InputStream;
+import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 
 import java.util.concurrent.TimeUnit;
 
@@ -26,6 +32,13 @@ public final class GatewayOptions {
 
     private static volatile String selected;
 
+    /**
+     * The gRPC service config the CLI uses and docs/api.md recommends: calls that are safe to repeat (reads, Generate
+     * before its first token, loads) are retried on UNAVAILABLE with backoff, so a replica restarting or a gateway
+     * roll is ridden out; calls that create or change things are not.
+     */
+    static final Map<String, ?> SERVICE_CONFIG = serviceConfig();
+
     private GatewayOptions() {
     }
 
@@ -39,6 +52,28 @@ public final class GatewayOptions {
         }
         String fromEnv = System.getenv("EXPO_GATEWAY");
         return fromEnv == null || fromEnv.isBlank() ? DEFAULT_GATEWAY : fromEnv;
+    }
+
+    @SuppressWarnings("unchecked")
+    private static Map<String, ?> serviceConfig() {
+        try (InputStream in = GatewayOptions.class.getResourceAsStream("service-config.json")) {
+            return (Map<String, ?>) withDoubles(new ObjectMapper().readValue(in, Map.class));
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    /** gRPC reads a service config's numbers as doubles, as its own JSON parser makes them. */
+    private static Object withDoubles(Object json) {
+        if (json instanceof Map<?, ?> map) {
+            Map<String, Object> copy = new LinkedHashMap<>();
+            map.forEach((k, v) -> copy.put((String) k, withDoubles(v)));
+            return copy;
+        }
+        if (json instanceof List<?> list) {
+            return list.stream().map(GatewayOptions::withDoubles).toList();
+        }
+        return json instanceof Number n ? n.doubleValue() : json;
     }
 
     /** Whether the channel is TLS ({@code EXPO_TLS_CA} or {@code EXPO_TLS=1} set). */
@@ -63,7 +98,8 @@ public final class GatewayOptions {
             throw new CliException("the gateway address must be HOST:PORT, not \"" + address + "\"", 2);
         }
         NettyChannelBuilder builder = NettyChannelBuilder.forAddress(address.substring(0, colon), port)
-                .maxInboundMessageSize(64 << 20);
+                .maxInboundMessageSize(64 << 20)
+                .defaultServiceConfig(SERVICE_CONFIG).enableRetry();
         String ca = System.getenv("EXPO_TLS_CA");
         if (ca != null && !ca.isBlank()) {
             try {

@@ -98,6 +98,47 @@ class CliTest {
         assertThat(run.err()).contains("image file " + empty + " is empty");
     }
 
+    /**
+     * The service config: a read that meets UNAVAILABLE (a replica restarting) is retried and succeeds; a call that
+     * changes something is not repeated.
+     */
+    @Test
+    void readsAreRetriedOnUnavailableAndChangesAreNot() throws Exception {
+        java.util.concurrent.atomic.AtomicInteger lists = new java.util.concurrent.atomic.AtomicInteger();
+        java.util.concurrent.atomic.AtomicInteger cancels = new java.util.concurrent.atomic.AtomicInteger();
+        io.grpc.Server server = io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder.forPort(0)
+                .addService(new dev.expo.api.v1.InferenceServiceGrpc.InferenceServiceImplBase() {
+                    @Override
+                    public void listModels(dev.expo.api.v1.ListModelsRequest request,
+                                           io.grpc.stub.StreamObserver<dev.expo.api.v1.ListModelsResponse> out) {
+                        if (lists.incrementAndGet() < 3) {
+                            out.onError(io.grpc.Status.UNAVAILABLE.withDescription("restarting").asException());
+                        } else {
+                            out.onNext(dev.expo.api.v1.ListModelsResponse.getDefaultInstance());
+                            out.onCompleted();
+                        }
+                    }
+                })
+                .addService(new dev.expo.api.v1.ExtrapolationServiceGrpc.ExtrapolationServiceImplBase() {
+                    @Override
+                    public void cancelJob(dev.expo.api.v1.CancelExtrapolationJobRequest request,
+                                          io.grpc.stub.StreamObserver<dev.expo.api.v1.ExtrapolationJob> out) {
+                        cancels.incrementAndGet();
+                        out.onError(io.grpc.Status.UNAVAILABLE.withDescription("restarting").asException());
+                    }
+                }).build().start();
+        try {
+            Run list = run("--gateway", "127.0.0.1:" + server.getPort(), "models", "list");
+            assertThat(list.code()).as(list.err()).isZero();
+            assertThat(lists.get()).isEqualTo(3);
+            Run cancel = run("--gateway", "127.0.0.1:" + server.getPort(), "jobs", "cancel", "job-1");
+            assertThat(cancel.code()).isEqualTo(1);
+            assertThat(cancels.get()).isEqualTo(1);
+        } finally {
+            server.shutdownNow();
+        }
+    }
+
     @Test
     void anUnreachableGatewaySaysSoInOneLine() throws Exception {
         int port;
