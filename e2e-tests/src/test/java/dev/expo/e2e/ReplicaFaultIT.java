@@ -11,7 +11,10 @@ import io.grpc.Status;
 import io.grpc.stub.StreamObserver;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.MethodOrderer;
+import org.junit.jupiter.api.Order;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestMethodOrder;
 import org.junit.jupiter.api.Timeout;
 
 import java.nio.file.Files;
@@ -26,10 +29,12 @@ import java.util.concurrent.atomic.AtomicInteger;
 import static org.assertj.core.api.Assertions.assertThat;
 
 /**
- * Two inference replicas behind one gateway, and one of them killed (SIGKILL) mid-stream: its clients get UNAVAILABLE
+ * Two inference replicas behind one gateway. One of them hangs (SIGSTOP): deadlines still end the calls sent to it on
+ * time, and the gateway stops routing to it. One of them is killed (SIGKILL) mid-stream: its clients get UNAVAILABLE
  * at once, never a hang; the streams on the other replica run to their end undisturbed; the next calls are served by
  * the replica that is left. A stack of its own (the shared one is not for killing).
  */
+@TestMethodOrder(MethodOrderer.OrderAnnotation.class)
 class ReplicaFaultIT {
 
     private static final String MODEL = "fault-llama";
@@ -58,6 +63,10 @@ class ReplicaFaultIT {
     }
 
     private static CompletableFuture<Outcome> stream(int maxNewTokens, CountDownLatch firstToken) {
+        return stream(maxNewTokens, firstToken, 120_000);
+    }
+
+    private static CompletableFuture<Outcome> stream(int maxNewTokens, CountDownLatch firstToken, long deadlineMs) {
         CompletableFuture<Outcome> outcome = new CompletableFuture<>();
         GenerateRequest request = GenerateRequest.newBuilder().setModel(MODEL)
                 .setTokenIds(TokenIds.newBuilder().addAllIds(List.of(1, 5, 9)))
@@ -65,7 +74,8 @@ class ReplicaFaultIT {
                         .setIgnoreEos(true)).build();
         AtomicInteger tokens = new AtomicInteger();
         FinishReason[] finish = {FinishReason.FINISH_REASON_UNSPECIFIED};
-        InferenceServiceGrpc.newStub(stack.gateway()).withDeadlineAfter(120, TimeUnit.SECONDS).generate(request,
+        InferenceServiceGrpc.newStub(stack.gateway()).withDeadlineAfter(deadlineMs, TimeUnit.MILLISECONDS)
+                .generate(request,
                 new StreamObserver<>() {
                     @Override
                     public void onNext(GenerateResponse response) {
@@ -95,15 +105,60 @@ class ReplicaFaultIT {
                 .sum();
     }
 
-    @Test
-    @Timeout(180)
-    void killingOneReplicaMidStreamFailsOnlyItsStreamsAndAtOnce() throws Exception {
-        // Warm both replicas (each loads the model on its first call), so the streams below start together.
+    private static void signal(String signal, String service) throws Exception {
+        Process kill = new ProcessBuilder("kill", "-" + signal, String.valueOf(stack.pid(service))).start();
+        assertThat(kill.waitFor()).as("kill -" + signal).isZero();
+    }
+
+    /** Both replicas warm (each loads the model on its first call), so the streams of a test start together. */
+    private static void warmBoth() throws Exception {
         CountDownLatch warm = new CountDownLatch(2);
         List<CompletableFuture<Outcome>> warmUp = List.of(stream(2, warm), stream(2, warm));
         for (CompletableFuture<Outcome> done : warmUp) {
             assertThat(done.get(120, TimeUnit.SECONDS).status().getCode()).isEqualTo(Status.Code.OK);
         }
+    }
+
+    @Test
+    @Order(1)
+    @Timeout(180)
+    void aHungReplicaIsDroppedAndDeadlinesEndTheCallsSentToIt() throws Exception {
+        warmBoth();
+        signal("STOP", "inference-service-2");
+        try {
+            long stopped = System.nanoTime();
+            // Calls with a 2 s deadline: those that reach the hung replica end on time, the others succeed.
+            List<Outcome> early = new ArrayList<>();
+            for (int i = 0; i < 4; i++) {
+                early.add(stream(4, new CountDownLatch(1), 2000).get(10, TimeUnit.SECONDS));
+            }
+            for (Outcome outcome : early) {
+                assertThat(outcome.status().getCode()).as(outcome.toString()).isIn(Status.Code.OK,
+                        Status.Code.DEADLINE_EXCEEDED);
+            }
+            assertThat(early).as("some calls went to the hung replica and hit their deadline").anySatisfy(o ->
+                    assertThat(o.status().getCode()).isEqualTo(Status.Code.DEADLINE_EXCEEDED));
+            // The gateway's keepalive finds the replica unresponsive and round robin leaves it out: every call then
+            // succeeds.
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(40);
+            int inARow = 0;
+            while (inARow < 6) {
+                assertThat(System.nanoTime()).as("the hung replica is still picked 40 s on").isLessThan(deadline);
+                Outcome outcome = stream(4, new CountDownLatch(1), 2000).get(10, TimeUnit.SECONDS);
+                inARow = outcome.status().isOk() ? inARow + 1 : 0;
+            }
+            System.out.printf("ReplicaFaultIT: a SIGSTOPped replica left out of the round robin after %d ms%n",
+                    TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - stopped));
+        } finally {
+            signal("CONT", "inference-service-2");
+        }
+    }
+
+    @Test
+    @Order(2)
+    @Timeout(180)
+    void killingOneReplicaMidStreamFailsOnlyItsStreamsAndAtOnce() throws Exception {
+        warmBoth();
 
         int newTokens = 400;
         CountDownLatch started = new CountDownLatch(4);

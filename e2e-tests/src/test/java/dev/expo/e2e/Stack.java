@@ -182,6 +182,10 @@ public final class Stack implements AutoCloseable {
         return true;
     }
 
+    long pid(String service) {
+        return processes.get(service).pid();
+    }
+
     /** kill -9 of one service (SIGKILL: no shutdown hook runs); returns once the process is gone. */
     void kill(String service) throws InterruptedException {
         Process process = processes.get(service);
