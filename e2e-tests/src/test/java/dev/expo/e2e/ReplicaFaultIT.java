@@ -30,7 +30,8 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 /**
  * Two inference replicas behind one gateway. One of them hangs (SIGSTOP): deadlines still end the calls sent to it on
- * time, and the gateway stops routing to it. One of them is killed (SIGKILL) mid-stream: its clients get UNAVAILABLE
+ * time, and the gateway stops routing to it. One is terminated (SIGTERM, as Kubernetes stops a pod): it finishes its
+ * streams and gets no new calls while it drains. One of them is killed (SIGKILL) mid-stream: its clients get UNAVAILABLE
  * at once, never a hang; the streams on the other replica run to their end undisturbed; the next calls are served by
  * the replica that is left. A stack of its own (the shared one is not for killing).
  */
@@ -110,12 +111,26 @@ class ReplicaFaultIT {
         assertThat(kill.waitFor()).as("kill -" + signal).isZero();
     }
 
-    /** Both replicas warm (each loads the model on its first call), so the streams of a test start together. */
+    private static double served(String replica) throws Exception {
+        return stack.metrics(replica).lines().filter(l -> l.startsWith("expo_inference_requests_total{")
+                && l.contains(MODEL)).mapToDouble(l -> Double.parseDouble(l.substring(l.lastIndexOf(' ') + 1)))
+                .sum();
+    }
+
+    /**
+     * Both replicas connected and warm (each loads the model on its first call), so the streams of a test start
+     * together: calls until each replica has served one.
+     */
     private static void warmBoth() throws Exception {
-        CountDownLatch warm = new CountDownLatch(2);
-        List<CompletableFuture<Outcome>> warmUp = List.of(stream(2, warm), stream(2, warm));
-        for (CompletableFuture<Outcome> done : warmUp) {
-            assertThat(done.get(120, TimeUnit.SECONDS).status().getCode()).isEqualTo(Status.Code.OK);
+        double first = served("inference-service");
+        double second = served("inference-service-2");
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
+        while (served("inference-service") <= first || served("inference-service-2") <= second) {
+            assertThat(System.nanoTime()).as("both replicas serve").isLessThan(deadline);
+            CountDownLatch warm = new CountDownLatch(2);
+            for (CompletableFuture<Outcome> done : List.of(stream(2, warm), stream(2, warm))) {
+                assertThat(done.get(120, TimeUnit.SECONDS).status().getCode()).isEqualTo(Status.Code.OK);
+            }
         }
     }
 
@@ -156,6 +171,37 @@ class ReplicaFaultIT {
 
     @Test
     @Order(2)
+    @Timeout(180)
+    void aTerminatedReplicaFinishesItsStreamsAndTakesNoNewOnes() throws Exception {
+        warmBoth();
+        int newTokens = 300;
+        CountDownLatch started = new CountDownLatch(2);
+        List<CompletableFuture<Outcome>> streams = List.of(stream(newTokens, started), stream(newTokens, started));
+        assertThat(started.await(60, TimeUnit.SECONDS)).isTrue();
+        assertThat(running("inference-service-2")).as("one stream on the replica to stop").isEqualTo(1);
+
+        double firstServed = served("inference-service");
+        signal("TERM", "inference-service-2");                         // what Kubernetes sends a terminating pod
+        Thread.sleep(200);                                              // its NOT_SERVING reaches the gateway
+        // While it drains, new calls are all served, by the other replica.
+        for (int i = 0; i < 6; i++) {
+            Outcome outcome = stream(4, new CountDownLatch(1), 10_000).get(20, TimeUnit.SECONDS);
+            assertThat(outcome.status().getCode()).as("call " + i + " during the drain: " + outcome)
+                    .isEqualTo(Status.Code.OK);
+        }
+        assertThat(served("inference-service") - firstServed).as("calls served by the replica that stays")
+                .isGreaterThanOrEqualTo(6);
+        for (CompletableFuture<Outcome> stream : streams) {
+            Outcome outcome = stream.get(60, TimeUnit.SECONDS);
+            assertThat(outcome.status().getCode()).as(outcome.toString()).isEqualTo(Status.Code.OK);
+            assertThat(outcome.tokens()).isEqualTo(newTokens);
+        }
+        assertThat(stack.awaitExit("inference-service-2", 30)).as("the replica exits within its grace").isTrue();
+        stack.startAgain("inference-service-2");
+    }
+
+    @Test
+    @Order(3)
     @Timeout(180)
     void killingOneReplicaMidStreamFailsOnlyItsStreamsAndAtOnce() throws Exception {
         warmBoth();

@@ -182,6 +182,19 @@ public final class Stack implements AutoCloseable {
         return true;
     }
 
+    /** Whether the service's process has exited within the given seconds. */
+    boolean awaitExit(String service, long seconds) throws InterruptedException {
+        return processes.get(service).waitFor(seconds, TimeUnit.SECONDS);
+    }
+
+    /** Starts an exited service again (its earlier log kept), and waits for the stack to serve. */
+    void startAgain(String service) throws IOException, InterruptedException {
+        Files.move(logs.resolve(service + ".log"), logs.resolve(service + "-stopped.log"),
+                java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+        processes.put(service, start(service));
+        awaitServing(Duration.ofSeconds(120));
+    }
+
     long pid(String service) {
         return processes.get(service).pid();
     }
