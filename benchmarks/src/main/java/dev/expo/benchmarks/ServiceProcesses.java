@@ -41,9 +41,18 @@ final class ServiceProcesses implements AutoCloseable {
 
     /** Starts a service on {@code port}; its inference client (a gateway's) points at {@code inferencePort}. */
     void start(String service, int port, Path store, int inferencePort, String extraFlags) throws IOException {
-        Path jar = root.resolve(service).resolve("app/target/quarkus-app/quarkus-run.jar");
+        start(service, service, port, store, List.of("127.0.0.1:" + inferencePort), extraFlags);
+    }
+
+    /**
+     * Starts {@code app}'s jar as the process {@code name} (inference-service-2: a second replica) on {@code port};
+     * a gateway balances over {@code inferenceReplicas}.
+     */
+    void start(String name, String app, int port, Path store, List<String> inferenceReplicas, String extraFlags)
+            throws IOException {
+        Path jar = root.resolve(app).resolve("app/target/quarkus-app/quarkus-run.jar");
         if (!Files.exists(jar)) {
-            throw new IllegalStateException(jar + " is missing: build it (bin/expo-bench serving does)");
+            throw new IllegalStateException(jar + " is missing: build it (bin/expo-bench does)");
         }
         List<String> command = new ArrayList<>();
         command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
@@ -51,15 +60,19 @@ final class ServiceProcesses implements AutoCloseable {
                 + "--enable-native-access=ALL-UNNAMED -Dai.djl.offline=true")));
         command.addAll(flags(extraFlags));
         command.addAll(List.of("-Dquarkus.http.port=" + port, "-Dexpo.model-store=" + store));
-        if (service.equals("gateway")) {
+        if (app.equals("gateway")) {
             adminKeyFile = store.resolve(".gateway").resolve("bench-admin.key");
-            command.addAll(List.of("-Dexpo.backends.inference=127.0.0.1:" + inferencePort,
+            command.addAll(List.of("-Dexpo.backends.inference=" + String.join(",", inferenceReplicas),
                     "-Dexpo.auth.bootstrap-key-file=" + adminKeyFile));
         }
         command.addAll(List.of("-jar", jar.toString()));
         Process process = new ProcessBuilder(command).redirectErrorStream(true)
-                .redirectOutput(logs.resolve(service + ".log").toFile()).start();
-        processes.put(service, process);
+                .redirectOutput(logs.resolve(name + ".log").toFile()).start();
+        processes.put(name, process);
+    }
+
+    long pid(String name) {
+        return processes.get(name).pid();
     }
 
     /** A service that stopped on its own: a one-line account for the person running the benchmark. */

@@ -504,7 +504,7 @@ public final class ServingBenchmark {
         }
     }
 
-    private static void awaitReady(ServiceProcesses services, ManagedChannel direct, ManagedChannel gateway)
+    static void awaitReady(ServiceProcesses services, ManagedChannel direct, ManagedChannel gateway)
             throws InterruptedException {
         long deadline = System.nanoTime() + Duration.ofMinutes(3).toNanos();
         while (true) {
