@@ -149,6 +149,7 @@ public final class LoadBenchmark {
                 System.out.printf(Locale.ROOT, "Warm-up: %d s...%n", options.warmUp);
                 load(gateway, options, warm, options.warmUp);
                 Map<String, Long> rssAfterWarmUp = rss(services, measured);
+                Map<String, Long> heapAfterWarmUp = heapAfterGc(services, measured);
 
                 Tally tally = new Tally();
                 Map<String, List<Long>> samples = new TreeMap<>();
@@ -168,6 +169,11 @@ public final class LoadBenchmark {
                 sampler.interrupt();
                 Map<String, Long> rssAtEnd = rss(services, measured);
                 report(options, tally, seconds, rssAfterWarmUp, samples, rssAtEnd);
+                Map<String, Long> heapAtEnd = heapAfterGc(services, measured);
+                for (String name : measured) {
+                    System.out.printf(Locale.ROOT, "  heap after a full GC %-20s after warm-up %5d MiB, at the end %5d "
+                            + "MiB%n", name, heapAfterWarmUp.get(name) / 1024, heapAtEnd.get(name) / 1024);
+                }
 
                 System.out.printf(Locale.ROOT, "Per-token cost of the gateway under the same load (%d pairs of "
                         + "identical streams, direct and through the gateway, %d tokens each)...%n", options.pairs,
@@ -250,6 +256,26 @@ public final class LoadBenchmark {
         }
     }
 
+    /**
+     * The Java heap each process still uses after a full GC (KiB, from {@code jcmd GC.heap_info}): what it holds on
+     * to, which a leak grows; its RSS also grows while the JVM sizes its heap up to its steady state.
+     */
+    private static Map<String, Long> heapAfterGc(ServiceProcesses services, List<String> names)
+            throws IOException, InterruptedException {
+        Path jcmd = Path.of(System.getProperty("java.home"), "bin", "jcmd");
+        Map<String, Long> kb = new TreeMap<>();
+        for (String name : names) {
+            String pid = String.valueOf(services.pid(name));
+            new ProcessBuilder(jcmd.toString(), pid, "GC.run").redirectErrorStream(true).start().waitFor();
+            Process info = new ProcessBuilder(jcmd.toString(), pid, "GC.heap_info").redirectErrorStream(true).start();
+            String out = new String(info.getInputStream().readAllBytes());
+            info.waitFor();
+            java.util.regex.Matcher used = java.util.regex.Pattern.compile("heap .*?used (\\d+)K").matcher(out);
+            kb.put(name, used.find() ? Long.parseLong(used.group(1)) : -1);
+        }
+        return kb;
+    }
+
     /** Resident memory (VmRSS, KiB) of each process, from /proc. */
     private static Map<String, Long> rss(ServiceProcesses services, List<String> names) throws IOException {
         Map<String, Long> kb = new TreeMap<>();
@@ -300,7 +326,7 @@ public final class LoadBenchmark {
             }
         });
         Thread.sleep(5000);
-        Histogram differences = new Histogram(3);
+        List<Double> differences = new ArrayList<>();
         Histogram directGaps = new Histogram(3);
         Histogram gatewayGaps = new Histogram(3);
         List<Double> steps = new ArrayList<>();
@@ -320,7 +346,7 @@ public final class LoadBenchmark {
             double[] diff = new double[d.length];
             for (int i = 0; i < d.length; i++) {
                 diff[i] = (g[i] - d[i]) / 1e6;
-                differences.recordValue(Math.max(0, (g[i] - d[i]) / 1000));
+                differences.add(diff[i]);
                 if (i > 0) {
                     directGaps.recordValue((d[i] - d[i - 1]) / 1000);
                     gatewayGaps.recordValue((g[i] - g[i - 1]) / 1000);
@@ -328,8 +354,9 @@ public final class LoadBenchmark {
             }
             double step = (d[d.length - 1] - d[0]) / 1e6 / (d.length - 1);
             steps.add(step);
-            java.util.Arrays.sort(diff);
-            if (Math.abs(diff[diff.length / 2]) <= step / 2) {
+            double[] sorted = diff.clone();
+            java.util.Arrays.sort(sorted);
+            if (Math.abs(sorted[sorted.length / 2]) <= step / 2) {
                 sameStep++;
             }
         }
@@ -341,12 +368,15 @@ public final class LoadBenchmark {
         double step = steps.stream().mapToDouble(Double::doubleValue).average().orElse(0);
         System.out.printf(Locale.ROOT, "  each token's arrival, gateway minus direct: p50 %.2f ms, p99 %.2f ms (%d "
                         + "pairs; %d of them admitted in the same decode step; the step: %.1f ms)%n",
-                differences.getValueAtPercentile(50) / 1000.0, differences.getValueAtPercentile(99) / 1000.0,
-                compared, sameStep, step);
+                signedQuantile(differences, 0.5), signedQuantile(differences, 0.99), compared, sameStep, step);
         System.out.printf(Locale.ROOT, "  inter-token gap on those streams: direct p50 %.2f ms, p99 %.2f ms; gateway "
                         + "p50 %.2f ms, p99 %.2f ms%n", directGaps.getValueAtPercentile(50) / 1000.0,
                 directGaps.getValueAtPercentile(99) / 1000.0, gatewayGaps.getValueAtPercentile(50) / 1000.0,
                 gatewayGaps.getValueAtPercentile(99) / 1000.0);
+    }
+
+    private static double signedQuantile(List<Double> values, double q) {
+        return ServingBenchmark.quantile(values.stream().mapToDouble(Double::doubleValue).toArray(), q);
     }
 
     /** Each token's arrival (System.nanoTime) on one stream. */
