@@ -21,6 +21,9 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import dev.expo.api.v1.ExtrapolateEvent;
+import dev.expo.api.v1.ExtrapolationPhase;
+import dev.expo.api.v1.GetExtrapolationJobRequest;
+import java.util.Iterator;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
@@ -105,5 +108,47 @@ class ExtrapolationIT {
         ExtrapolationJob job = SystemChecks.awaitFinal(stack.gateway(), seen.getFirst().getJobId());
         assertThat(job.getState()).isEqualTo(JobState.JOB_STATE_CANCELLED);
         assertThat(stack.store.resolve("big-deadline")).doesNotExist();
+    }
+
+    /**
+     * kill -9 of the extrapolation service while a job writes: the client's stream ends UNAVAILABLE, no part of the
+     * model is visible (nor left in staging after the restart), the job shows as failed after the restart, and a rerun
+     * gives the same bits as an uninterrupted run.
+     */
+    @Test
+    void killMinus9MidWriteLeavesNoModelShowsTheJobFailedAndARerunGivesTheSameBits(Stack stack) throws Exception {
+        ExtrapolateRequest.Builder request = ExtrapolateRequest.newBuilder().setSpec(uniform("big-sft", "big-dpo", 4));
+        ExtrapolationServiceGrpc.newBlockingStub(stack.gateway()).extrapolate(request.setOutputModel("big-reference")
+                .build()).forEachRemaining(e -> { });
+
+        Iterator<ExtrapolateEvent> events = ExtrapolationServiceGrpc.newBlockingStub(stack.gateway())
+                .extrapolate(request.setOutputModel("big-killed").build());
+        ExtrapolateEvent event;
+        do {
+            event = events.next();
+        } while (event.getProgress().getPhase() != ExtrapolationPhase.EXTRAPOLATION_PHASE_WRITING);
+        String jobId = event.getJobId();
+        stack.killAndRestart("extrapolation-service");
+        assertThatThrownBy(() -> events.forEachRemaining(e -> { })).isInstanceOfSatisfying(
+                StatusRuntimeException.class, e -> assertThat(e.getStatus().getCode())
+                        .isEqualTo(Status.Code.UNAVAILABLE));
+        assertThat(stack.store.resolve("big-killed")).doesNotExist();
+        assertThat(SystemChecks.stagingEntries(stack.store)).isZero();
+
+        ExtrapolationJob job = ExtrapolationServiceGrpc.newBlockingStub(stack.gateway()).getJob(
+                GetExtrapolationJobRequest.newBuilder().setJobId(jobId).build());
+        assertThat(job.getState()).isEqualTo(JobState.JOB_STATE_FAILED);
+        assertThat(job.getError().getMessage()).contains("stopped before this job finished", "big-killed");
+        assertThat(job.getRequest().getOutputModel()).isEqualTo("big-killed");
+
+        ExtrapolationServiceGrpc.newBlockingStub(stack.gateway()).extrapolate(request.setOutputModel("big-killed")
+                .build()).forEachRemaining(e -> { });
+        try (var files = Files.list(stack.store.resolve("big-reference"))) {
+            // Every file but extrapolation.json, the provenance record (it names the output and when it was made).
+            for (Path reference : files.filter(f -> !f.getFileName().toString().equals("extrapolation.json")).toList()) {
+                Path rerun = stack.store.resolve("big-killed").resolve(reference.getFileName().toString());
+                assertThat(Files.mismatch(reference, rerun)).as(reference.getFileName().toString()).isEqualTo(-1L);
+            }
+        }
     }
 }

@@ -33,7 +33,8 @@ import static org.assertj.core.api.Assertions.assertThat;
  * time, and the gateway stops routing to it. One is terminated (SIGTERM, as Kubernetes stops a pod): it finishes its
  * streams and gets no new calls while it drains. One of them is killed (SIGKILL) mid-stream: its clients get UNAVAILABLE
  * at once, never a hang; the streams on the other replica run to their end undisturbed; the next calls are served by
- * the replica that is left. A stack of its own (the shared one is not for killing).
+ * the replica that is left. The gateway killed under load: its streams end, the replicas cancel them, and it serves
+ * again when started. A stack of its own (the shared one is not for killing).
  */
 @TestMethodOrder(MethodOrderer.OrderAnnotation.class)
 class ReplicaFaultIT {
@@ -252,5 +253,54 @@ class ReplicaFaultIT {
             assertThat(outcome.status().getCode()).as(outcome.toString()).isEqualTo(Status.Code.OK);
             assertThat(outcome.tokens()).isEqualTo(4);
         }
+    }
+
+    private static double cancelled(String replica) throws Exception {
+        return stack.metrics(replica).lines().filter(l -> l.startsWith("expo_inference_requests_total{")
+                && l.contains(MODEL) && l.contains("finish_reason=\"cancelled\"")).mapToDouble(l ->
+                Double.parseDouble(l.substring(l.lastIndexOf(' ') + 1))).sum();
+    }
+
+    /**
+     * The gateway killed under load and started again: its clients' streams end in UNAVAILABLE, the backends cancel
+     * every stream it was forwarding (nothing keeps decoding for a client that is gone), and calls succeed again once
+     * it is back (the same keys: they are in the store).
+     */
+    @Test
+    @Order(4)
+    @Timeout(180)
+    void aGatewayRestartedUnderLoadLeavesNothingRunningAndServesAgain() throws Exception {
+        stack.startAgain("inference-service-2");                          // killed by the test before
+        warmBoth();
+        double cancelledBefore = cancelled("inference-service") + cancelled("inference-service-2");
+        CountDownLatch started = new CountDownLatch(6);
+        List<CompletableFuture<Outcome>> streams = new ArrayList<>();
+        for (int i = 0; i < 6; i++) {
+            streams.add(stream(600, started));
+        }
+        assertThat(started.await(60, TimeUnit.SECONDS)).isTrue();
+
+        stack.kill("gateway");
+        for (CompletableFuture<Outcome> stream : streams) {
+            Outcome outcome = stream.get(30, TimeUnit.SECONDS);
+            assertThat(outcome.status().getCode()).as(outcome.toString()).isEqualTo(Status.Code.UNAVAILABLE);
+        }
+        // Every stream the gateway was forwarding is cancelled at its replica, and no slot stays taken.
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+        while ((running("inference-service") + running("inference-service-2") > 0
+                || cancelled("inference-service") + cancelled("inference-service-2") < cancelledBefore + 6)
+                && System.nanoTime() < deadline) {
+            Thread.sleep(100);
+        }
+        assertThat(running("inference-service") + running("inference-service-2")).isZero();
+        assertThat(cancelled("inference-service") + cancelled("inference-service-2") - cancelledBefore).isEqualTo(6);
+
+        // Calls meanwhile are UNAVAILABLE, and succeed on retry once the gateway is back.
+        Outcome whileDown = stream(4, new CountDownLatch(1), 5000).get(30, TimeUnit.SECONDS);
+        assertThat(whileDown.status().getCode()).isEqualTo(Status.Code.UNAVAILABLE);
+        stack.startAgain("gateway");
+        Outcome after = stream(4, new CountDownLatch(1), 30_000).get(60, TimeUnit.SECONDS);
+        assertThat(after.status().getCode()).as(after.toString()).isEqualTo(Status.Code.OK);
+        assertThat(after.tokens()).isEqualTo(4);
     }
 }

@@ -4,6 +4,7 @@ import dev.expo.common.store.ModelStore;
 import dev.expo.extrapolation.engine.Extrapolator;
 import dev.expo.extrapolation.engine.Planner;
 import dev.expo.extrapolation.engine.jobs.ExtrapolationJobs;
+import dev.expo.extrapolation.engine.jobs.JobJournal;
 import dev.expo.extrapolation.engine.kernel.ExtrapolationKernel;
 import io.quarkus.runtime.StartupEvent;
 import jakarta.enterprise.event.Observes;
@@ -36,11 +37,12 @@ public class EngineProducer {
     @Produces
     @Singleton
     ExtrapolationJobs jobs(Planner planner, Extrapolator extrapolator, ExtrapolationConfig config,
-                           ExtrapolationMetrics metrics) {
+                           ExtrapolationMetrics metrics, ModelStore store) {
         ExtrapolationConfig.Limits limits = config.limits();
+        // Unfinished jobs are journalled in the store; the gRPC layer restores them at start (it decodes requests).
         return new ExtrapolationJobs(planner, extrapolator,
                 new ExtrapolationJobs.Limits(limits.maxRunning(), limits.maxQueued(), limits.retained()),
-                metrics::recordFinished);
+                metrics::recordFinished, new JobJournal(store.root().resolve(".jobs").resolve("extrapolation")));
     }
 
     void closeJobs(@Disposes ExtrapolationJobs jobs) {

@@ -20,6 +20,9 @@ import dev.expo.extrapolation.engine.jobs.JobListener;
 import dev.expo.service.Pages;
 import dev.expo.service.ServerStream;
 import io.quarkus.grpc.GrpcService;
+import io.quarkus.runtime.StartupEvent;
+import jakarta.enterprise.event.Observes;
+import org.jboss.logging.Logger;
 import io.smallrye.common.annotation.Blocking;
 import io.smallrye.mutiny.Multi;
 import io.smallrye.mutiny.Uni;
@@ -39,6 +42,15 @@ public class ExtrapolationGrpcService implements ExtrapolationService {
 
     @Inject
     Planner planner;
+
+    /** Jobs a killed process left unfinished show as failed (their output was never published). */
+    void restoreInterrupted(@Observes StartupEvent started) {
+        int interrupted = jobs.restoreInterrupted(ExtrapolationProtoMapper::requestFromJournal);
+        if (interrupted > 0) {
+            Logger.getLogger(ExtrapolationGrpcService.class).warnf("%d extrapolation job(s) were unfinished when "
+                    + "the service last stopped: they show as failed", interrupted);
+        }
+    }
 
     @Override
     public Multi<ExtrapolateEvent> extrapolate(ExtrapolateRequest request) {
@@ -65,7 +77,8 @@ public class ExtrapolationGrpcService implements ExtrapolationService {
                 }
             }
         };
-        ExtrapolationJob job = jobs.submit(ExtrapolationProtoMapper.toRequest(request), listener);
+        ExtrapolationJob job = jobs.submit(ExtrapolationProtoMapper.toRequest(request), listener,
+                request.toByteArray());
         stream.onStop(() -> {
             job.unfollow(listener);
             if (!job.state().isFinal()) {

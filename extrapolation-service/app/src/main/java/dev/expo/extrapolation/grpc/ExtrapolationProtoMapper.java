@@ -71,6 +71,15 @@ final class ExtrapolationProtoMapper {
         return new AlphaSchedule(layers, schedule.hasNonlayerAlpha() ? schedule.getNonlayerAlpha() : null, rules);
     }
 
+    /** A job's request as the journal keeps it (the ExtrapolateRequest message's bytes). */
+    static ExtrapolationRequest requestFromJournal(byte[] order) {
+        try {
+            return toRequest(ExtrapolateRequest.parseFrom(order));
+        } catch (com.google.protobuf.InvalidProtocolBufferException e) {
+            throw new IllegalArgumentException("not an ExtrapolateRequest: " + e.getMessage(), e);
+        }
+    }
+
     static ExtrapolationRequest toRequest(ExtrapolateRequest request) {
         return new ExtrapolationRequest(toSpec(request.getSpec()), request.getOutputModel(), request.getOverwrite(),
                 request.getMaxShardBytes());

@@ -21,7 +21,7 @@ public final class ExtrapolationJob {
 
     private final String id;
     private final ExtrapolationRequest request;
-    private final Instant createTime = Instant.now();
+    private final Instant createTime;
     private final List<JobListener> listeners = new CopyOnWriteArrayList<>();
     private volatile boolean cancelRequested;
     private JobState state = JobState.QUEUED;
@@ -32,8 +32,13 @@ public final class ExtrapolationJob {
     private Instant endTime;
 
     ExtrapolationJob(String id, ExtrapolationRequest request) {
+        this(id, request, Instant.now());
+    }
+
+    ExtrapolationJob(String id, ExtrapolationRequest request, Instant createTime) {
         this.id = id;
         this.request = request;
+        this.createTime = createTime;
     }
 
     public String id() {

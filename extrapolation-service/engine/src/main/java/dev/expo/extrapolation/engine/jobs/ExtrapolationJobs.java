@@ -43,14 +43,22 @@ public final class ExtrapolationJobs implements AutoCloseable {
     /** Plans of jobs not finished yet (they hold the input files open). */
     private final Map<String, ExtrapolationPlan> plans = new LinkedHashMap<>();
     private final Consumer<ExtrapolationJob> onFinished;
+    private final JobJournal journal;
 
-    /** {@code onFinished} sees every job end (metrics). */
+    /** {@code onFinished} sees every job end (metrics). No journal: jobs are forgotten with the process. */
     public ExtrapolationJobs(Planner planner, Extrapolator extrapolator, Limits limits,
                              Consumer<ExtrapolationJob> onFinished) {
+        this(planner, extrapolator, limits, onFinished, JobJournal.none());
+    }
+
+    /** As above, each unfinished job recorded in {@code journal} ({@link #restoreInterrupted}). */
+    public ExtrapolationJobs(Planner planner, Extrapolator extrapolator, Limits limits,
+                             Consumer<ExtrapolationJob> onFinished, JobJournal journal) {
         this.planner = planner;
         this.extrapolator = extrapolator;
         this.limits = limits;
         this.onFinished = onFinished;
+        this.journal = journal;
         this.runner = Executors.newFixedThreadPool(limits.maxRunning(), r -> {
             Thread thread = new Thread(r, "extrapolation-job");
             thread.setDaemon(true);
@@ -60,6 +68,14 @@ public final class ExtrapolationJobs implements AutoCloseable {
 
     /** Checks and queues a job. The follower, if any, is attached before the job can start, so it sees every event. */
     public ExtrapolationJob submit(ExtrapolationRequest request, JobListener follower) {
+        return submit(request, follower, new byte[0]);
+    }
+
+    /**
+     * As above; {@code order} is the request as the caller encodes it, kept in the journal until the job ends so that
+     * {@link #restoreInterrupted} can show it after a restart.
+     */
+    public ExtrapolationJob submit(ExtrapolationRequest request, JobListener follower, byte[] order) {
         String outputModel = request.outputModel();
         extrapolator.checkOutput(request.spec(), outputModel, request.overwrite());
         ExtrapolationPlan plan = planner.plan(request.spec(), request.maxShardBytes());
@@ -84,6 +100,13 @@ public final class ExtrapolationJobs implements AutoCloseable {
                 job.follow(follower);
             }
             job.progressed(ExtrapolationProgress.of(ExtrapolationProgress.Phase.QUEUED));
+            try {
+                journal.opened(job.id(), job.createTime(), order);
+            } catch (RuntimeException e) {
+                plan.close();
+                throw new ExpoException(ExpoException.Kind.UNAVAILABLE, "cannot record the job on disk: "
+                        + e.getMessage());
+            }
             jobs.put(job.id(), job);
             plans.put(job.id(), plan);
             futures.put(job.id(), runner.submit(() -> run(job, plan, request.overwrite())));
@@ -113,8 +136,39 @@ public final class ExtrapolationJobs implements AutoCloseable {
                 futures.remove(job.id());
                 plans.remove(job.id());
             }
+            journal.closed(job.id());
             onFinished.accept(job);
         }
+    }
+
+    /**
+     * The jobs an earlier process left unfinished (it was killed, or the machine went down), shown as failed: their
+     * output was never published (it was being written under the store's staging folder, which is cleared at start).
+     * {@code decode} turns a journal entry's order back into its request; an entry it cannot decode is dropped.
+     * Returns how many were restored.
+     */
+    public int restoreInterrupted(java.util.function.Function<byte[], ExtrapolationRequest> decode) {
+        int restored = 0;
+        for (JobJournal.Entry entry : journal.leftOver()) {
+            ExtrapolationRequest request;
+            try {
+                request = decode.apply(entry.order());
+            } catch (RuntimeException unreadable) {
+                journal.closed(entry.id());
+                continue;
+            }
+            ExtrapolationJob job = new ExtrapolationJob(entry.id(), request, entry.created());
+            job.failed(new ExtrapolationJob.Failure(ExpoException.Kind.UNAVAILABLE, "the extrapolation service "
+                    + "stopped before this job finished (it was restarted); nothing of \"" + request.outputModel()
+                    + "\" was published: run it again"));
+            synchronized (this) {
+                jobs.put(job.id(), job);
+                trim();
+            }
+            journal.closed(entry.id());
+            restored++;
+        }
+        return restored;
     }
 
     public synchronized ExtrapolationJob get(String id) {
@@ -156,6 +210,7 @@ public final class ExtrapolationJobs implements AutoCloseable {
             if (plan != null) {
                 plan.close();
             }
+            journal.closed(id);
             onFinished.accept(job);
         }
         return job;
