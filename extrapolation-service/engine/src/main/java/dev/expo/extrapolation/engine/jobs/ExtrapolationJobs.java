@@ -174,8 +174,8 @@ public final class ExtrapolationJobs implements AutoCloseable {
     public synchronized ExtrapolationJob get(String id) {
         ExtrapolationJob job = jobs.get(id);
         if (job == null) {
-            throw ExpoException.notFound("no extrapolation job \"" + id + "\" (jobs are kept in memory: the last "
-                    + limits.retained() + " finished ones, until the service restarts)");
+            throw ExpoException.notFound("no extrapolation job \"" + id + "\" (finished jobs are kept in memory: "
+                    + "the last " + limits.retained() + " of them, until the service restarts)");
         }
         return job;
     }
