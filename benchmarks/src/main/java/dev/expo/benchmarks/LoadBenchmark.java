@@ -91,12 +91,7 @@ public final class LoadBenchmark {
 
     public static void main(String[] args) throws Exception {
         Options options = BenchOptions.parse(new Options(), args);
-        try {
-            run(options);
-        } catch (ServiceProcesses.Exited e) {
-            System.err.println("expo-bench: " + e.getMessage());
-            System.exit(1);
-        }
+        ServiceProcesses.runReportingExits(() -> run(options));
         System.exit(0);
     }
 

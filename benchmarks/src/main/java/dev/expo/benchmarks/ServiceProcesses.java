@@ -75,6 +75,21 @@ final class ServiceProcesses implements AutoCloseable {
         return processes.get(name).pid();
     }
 
+    /** A benchmark body that runs services. */
+    interface Body {
+        void run() throws Exception;
+    }
+
+    /** Runs a benchmark's body; a service that exits on its own ends it with one line and exit code 1. */
+    static void runReportingExits(Body body) throws Exception {
+        try {
+            body.run();
+        } catch (Exited e) {
+            System.err.println("expo-bench: " + e.getMessage());
+            System.exit(1);
+        }
+    }
+
     /** A service that stopped on its own: a one-line account for the person running the benchmark. */
     static final class Exited extends RuntimeException {
         Exited(String message) {

@@ -116,12 +116,7 @@ public final class ServingBenchmark {
 
     public static void main(String[] args) throws Exception {
         Options options = BenchOptions.parse(new Options(), args);
-        try {
-            run(options);
-        } catch (ServiceProcesses.Exited e) {
-            System.err.println("expo-bench: " + e.getMessage());
-            System.exit(1);
-        }
+        ServiceProcesses.runReportingExits(() -> run(options));
     }
 
     private static void run(Options options) throws Exception {

@@ -7,6 +7,7 @@ import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import io.grpc.stub.MetadataUtils;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.expo.common.HostPort;
 
 import java.io.File;
 import java.io.IOException;
@@ -85,19 +86,13 @@ public final class GatewayOptions {
     /** A channel to the gateway (plain text, or TLS as {@link #usesTls} says); callers close it with {@link #close}. */
     public static ManagedChannel open() {
         String address = address();
-        int colon = address.lastIndexOf(':');
-        int port = -1;
-        if (colon > 0) {
-            try {
-                port = Integer.parseInt(address.substring(colon + 1));
-            } catch (NumberFormatException e) {
-                port = -1;
-            }
-        }
-        if (port <= 0 || port > 65535) {
+        HostPort gateway;
+        try {
+            gateway = HostPort.parse(address);
+        } catch (IllegalArgumentException e) {
             throw new CliException("the gateway address must be HOST:PORT, not \"" + address + "\"", 2);
         }
-        NettyChannelBuilder builder = NettyChannelBuilder.forAddress(address.substring(0, colon), port)
+        NettyChannelBuilder builder = NettyChannelBuilder.forAddress(gateway.host(), gateway.port())
                 .maxInboundMessageSize(64 << 20)
                 .defaultServiceConfig(SERVICE_CONFIG).enableRetry();
         String ca = System.getenv("EXPO_TLS_CA");

@@ -101,10 +101,15 @@ class ReplicaFaultIT {
         return outcome;
     }
 
-    private static double running(String replica) throws Exception {
-        return stack.metrics(replica).lines().filter(l -> l.startsWith("expo_inference_batch_running{")
-                && l.contains(MODEL)).mapToDouble(l -> Double.parseDouble(l.substring(l.lastIndexOf(' ') + 1)))
+    /** A replica's meter for the test model, summed over the lines that also hold {@code label}. */
+    private static double metric(String replica, String name, String label) throws Exception {
+        return stack.metrics(replica).lines().filter(l -> l.startsWith(name + "{") && l.contains(MODEL)
+                && l.contains(label)).mapToDouble(l -> Double.parseDouble(l.substring(l.lastIndexOf(' ') + 1)))
                 .sum();
+    }
+
+    private static double running(String replica) throws Exception {
+        return metric(replica, "expo_inference_batch_running", "");
     }
 
     private static void signal(String signal, String service) throws Exception {
@@ -113,9 +118,7 @@ class ReplicaFaultIT {
     }
 
     private static double served(String replica) throws Exception {
-        return stack.metrics(replica).lines().filter(l -> l.startsWith("expo_inference_requests_total{")
-                && l.contains(MODEL)).mapToDouble(l -> Double.parseDouble(l.substring(l.lastIndexOf(' ') + 1)))
-                .sum();
+        return metric(replica, "expo_inference_requests_total", "");
     }
 
     /**
@@ -256,9 +259,7 @@ class ReplicaFaultIT {
     }
 
     private static double cancelled(String replica) throws Exception {
-        return stack.metrics(replica).lines().filter(l -> l.startsWith("expo_inference_requests_total{")
-                && l.contains(MODEL) && l.contains("finish_reason=\"cancelled\"")).mapToDouble(l ->
-                Double.parseDouble(l.substring(l.lastIndexOf(' ') + 1))).sum();
+        return metric(replica, "expo_inference_requests_total", "finish_reason=\"cancelled\"");
     }
 
     /**

@@ -15,8 +15,8 @@ import java.util.concurrent.TimeUnit;
  *   <li>{@code HOST:PORT,HOST:PORT,...}, a fixed list (replicas on one machine, as {@code bin/expo-stack up
  *   --inference-replicas N} runs them);</li>
  *   <li>{@code dns:///NAME:PORT}, every address the name resolves to: a Kubernetes headless Service. gRPC re-resolves
- *   when a connection ends, and the backends end each connection after a maximum age, so replicas that come and go
- *   are followed.</li>
+ *   when a connection fails, and {@link Backends} has the channel look the name up again every
+ *   {@code expo.backends.reresolve-every}, so replicas that come up are followed too.</li>
  * </ul>
  * Calls are spread by gRPC's own {@code round_robin} over the replicas that are connected and report SERVING on the
  * standard health service (client-side health checking: a replica that says NOT_SERVING, as one does while it drains,
@@ -34,6 +34,11 @@ final class BackendChannel {
             "healthCheckConfig", Map.of("serviceName", ""));
 
     private BackendChannel() {
+    }
+
+    /** Whether a configured address is a name for the DNS to resolve (rather than fixed addresses). */
+    static boolean isDns(String configured) {
+        return configured.strip().startsWith("dns:");
     }
 
     /** The grpc-java target for a configured backend address (see the class comment). */

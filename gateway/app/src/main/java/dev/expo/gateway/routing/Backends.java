@@ -11,6 +11,8 @@ import jakarta.inject.Inject;
 
 import java.util.LinkedHashMap;
 import java.util.Map;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -24,16 +26,30 @@ public class Backends {
     BackendsConfig config;
 
     private final Map<String, ForwardingService.Backend> byService = new LinkedHashMap<>();
+    private final ScheduledExecutorService reresolver = Executors.newSingleThreadScheduledExecutor(r -> {
+        Thread thread = new Thread(r, "backend-reresolve");
+        thread.setDaemon(true);
+        return thread;
+    });
 
     @PostConstruct
     void wire() {
         byService.put(ExtrapolationServiceGrpc.SERVICE_NAME, backend("extrapolation-service", config.extrapolation()));
         byService.put(TrainingServiceGrpc.SERVICE_NAME, backend("training-service", config.training()));
         byService.put(InferenceServiceGrpc.SERVICE_NAME, backend("inference-service", config.inference()));
+        long every = config.reresolveEvery().toMillis();
+        if (every > 0) {
+            reresolver.scheduleWithFixedDelay(() -> byService.values().forEach(backend -> {
+                if (BackendChannel.isDns(backend.address())) {
+                    ((ManagedChannel) backend.channel()).enterIdle();
+                }
+            }), every, every, TimeUnit.MILLISECONDS);
+        }
     }
 
     @PreDestroy
     void close() throws InterruptedException {
+        reresolver.shutdownNow();
         for (ForwardingService.Backend backend : byService.values()) {
             ((ManagedChannel) backend.channel()).shutdown();
         }

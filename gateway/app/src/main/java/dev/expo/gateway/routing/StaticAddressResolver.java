@@ -1,5 +1,6 @@
 package dev.expo.gateway.routing;
 
+import dev.expo.common.HostPort;
 import io.grpc.EquivalentAddressGroup;
 import io.grpc.NameResolver;
 import io.grpc.NameResolverProvider;
@@ -26,24 +27,14 @@ final class StaticAddressResolver extends NameResolverProvider {
     static List<InetSocketAddress> parse(String list) {
         List<InetSocketAddress> addresses = new ArrayList<>();
         for (String entry : list.split(",", -1)) {
-            String address = entry.strip();
-            int colon = address.lastIndexOf(':');
-            int port = -1;
-            if (colon > 0) {
-                try {
-                    port = Integer.parseInt(address.substring(colon + 1));
-                } catch (NumberFormatException e) {
-                    port = -1;
-                }
+            HostPort replica;
+            try {
+                replica = HostPort.parse(entry);
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException("a backend address must be HOST:PORT, not \"" + entry.strip()
+                        + "\"", e);
             }
-            if (port <= 0 || port > 65535) {
-                throw new IllegalArgumentException("a backend address must be HOST:PORT, not \"" + address + "\"");
-            }
-            String host = address.substring(0, colon);
-            if (host.startsWith("[") && host.endsWith("]")) {
-                host = host.substring(1, host.length() - 1);
-            }
-            addresses.add(InetSocketAddress.createUnresolved(host, port));
+            addresses.add(InetSocketAddress.createUnresolved(replica.host(), replica.port()));
         }
         return addresses;
     }

@@ -120,4 +120,14 @@ class BackendChannelTest {
         Thread.sleep(300);
         assertThat(calls(10)).containsOnlyKeys("b");
     }
+
+    @Test
+    void aDnsNameIsResolvedAgainAfterTheChannelGoesIdle() throws Exception {
+        int a = replica("a");
+        channel = BackendChannel.open("dns:///localhost:" + a);
+        assertThat(BackendChannel.isDns("dns:///localhost:" + a)).isTrue();
+        assertThat(calls(3)).containsEntry("a", 3);
+        channel.enterIdle();                                 // what Backends does every expo.backends.reresolve-every
+        assertThat(calls(3)).containsEntry("a", 3);
+    }
 }
