@@ -25,6 +25,9 @@ public class Backends {
     @Inject
     BackendsConfig config;
 
+    @Inject
+    io.vertx.core.Vertx vertx;
+
     private final Map<String, ForwardingService.Backend> byService = new LinkedHashMap<>();
     private final ScheduledExecutorService reresolver = Executors.newSingleThreadScheduledExecutor(r -> {
         Thread thread = new Thread(r, "backend-reresolve");
@@ -74,9 +77,9 @@ public class Backends {
         return backend;
     }
 
-    private static ForwardingService.Backend backend(String name, String address) {
+    private ForwardingService.Backend backend(String name, String address) {
         try {
-            return new ForwardingService.Backend(name, address.strip(), BackendChannel.open(address));
+            return new ForwardingService.Backend(name, address.strip(), BackendChannel.open(address, vertx));
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException("expo.backends for " + name + ": " + e.getMessage(), e);
         }

@@ -7,7 +7,6 @@ import io.grpc.Server;
 import io.grpc.ServerServiceDefinition;
 import io.grpc.stub.ClientCalls;
 import io.grpc.stub.ServerCalls;
-import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
 import io.grpc.netty.NettyServerBuilder;
 import io.grpc.protobuf.services.HealthStatusManager;
 import org.junit.jupiter.api.AfterEach;
@@ -100,20 +99,12 @@ class BackendChannelTest {
     }
 
     @Test
-    void callsGoRoundRobinOverTheHealthyReplicas() throws Exception {
+    void callsGoRoundRobinOverTheConnectedReplicas() throws Exception {
         int a = replica("a");
         int b = replica("b");
         channel = BackendChannel.open("127.0.0.1:" + a + ",127.0.0.1:" + b);
         calls(4);                                                    // until both connections are up
         assertThat(calls(20)).containsEntry("a", 10).containsEntry("b", 10);
-
-        // A replica that reports NOT_SERVING (draining) gets no new calls; back to SERVING, it gets its share again.
-        health.get(1).setStatus("", ServingStatus.NOT_SERVING);
-        Thread.sleep(300);
-        assertThat(calls(10)).containsOnlyKeys("a");
-        health.get(1).setStatus("", ServingStatus.SERVING);
-        Thread.sleep(300);
-        assertThat(calls(20)).containsKeys("a", "b");
 
         // A replica that goes away: the calls after it are served by the other.
         servers.getFirst().shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
