@@ -86,7 +86,6 @@ public final class LoadBenchmark {
         final LongAdder streams = new LongAdder();
         final Map<Status.Code, LongAdder> errors = new ConcurrentHashMap<>();
         final Map<Status.Code, String> firstError = new ConcurrentHashMap<>();
-        volatile boolean recording;
     }
 
     public static void main(String[] args) throws Exception {

@@ -112,6 +112,17 @@ class ReplicaFaultIT {
         return metric(replica, "expo_inference_batch_running", "");
     }
 
+    /** {@code count} streams of {@code newTokens} each, returned once every one has its first token. */
+    private static List<CompletableFuture<Outcome>> streamsUnderWay(int count, int newTokens) throws Exception {
+        CountDownLatch started = new CountDownLatch(count);
+        List<CompletableFuture<Outcome>> streams = new ArrayList<>();
+        for (int i = 0; i < count; i++) {
+            streams.add(stream(newTokens, started));
+        }
+        assertThat(started.await(60, TimeUnit.SECONDS)).as("every stream has its first token").isTrue();
+        return streams;
+    }
+
     private static void signal(String signal, String service) throws Exception {
         Process kill = new ProcessBuilder("kill", "-" + signal, String.valueOf(stack.pid(service))).start();
         assertThat(kill.waitFor()).as("kill -" + signal).isZero();
@@ -179,9 +190,7 @@ class ReplicaFaultIT {
     void aTerminatedReplicaFinishesItsStreamsAndCallsMeanwhileAreServed() throws Exception {
         warmBoth();
         int newTokens = 300;
-        CountDownLatch started = new CountDownLatch(2);
-        List<CompletableFuture<Outcome>> streams = List.of(stream(newTokens, started), stream(newTokens, started));
-        assertThat(started.await(60, TimeUnit.SECONDS)).isTrue();
+        List<CompletableFuture<Outcome>> streams = streamsUnderWay(2, newTokens);
         assertThat(running("inference-service-2")).as("one stream on the replica to stop").isEqualTo(1);
 
         signal("TERM", "inference-service-2");                         // what Kubernetes sends a terminating pod
@@ -209,12 +218,7 @@ class ReplicaFaultIT {
         warmBoth();
 
         int newTokens = 400;
-        CountDownLatch started = new CountDownLatch(4);
-        List<CompletableFuture<Outcome>> streams = new ArrayList<>();
-        for (int i = 0; i < 4; i++) {
-            streams.add(stream(newTokens, started));
-        }
-        assertThat(started.await(60, TimeUnit.SECONDS)).as("every stream has its first token").isTrue();
+        List<CompletableFuture<Outcome>> streams = streamsUnderWay(4, newTokens);
         // Round robin spread them over both replicas.
         int onFirst = (int) running("inference-service");
         int onSecond = (int) running("inference-service-2");
@@ -275,12 +279,7 @@ class ReplicaFaultIT {
         stack.startAgain("inference-service-2");                          // killed by the test before
         warmBoth();
         double cancelledBefore = cancelled("inference-service") + cancelled("inference-service-2");
-        CountDownLatch started = new CountDownLatch(6);
-        List<CompletableFuture<Outcome>> streams = new ArrayList<>();
-        for (int i = 0; i < 6; i++) {
-            streams.add(stream(600, started));
-        }
-        assertThat(started.await(60, TimeUnit.SECONDS)).isTrue();
+        List<CompletableFuture<Outcome>> streams = streamsUnderWay(6, 600);
 
         stack.kill("gateway");
         for (CompletableFuture<Outcome> stream : streams) {

@@ -39,9 +39,7 @@ public final class SplitInterceptor implements ServerInterceptor {
             return next.startCall(call, headers);
         }
         Caller caller = Caller.current();
-        String user = headers.get(USER);
-        String sticky = user != null && !user.isBlank() ? "user:" + user
-                : "key:" + (caller == null ? "anonymous" : caller.keyId());
+        String sticky = SplitTraffic.stickyId(headers.get(USER), caller == null ? null : caller.keyId());
         RoutedCall<Q, R> routedCall = new RoutedCall<>(call);
         ServerCall.Listener<Q> listener = next.startCall(routedCall, headers);
         return new ForwardingServerCallListener.SimpleForwardingServerCallListener<>(listener) {

@@ -92,6 +92,11 @@ public class SplitTraffic {
         return splits;
     }
 
+    /** Who a call is for, so one user keeps one arm: the user it names (when it names one), else its key. */
+    public static String stickyId(String user, String keyId) {
+        return user != null && !user.isBlank() ? "user:" + user : "key:" + (keyId == null ? "anonymous" : keyId);
+    }
+
     /** Routes a call for {@code model} when it is a split; empty when it is an ordinary model. */
     public Optional<Routed> route(String model, String stickyId) {
         return splits.route(model, stickyId).map(arm -> {

@@ -98,9 +98,8 @@ public class OpenAiRoutes {
                 throw rateLimited(e);
             }
             // One user, one arm: OpenAI's "user" field, else the x-expo-user header (as on gRPC), else the key.
-            String header = ctx.request().getHeader("x-expo-user");
-            String user = request.user() != null ? request.user() : header != null && !header.isBlank() ? header : null;
-            String sticky = user != null ? "user:" + user : "key:" + caller.keyId();
+            String sticky = SplitTraffic.stickyId(request.user() != null ? request.user()
+                    : ctx.request().getHeader("x-expo-user"), caller.keyId());
             routed = splits.route(request.model(), sticky).orElse(null);
             if (routed != null && request.adapterGiven()) {
                 throw OpenAiError.invalid("expo", "model " + request.model() + " is an A/B split: its arms choose "

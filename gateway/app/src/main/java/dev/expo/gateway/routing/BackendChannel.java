@@ -57,7 +57,7 @@ final class BackendChannel {
         if (address.isEmpty()) {
             throw new IllegalArgumentException("a backend address is empty");
         }
-        if (address.contains("://") || address.startsWith("dns:")) {
+        if (address.contains("://") || isDns(address)) {
             return address;
         }
         StaticAddressResolver.parse(address);                                     // fails early on a bad entry
@@ -93,10 +93,7 @@ final class BackendChannel {
                 .usePlaintext()                                       // backends are on loopback or a private network
                 .maxInboundMessageSize(64 << 20);
         if (!isReplicated(configured)) {
-            // One replica: the channel Quarkus' own gRPC client makes (pick_first, no pings). With round robin,
-            // health watching and keepalive on the one connection, ServingIT's clients resetting streams as their
-            // first token is written met a GOAWAY from the inference service in about half of the full e2e runs;
-            // with this channel, never (the scale-out issue's notes).
+            // One replica, nothing to balance: the channel Quarkus' own gRPC client makes (pick_first, no pings).
             return builder;
         }
         return builder.defaultServiceConfig(SERVICE_CONFIG).enableRetry()

@@ -41,7 +41,7 @@ public class Backends {
         byService.put(TrainingServiceGrpc.SERVICE_NAME, backend("training-service", config.training()));
         byService.put(InferenceServiceGrpc.SERVICE_NAME, backend("inference-service", config.inference()));
         long every = config.reresolveEvery().toMillis();
-        if (every > 0) {
+        if (every > 0 && byService.values().stream().anyMatch(b -> BackendChannel.isDns(b.address()))) {
             reresolver.scheduleWithFixedDelay(() -> byService.values().forEach(backend -> {
                 if (BackendChannel.isDns(backend.address())) {
                     ((ManagedChannel) backend.channel()).enterIdle();
