@@ -193,6 +193,13 @@ public final class EvaluationRun {
         failure = why;
         phase = "";
         endTime = Instant.now();
+        // on disk before anyone can see it: whoever reads the final state and stops the gateway finds it in the folder
+        try {
+            EvaluationRunFolder.writeState(this);
+        } catch (java.io.UncheckedIOException e) {
+            // the folder still says it is unfinished: the next start continues it without redoing its outputs
+            System.getLogger(EvaluationRun.class.getName()).log(System.Logger.Level.WARNING, e.getMessage());
+        }
         listeners.forEach(l -> l.onState(this));
         listeners.clear();
     }

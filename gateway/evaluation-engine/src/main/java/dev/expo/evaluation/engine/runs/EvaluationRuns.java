@@ -133,7 +133,6 @@ public final class EvaluationRuns implements AutoCloseable {
         synchronized (run) {
             if (run.state() == EvaluationRun.State.QUEUED) {
                 run.cancelled();
-                EvaluationRunFolder.writeState(run);
             }
         }
         return run;
@@ -173,12 +172,19 @@ public final class EvaluationRuns implements AutoCloseable {
                 run.failed(new EvaluationRun.Failure(null, e.toString()));
             }
         }
-        EvaluationRunFolder.writeState(run);
     }
 
     @Override
     public void close() {
         closing = true;
         runner.shutdownNow();
+        try {
+            // a run between its last output and its final state finishes writing its folder
+            if (!runner.awaitTermination(10, java.util.concurrent.TimeUnit.SECONDS)) {
+                LOG.log(System.Logger.Level.WARNING, "the evaluation run did not stop within 10 s");
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
     }
 }
