@@ -5,8 +5,11 @@ import dev.expo.api.v1.GenerateRequest;
 import dev.expo.api.v1.GenerateResponse;
 import dev.expo.api.v1.InferenceServiceGrpc;
 import dev.expo.api.v1.SamplingParams;
+import dev.expo.api.v1.ScoreRequest;
 import dev.expo.api.v1.TokenIds;
 import dev.expo.benchmarks.SyntheticLlama;
+import io.grpc.ManagedChannel;
+import io.grpc.ManagedChannelBuilder;
 import io.grpc.Status;
 import io.grpc.stub.StreamObserver;
 import org.junit.jupiter.api.AfterAll;
@@ -27,6 +30,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.catchThrowable;
 
 /**
  * Two inference replicas behind one gateway. One of them hangs (SIGSTOP): deadlines still end the calls sent to it on
@@ -194,9 +198,20 @@ class ReplicaFaultIT {
         assertThat(running("inference-service-2")).as("one stream on the replica to stop").isEqualTo(1);
 
         signal("TERM", "inference-service-2");                         // what Kubernetes sends a terminating pod
-        Thread.sleep(200);                                              // its NOT_SERVING reaches the gateway
-        // While it drains, new calls are all served (by the other replica, or, in its first moments, by the draining
-        // one, which then finishes them too: the gateway does not watch replicas' health, see BackendChannel).
+        Thread.sleep(300);                                              // its shutdown hook has run
+        // It takes no new calls: one sent to it directly is refused at once ...
+        ManagedChannel direct = ManagedChannelBuilder.forAddress("127.0.0.1", stack.port("inference-service-2"))
+                .usePlaintext().build();
+        try {
+            Status refused = Status.fromThrowable(catchThrowable(() -> InferenceServiceGrpc.newBlockingStub(direct)
+                    .withDeadlineAfter(10, TimeUnit.SECONDS).score(ScoreRequest.newBuilder().setModel(MODEL)
+                            .setTokenIds(TokenIds.newBuilder().addAllIds(List.of(1, 5, 9))).build())));
+            assertThat(refused.getCode()).as(refused.toString()).isEqualTo(Status.Code.UNAVAILABLE);
+            assertThat(refused.getDescription()).contains("shutting down");
+        } finally {
+            direct.shutdownNow();
+        }
+        // ... and through the gateway every new call is served (retried on the other replica when refused).
         for (int i = 0; i < 6; i++) {
             Outcome outcome = stream(4, new CountDownLatch(1), 10_000).get(20, TimeUnit.SECONDS);
             assertThat(outcome.status().getCode()).as("call " + i + " during the drain: " + outcome)

@@ -13,9 +13,10 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * Draining on SIGTERM: the service reports NOT_SERVING on the standard health service at once, so a gateway balancing
- * over its replicas (gRPC health checking, which watches it) sends it nothing new, while Quarkus' graceful shutdown
- * lets the calls already running finish (for up to {@code quarkus.shutdown.timeout}). A JVM shutdown hook, because
+ * Draining on SIGTERM: the process refuses new calls with UNAVAILABLE at once ({@link DrainingInterceptor}; the
+ * gateway retries them on another replica) and reports NOT_SERVING on the standard health service (a Kubernetes
+ * readiness probe takes the pod out of its Service), while Quarkus' graceful shutdown lets the calls already running
+ * finish (for up to {@code quarkus.shutdown.timeout}). A JVM shutdown hook, because
  * it must run as shutdown begins; Quarkus' shutdown delay ({@code quarkus.shutdown.delay-enabled}) would give that
  * moment as an event, but it puts a request filter in front of gRPC under which a client resetting its stream while
  * a response is written could fail the whole connection (ServingIT found it).
@@ -29,19 +30,21 @@ public class GracefulDrain {
     Instance<GrpcHealthStorage> health;
 
     void install(@Observes StartupEvent started) {
-        if (!health.isResolvable()) {
-            return;                                          // the gateway answers health itself
-        }
-        GrpcHealthStorage storage = health.get();
+        // the gateway answers health itself: it only stops taking calls
+        GrpcHealthStorage storage = health.isResolvable() ? health.get() : null;
         Runtime.getRuntime().addShutdownHook(Thread.ofPlatform().name("drain").unstarted(() -> draining(storage)));
     }
 
     static void draining(GrpcHealthStorage storage) {
+        DrainingInterceptor.drain();
+        LOG.info("shutting down: new calls are refused (UNAVAILABLE) while running calls finish");
+        if (storage == null) {
+            return;
+        }
         List<String> services = new ArrayList<>(storage.getStatuses().keySet());
         services.add(GrpcHealthStorage.DEFAULT_SERVICE_NAME);
         for (String service : services) {
             storage.setStatus(service, ServingStatus.NOT_SERVING);
         }
-        LOG.info("shutting down: reporting NOT_SERVING while running calls finish");
     }
 }

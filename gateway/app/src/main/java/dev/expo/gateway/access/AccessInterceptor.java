@@ -7,6 +7,7 @@ import com.google.rpc.RetryInfo;
 import dev.expo.api.v1.GenerateResponse;
 import dev.expo.api.v1.InferenceServiceGrpc;
 import dev.expo.service.ClientDisconnects;
+import dev.expo.service.RefusedCall;
 import io.grpc.Context;
 import io.grpc.Contexts;
 import io.grpc.ForwardingServerCall;
@@ -59,9 +60,9 @@ public class AccessInterceptor implements ServerInterceptor {
         } catch (AccessDenied denied) {
             Status status = denied.reason() == AccessDenied.Reason.UNAUTHENTICATED ? Status.UNAUTHENTICATED
                     : Status.PERMISSION_DENIED;
-            return refuse(call, status.withDescription(denied.getMessage()), new Metadata());
+            return RefusedCall.refuse(call, status.withDescription(denied.getMessage()), new Metadata());
         } catch (Quotas.Exceeded exceeded) {
-            return refuse(call, Status.RESOURCE_EXHAUSTED.withDescription(exceeded.getMessage() + "; retry after "
+            return RefusedCall.refuse(call, Status.RESOURCE_EXHAUSTED.withDescription(exceeded.getMessage() + "; retry after "
                     + exceeded.retryAfterSeconds() + " s"), retryTrailers(exceeded));
         }
         boolean generation = name.equals(InferenceServiceGrpc.getGenerateMethod().getFullMethodName());
@@ -92,36 +93,6 @@ public class AccessInterceptor implements ServerInterceptor {
                 admission.release();
                 access.metrics().call(caller.keyId(), "grpc", name, Status.Code.CANCELLED.name());
                 super.onCancel();
-            }
-        };
-    }
-
-    /**
-     * Ends a refused call once its client has sent its request. Closing at once, while the client is still sending,
-     * races its stream's reset, and a Vert.x server that writes on a reset stream fails the whole connection
-     * (GOAWAY PROTOCOL_ERROR: every other call on it dies): seen here about one run in four.
-     */
-    static <Q, R> ServerCall.Listener<Q> refuse(ServerCall<Q, R> call, Status status, Metadata trailers) {
-        call.request(1);
-        return new ServerCall.Listener<>() {
-            private boolean closed;
-
-            @Override
-            public void onMessage(Q message) {
-                call.request(1);
-            }
-
-            @Override
-            public void onHalfClose() {
-                if (!closed) {
-                    closed = true;
-                    call.close(status, trailers);
-                }
-            }
-
-            @Override
-            public void onCancel() {
-                closed = true;
             }
         };
     }

@@ -30,8 +30,8 @@ final class BackendChannel {
     /**
      * gRPC's service config for a backend with replicas: round robin over the connected ones, and UNAVAILABLE
      * retried (on the next replica) for the calls that are safe to repeat, Generate included (gRPC retries a stream
-     * only before its first response). A replica that is draining answers new calls UNAVAILABLE, so they land on
-     * another. (Client-side health checking would keep them off it in the first place, but it needs grpc-services on
+     * only before its first response). A replica that is draining refuses new calls with UNAVAILABLE
+     * (service-support's DrainingInterceptor), so they land on another. (Client-side health checking would keep them off it in the first place, but it needs grpc-services on
      * the gateway's class path, and with it there ServingIT's clients resetting streams as their first token is
      * written met GOAWAYs in about half of the e2e runs; see the scale-out issue's notes.)
      */
