@@ -13,6 +13,7 @@ import dev.expo.api.v1.FinishReason;
 import dev.expo.api.v1.GenerateRequest;
 import dev.expo.api.v1.GenerateResponse;
 import dev.expo.api.v1.InferenceServiceGrpc;
+import dev.expo.gateway.routing.Backends;
 import dev.expo.api.v1.ListModelsRequest;
 import dev.expo.api.v1.ListModelsResponse;
 import dev.expo.api.v1.ModelInfo;
@@ -216,7 +217,7 @@ public final class GrpcEvaluationBackends implements EvaluationBackends {
             }
         }, () -> new Generation(text.toString(), ids.stream().mapToInt(Integer::intValue).toArray(),
                 finish[0] == FinishReason.FINISH_REASON_LENGTH ? "length" : "stop"));
-        inference.generate(request.build(), stream);
+        Backends.forModel(inference, request.getModel()).generate(request.build(), stream);
         CompletableFuture<Generation> result = new CompletableFuture<>() {
             @Override
             public boolean cancel(boolean mayInterruptIfRunning) {
@@ -244,7 +245,8 @@ public final class GrpcEvaluationBackends implements EvaluationBackends {
             request.addInputs(RewardInput.newBuilder().setPromptResponse(PromptResponse.newBuilder()
                     .setPrompt(call.instruction()).setResponse(call.response())));
         }
-        return call("inference service", () -> inferenceBlocking.reward(request.build())).getScoresList().stream()
+        return call("inference service", () -> Backends.forModel(inferenceBlocking, rewardModel)
+                .reward(request.build())).getScoresList().stream()
                 .map(score -> (double) score.getReward()).toList();
     }
 

@@ -11,6 +11,7 @@ import dev.expo.api.v1.GeneratedTokenLogprobs;
 import dev.expo.api.v1.InferenceServiceGrpc;
 import dev.expo.api.v1.TokenLogprob;
 import dev.expo.gateway.ab.SplitTraffic;
+import dev.expo.gateway.routing.Backends;
 import dev.expo.gateway.routing.ForwardingService;
 import dev.expo.gateway.access.AccessMetrics;
 import dev.expo.gateway.access.Caller;
@@ -98,7 +99,8 @@ final class CompletionCall {
                 }
                 generate = b.build();
             }
-            InferenceServiceGrpc.newStub(inference.channel()).generate(generate, new ClientResponseObserver<GenerateRequest,
+            Backends.forModel(InferenceServiceGrpc.newStub(inference.channel()), generate.getModel())
+                    .generate(generate, new ClientResponseObserver<GenerateRequest,
                     GenerateResponse>() {
                 @Override
                 public void beforeStart(ClientCallStreamObserver<GenerateRequest> call) {

@@ -1,5 +1,6 @@
 package dev.expo.gateway.routing;
 
+import io.grpc.LoadBalancerRegistry;
 import io.grpc.ManagedChannel;
 import io.grpc.NameResolverRegistry;
 import io.grpc.netty.NettyChannelBuilder;
@@ -14,34 +15,38 @@ import java.util.concurrent.TimeUnit;
  *   <li>{@code HOST:PORT}, one replica;</li>
  *   <li>{@code HOST:PORT,HOST:PORT,...}, a fixed list (replicas on one machine, as {@code bin/expo-stack up
  *   --inference-replicas N} runs them);</li>
- *   <li>{@code dns:///NAME:PORT}, every address the name resolves to: a Kubernetes headless Service. gRPC re-resolves
- *   when a connection fails, and {@link Backends} has the channel look the name up again every
- *   {@code expo.backends.reresolve-every}, so replicas that come up are followed too.</li>
+ *   <li>{@code dns:///NAME:PORT}, every address the name resolves to: a Kubernetes headless Service. The name is
+ *   looked up again when a connection fails and every {@code expo.backends.reresolve-every}, so replicas that come
+ *   and go are followed.</li>
  * </ul>
- * Calls are spread by gRPC's own {@code round_robin} over the replicas that are connected; a call a draining replica
- * refuses is retried on another ({@link #SERVICE_CONFIG}). Keepalive pings find a replica that stopped answering (a hung process, a lost node) within 40 s.
+ * Replicas are balanced by {@link ReplicaLoadBalancer} (health-aware, preferring a replica that has the call's
+ * model: {@link ModelAffinity}); a call a draining replica refuses is retried on another ({@link #serviceConfig}).
+ * Keepalive pings find a replica that stopped answering (a hung process, a lost node) within 40 s.
  */
 final class BackendChannel {
 
     static {
         NameResolverRegistry.getDefaultRegistry().register(new StaticAddressResolver());
+        LoadBalancerRegistry.getDefaultRegistry().register(new ReplicaLoadBalancer.Provider());
     }
 
     /**
-     * gRPC's service config for a backend with replicas: round robin over the connected ones, and UNAVAILABLE
-     * retried (on the next replica) for the calls that are safe to repeat, Generate included (gRPC retries a stream
-     * only before its first response). A replica that is draining refuses new calls with UNAVAILABLE
-     * (service-support's DrainingInterceptor), so they land on another. (Client-side health checking would keep them off it in the first place, but it needs grpc-services on
-     * the gateway's class path, and with it there ServingIT's clients resetting streams as their first token is
-     * written met GOAWAYs in about half of the e2e runs; see the scale-out issue's notes.)
+     * gRPC's service config for a backend with replicas: the replica policy, and UNAVAILABLE retried (on another
+     * replica) for the calls that are safe to repeat, Generate included (gRPC retries a stream only before its first
+     * response). A replica that is draining refuses new calls with UNAVAILABLE (service-support's
+     * DrainingInterceptor) the moment it starts to, before its NOT_SERVING has reached the gateway.
      */
-    static final Map<String, ?> SERVICE_CONFIG = Map.of(
-            "loadBalancingConfig", List.of(Map.of("round_robin", Map.of())),
-            "methodConfig", List.of(Map.of(
-                    "name", List.of("Generate", "Score", "Reward", "EmbedImage", "ListModels", "LoadModel").stream()
-                            .map(m -> Map.of("service", "expo.v1.InferenceService", "method", m)).toList(),
-                    "retryPolicy", Map.of("maxAttempts", 3.0, "initialBackoff", "0.05s", "maxBackoff", "0.5s",
-                            "backoffMultiplier", 2.0, "retryableStatusCodes", List.of("UNAVAILABLE")))));
+    static Map<String, ?> serviceConfig(int busyAt, long reresolveSeconds) {
+        return Map.of(
+                "loadBalancingConfig", List.of(Map.of(ReplicaLoadBalancer.POLICY, Map.of(
+                        "busyAt", (double) busyAt, "reresolveSeconds", (double) reresolveSeconds))),
+                "methodConfig", List.of(Map.of(
+                        "name", List.of("Generate", "Score", "Reward", "EmbedImage", "ListModels", "LoadModel")
+                                .stream().map(m -> Map.of("service", "expo.v1.InferenceService", "method", m))
+                                .toList(),
+                        "retryPolicy", Map.of("maxAttempts", 3.0, "initialBackoff", "0.05s", "maxBackoff", "0.5s",
+                                "backoffMultiplier", 2.0, "retryableStatusCodes", List.of("UNAVAILABLE")))));
+    }
 
     private BackendChannel() {
     }
@@ -64,8 +69,13 @@ final class BackendChannel {
         return StaticAddressResolver.SCHEME + ":///" + address.replace(" ", "");
     }
 
+    /** How replicas are balanced: {@code expo.backends.busy-at} and {@code expo.backends.reresolve-every}. */
+    record Balancing(int busyAt, long reresolveSeconds) {
+        static final Balancing DEFAULT = new Balancing(16, 30);
+    }
+
     static ManagedChannel open(String configured) {
-        return builder(configured).build();
+        return builder(configured, Balancing.DEFAULT).build();
     }
 
     /**
@@ -74,8 +84,8 @@ final class BackendChannel {
      * stays a per-stream event (written from a foreign thread, the same race could make Netty fail the client's whole
      * connection).
      */
-    static ManagedChannel open(String configured, io.vertx.core.Vertx vertx) {
-        NettyChannelBuilder builder = builder(configured);
+    static ManagedChannel open(String configured, Balancing balancing, io.vertx.core.Vertx vertx) {
+        NettyChannelBuilder builder = builder(configured, balancing);
         if (!vertx.isNativeTransportEnabled()) {
             builder.eventLoopGroup(vertx.nettyEventLoopGroup()).channelType(io.netty.channel.socket.nio
                     .NioSocketChannel.class);
@@ -88,7 +98,7 @@ final class BackendChannel {
         return isDns(configured) || configured.contains(",");
     }
 
-    private static NettyChannelBuilder builder(String configured) {
+    private static NettyChannelBuilder builder(String configured, Balancing balancing) {
         NettyChannelBuilder builder = NettyChannelBuilder.forTarget(target(configured))
                 .usePlaintext()                                       // backends are on loopback or a private network
                 .maxInboundMessageSize(64 << 20);
@@ -96,7 +106,8 @@ final class BackendChannel {
             // One replica, nothing to balance: the channel Quarkus' own gRPC client makes (pick_first, no pings).
             return builder;
         }
-        return builder.defaultServiceConfig(SERVICE_CONFIG).enableRetry()
+        return builder.defaultServiceConfig(serviceConfig(balancing.busyAt(), balancing.reresolveSeconds()))
+                .enableRetry()
                 .keepAliveTime(30, TimeUnit.SECONDS)
                 .keepAliveTimeout(10, TimeUnit.SECONDS)
                 .keepAliveWithoutCalls(true);

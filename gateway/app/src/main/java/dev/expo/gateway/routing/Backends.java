@@ -11,8 +11,6 @@ import jakarta.inject.Inject;
 
 import java.util.LinkedHashMap;
 import java.util.Map;
-import java.util.concurrent.Executors;
-import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -29,30 +27,16 @@ public class Backends {
     io.vertx.core.Vertx vertx;
 
     private final Map<String, ForwardingService.Backend> byService = new LinkedHashMap<>();
-    private final ScheduledExecutorService reresolver = Executors.newSingleThreadScheduledExecutor(r -> {
-        Thread thread = new Thread(r, "backend-reresolve");
-        thread.setDaemon(true);
-        return thread;
-    });
 
     @PostConstruct
     void wire() {
         byService.put(ExtrapolationServiceGrpc.SERVICE_NAME, backend("extrapolation-service", config.extrapolation()));
         byService.put(TrainingServiceGrpc.SERVICE_NAME, backend("training-service", config.training()));
         byService.put(InferenceServiceGrpc.SERVICE_NAME, backend("inference-service", config.inference()));
-        long every = config.reresolveEvery().toMillis();
-        if (every > 0 && byService.values().stream().anyMatch(b -> BackendChannel.isDns(b.address()))) {
-            reresolver.scheduleWithFixedDelay(() -> byService.values().forEach(backend -> {
-                if (BackendChannel.isDns(backend.address())) {
-                    ((ManagedChannel) backend.channel()).enterIdle();
-                }
-            }), every, every, TimeUnit.MILLISECONDS);
-        }
     }
 
     @PreDestroy
     void close() throws InterruptedException {
-        reresolver.shutdownNow();
         for (ForwardingService.Backend backend : byService.values()) {
             ((ManagedChannel) backend.channel()).shutdown();
         }
@@ -62,6 +46,14 @@ public class Backends {
                 channel.shutdownNow();
             }
         }
+    }
+
+    /**
+     * The stub with its calls marked as being for {@code model}, so the inference replicas' policy can send them where
+     * the model is loaded (the gateway's forwarding does this itself, from the request).
+     */
+    public static <S extends io.grpc.stub.AbstractStub<S>> S forModel(S stub, String model) {
+        return model == null || model.isEmpty() ? stub : stub.withOption(ReplicaLoadBalancer.MODEL, model);
     }
 
     /** Public service name -> its backend, in a stable order. */
@@ -79,7 +71,8 @@ public class Backends {
 
     private ForwardingService.Backend backend(String name, String address) {
         try {
-            return new ForwardingService.Backend(name, address.strip(), BackendChannel.open(address, vertx));
+            return new ForwardingService.Backend(name, address.strip(), BackendChannel.open(address,
+                    new BackendChannel.Balancing(config.busyAt(), config.reresolveEvery().toSeconds()), vertx));
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException("expo.backends for " + name + ": " + e.getMessage(), e);
         }

@@ -20,9 +20,15 @@ public interface BackendsConfig {
 
     /**
      * How often a backend named by DNS ({@code dns:///NAME:PORT}) is looked up again, so replicas that came up since
-     * get calls: the channel goes idle (running calls finish on their connections) and reconnects to every address
-     * the name has then. 0 = only when a connection fails.
+     * get calls (and ones gone are let go). 0 = only when a connection fails.
      */
     @WithDefault("30s")
     Duration reresolveEvery();
+
+    /**
+     * Calls in flight on a replica past which a call for a model it has spills to a replica without it (which then
+     * loads it): best the replicas' batch size ({@code inference.batching.max-batch-size}). See ModelAffinity.
+     */
+    @WithDefault("16")
+    int busyAt();
 }

@@ -78,35 +78,48 @@ public final class ForwardingService {
             if (deadline != null) {
                 options = options.withDeadline(deadline);
             }
-            ClientCall<byte[], byte[]> clientCall = backend.channel().newCall(method, options);
-            CallProxy proxy = new CallProxy(serverCall, clientCall, backend);
+            CallProxy proxy = new CallProxy(serverCall, method, options, forwardedHeaders(headers), backend);
             // A client whose connection just closes (no RST_STREAM) never reaches onCancel below on Vert.x's gRPC
             // server; its stream's close does (after a normal end it is a no-op).
             ClientDisconnects.onClose(() -> proxy.clientLeft("the gateway's client went away"));
-            clientCall.start(proxy.clientListener, forwardedHeaders(headers));
             serverCall.request(1);
-            clientCall.request(1);
             return proxy.serverListener;
         }
     }
 
-    /** Wires a client-facing server call to a backend client call, message by message. */
+    /**
+     * Wires a client-facing server call to a backend client call, message by message. The backend call starts with
+     * the request message (every expo.v1 RPC takes one), so the replica policy can see the model it names.
+     */
     private static final class CallProxy {
         private final ServerCall<byte[], byte[]> serverCall;
-        private final ClientCall<byte[], byte[]> clientCall;
+        private final MethodDescriptor<byte[], byte[]> method;
+        private final CallOptions options;
+        private final Metadata headers;
         private final Backend backend;
+        /** Set once, under this proxy's lock, when the request arrives; null before. */
+        private volatile ClientCall<byte[], byte[]> clientCall;
         final ServerCall.Listener<byte[]> serverListener = new ServerCall.Listener<>() {
             @Override
             public void onMessage(byte[] message) {
-                // Every expo.v1 RPC takes one request message, so there is nothing to hold back on this side;
-                // asking for more at once also lets the server transport deliver the half-close.
-                clientCall.sendMessage(message);
+                ClientCall<byte[], byte[]> call = clientCall;
+                if (call == null && (call = startBackendCall(message)) == null) {
+                    return;                                  // the client left before it sent its request
+                }
+                call.sendMessage(message);
+                // Asking for more at once lets the server transport deliver the half-close.
                 serverCall.request(1);
             }
 
             @Override
             public void onHalfClose() {
-                clientCall.halfClose();
+                ClientCall<byte[], byte[]> call = clientCall;
+                if (call == null) {
+                    call = startBackendCall(null);           // no request at all: the backend says what is wrong
+                }
+                if (call != null) {
+                    call.halfClose();
+                }
             }
 
             @Override
@@ -118,7 +131,7 @@ public final class ForwardingService {
             public void onReady() {
                 // The client can take more: pull the next response from the backend if we held back.
                 synchronized (CallProxy.this) {
-                    if (needToRequestFromBackend) {
+                    if (needToRequestFromBackend && clientCall != null) {
                         needToRequestFromBackend = false;
                         clientCall.request(1);
                     }
@@ -174,13 +187,43 @@ public final class ForwardingService {
 
         /** The client is gone: nothing more goes to it, and the backend call is cancelled (if it is still going). */
         void clientLeft(String why) {
-            clientCancelled = true;
-            clientCall.cancel(why, null);
+            ClientCall<byte[], byte[]> call;
+            synchronized (this) {
+                clientCancelled = true;
+                call = clientCall;
+            }
+            if (call != null) {
+                call.cancel(why, null);
+            }
         }
 
-        CallProxy(ServerCall<byte[], byte[]> serverCall, ClientCall<byte[], byte[]> clientCall, Backend backend) {
+        /** The backend call, for the request (its model, if it names one, goes to the replica policy). */
+        private ClientCall<byte[], byte[]> startBackendCall(byte[] request) {
+            CallOptions forCall = options;
+            if (request != null && RequestModel.namesModel(method.getFullMethodName())) {
+                String model = RequestModel.of(request);
+                if (model != null) {
+                    forCall = forCall.withOption(ReplicaLoadBalancer.MODEL, model);
+                }
+            }
+            ClientCall<byte[], byte[]> call = backend.channel().newCall(method, forCall);
+            synchronized (this) {
+                if (clientCancelled) {
+                    return null;
+                }
+                clientCall = call;
+                call.start(clientListener, headers);
+                call.request(1);
+            }
+            return call;
+        }
+
+        CallProxy(ServerCall<byte[], byte[]> serverCall, MethodDescriptor<byte[], byte[]> method,
+                  CallOptions options, Metadata headers, Backend backend) {
             this.serverCall = serverCall;
-            this.clientCall = clientCall;
+            this.method = method;
+            this.options = options;
+            this.headers = headers;
             this.backend = backend;
         }
     }

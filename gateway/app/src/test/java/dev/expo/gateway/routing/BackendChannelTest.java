@@ -22,7 +22,7 @@ import java.util.concurrent.TimeUnit;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
-/** A backend over several replicas: round robin, health checking, a replica going away. */
+/** A backend over several replicas: rotation, health checking, model affinity, a replica going away. */
 class BackendChannelTest {
 
     private final List<Server> servers = new ArrayList<>();
@@ -69,10 +69,18 @@ class BackendChannelTest {
     }
 
     private Map<String, Integer> calls(int n) {
+        return calls(n, null);
+    }
+
+    /** {@code n} calls one after another, for {@code model} (null: for none); how many each replica answered. */
+    private Map<String, Integer> calls(int n, String model) {
         Map<String, Integer> byReplica = new HashMap<>();
         for (int i = 0; i < n; i++) {
-            String name = new String(ClientCalls.blockingUnaryCall(channel, NAME,
-                    CallOptions.DEFAULT.withDeadlineAfter(5, TimeUnit.SECONDS), new byte[0]),
+            CallOptions options = CallOptions.DEFAULT.withDeadlineAfter(5, TimeUnit.SECONDS);
+            if (model != null) {
+                options = options.withOption(ReplicaLoadBalancer.MODEL, model);
+            }
+            String name = new String(ClientCalls.blockingUnaryCall(channel, NAME, options, new byte[0]),
                     java.nio.charset.StandardCharsets.UTF_8);
             byReplica.merge(name, 1, Integer::sum);
         }
@@ -113,12 +121,60 @@ class BackendChannelTest {
     }
 
     @Test
+    void aReplicaReportingNotServingGetsNoCallsUntilItServesAgain() throws Exception {
+        replica("a");
+        replica("b");
+        channel = BackendChannel.open("127.0.0.1:" + servers.get(0).getPort() + ",127.0.0.1:"
+                + servers.get(1).getPort());
+        calls(4);
+        health.getFirst().setStatus("", io.grpc.health.v1.HealthCheckResponse.ServingStatus.NOT_SERVING);
+        Thread.sleep(300);                                            // the Watch stream brings it
+        assertThat(calls(10)).containsOnlyKeys("b");
+        health.getFirst().setStatus("", io.grpc.health.v1.HealthCheckResponse.ServingStatus.SERVING);
+        Thread.sleep(300);
+        assertThat(calls(10)).containsEntry("a", 5).containsEntry("b", 5);
+    }
+
+    @Test
+    void noServingReplicaFailsCallsAtOnceWithWhatEachIs() throws Exception {
+        replica("a");
+        channel = BackendChannel.open("127.0.0.1:" + servers.getFirst().getPort() + ",127.0.0.1:1");
+        calls(2);
+        health.getFirst().setStatus("", io.grpc.health.v1.HealthCheckResponse.ServingStatus.NOT_SERVING);
+        Thread.sleep(300);
+        assertThatThrownBy(() -> calls(1)).isInstanceOf(io.grpc.StatusRuntimeException.class)
+                .hasMessageContaining("UNAVAILABLE").hasMessageContaining("not serving");
+    }
+
+    @Test
+    void callsForAModelStayOnTheReplicaThatHasItAndOthersStillRotate() throws Exception {
+        replica("a");
+        replica("b");
+        channel = BackendChannel.open("127.0.0.1:" + servers.get(0).getPort() + ",127.0.0.1:"
+                + servers.get(1).getPort());
+        calls(4);
+        Map<String, Integer> first = calls(10, "m1");
+        assertThat(first).as("one replica has m1").hasSize(1).containsValue(10);
+        Map<String, Integer> second = calls(10, "m2");
+        assertThat(second).hasSize(1).containsValue(10);
+        assertThat(calls(10)).as("calls for no model").containsEntry("a", 5).containsEntry("b", 5);
+        assertThat(calls(10, "m1")).isEqualTo(first);
+
+        // the replica with m1 goes away: m1's calls go to the other, which has it from then on
+        String holder = first.keySet().iterator().next();
+        servers.get(holder.equals("a") ? 0 : 1).shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+        Thread.sleep(300);
+        String other = holder.equals("a") ? "b" : "a";
+        assertThat(calls(5, "m1")).containsOnlyKeys(other);
+    }
+
+    @Test
     void aDnsNameIsResolvedAgainAfterTheChannelGoesIdle() throws Exception {
         int a = replica("a");
         channel = BackendChannel.open("dns:///localhost:" + a);
         assertThat(BackendChannel.isDns("dns:///localhost:" + a)).isTrue();
         assertThat(calls(3)).containsEntry("a", 3);
-        channel.enterIdle();                                 // what Backends does every expo.backends.reresolve-every
+        channel.enterIdle();                                 // the balancer starts afresh from the name
         assertThat(calls(3)).containsEntry("a", 3);
     }
 }
