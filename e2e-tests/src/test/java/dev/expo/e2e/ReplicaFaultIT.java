@@ -4,6 +4,8 @@ import dev.expo.api.v1.FinishReason;
 import dev.expo.api.v1.GenerateRequest;
 import dev.expo.api.v1.GenerateResponse;
 import dev.expo.api.v1.InferenceServiceGrpc;
+import dev.expo.api.v1.ListModelsRequest;
+import dev.expo.api.v1.ModelInfo;
 import dev.expo.api.v1.SamplingParams;
 import dev.expo.api.v1.ScoreRequest;
 import dev.expo.api.v1.TokenIds;
@@ -48,7 +50,10 @@ class ReplicaFaultIT {
 
     @BeforeAll
     static void start() throws Exception {
-        stack = Stack.of("e2e-fault-logs", "inference-service", "inference-service-2", "gateway");
+        // busy-at 1: a replica with a stream under way passes the next stream for its model to the other, so the
+        // streams of a test spread over both (the default, the batch size, would keep a few on one)
+        stack = Stack.of("e2e-fault-logs", List.of("-Dexpo.backends.busy-at=1"), "inference-service",
+                "inference-service-2", "gateway");
         Path model = stack.store.resolve(MODEL);
         // Big enough that a stream of a few hundred tokens takes seconds on two cores.
         SyntheticLlama.writeModel(new SyntheticLlama.Shape(384, 512, 1024, 8, 8), Long.MAX_VALUE, model);
@@ -73,8 +78,17 @@ class ReplicaFaultIT {
     }
 
     private static CompletableFuture<Outcome> stream(int maxNewTokens, CountDownLatch firstToken, long deadlineMs) {
+        return stream(MODEL, maxNewTokens, firstToken, deadlineMs);
+    }
+
+    private static CompletableFuture<Outcome> stream(String model, int maxNewTokens) {
+        return stream(model, maxNewTokens, new CountDownLatch(1), 60_000);
+    }
+
+    private static CompletableFuture<Outcome> stream(String model, int maxNewTokens, CountDownLatch firstToken,
+                                                     long deadlineMs) {
         CompletableFuture<Outcome> outcome = new CompletableFuture<>();
-        GenerateRequest request = GenerateRequest.newBuilder().setModel(MODEL)
+        GenerateRequest request = GenerateRequest.newBuilder().setModel(model)
                 .setTokenIds(TokenIds.newBuilder().addAllIds(List.of(1, 5, 9)))
                 .setSampling(SamplingParams.newBuilder().setTemperature(0f).setMaxNewTokens(maxNewTokens)
                         .setIgnoreEos(true)).build();
@@ -172,7 +186,7 @@ class ReplicaFaultIT {
             }
             assertThat(early).as("some calls went to the hung replica and hit their deadline").anySatisfy(o ->
                     assertThat(o.status().getCode()).isEqualTo(Status.Code.DEADLINE_EXCEEDED));
-            // The gateway's keepalive finds the replica unresponsive and round robin leaves it out: every call then
+            // The gateway's keepalive finds the replica unresponsive and the balancer leaves it out: every call then
             // succeeds.
             long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
             int inARow = 0;
@@ -181,7 +195,7 @@ class ReplicaFaultIT {
                 Outcome outcome = stream(4, new CountDownLatch(1), 2000).get(10, TimeUnit.SECONDS);
                 inARow = outcome.status().isOk() ? inARow + 1 : 0;
             }
-            System.out.printf("ReplicaFaultIT: a SIGSTOPped replica left out of the round robin after %d ms%n",
+            System.out.printf("ReplicaFaultIT: a SIGSTOPped replica left out of the balancing after %d ms%n",
                     TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - stopped));
         } finally {
             signal("CONT", "inference-service-2");
@@ -234,7 +248,7 @@ class ReplicaFaultIT {
 
         int newTokens = 400;
         List<CompletableFuture<Outcome>> streams = streamsUnderWay(4, newTokens);
-        // Round robin spread them over both replicas.
+        // The balancer spread them over both replicas.
         int onFirst = (int) running("inference-service");
         int onSecond = (int) running("inference-service-2");
         assertThat(onFirst).isPositive();
@@ -318,5 +332,55 @@ class ReplicaFaultIT {
         Outcome after = stream(4, new CountDownLatch(1), 30_000).get(60, TimeUnit.SECONDS);
         assertThat(after.status().getCode()).as(after.toString()).isEqualTo(Status.Code.OK);
         assertThat(after.tokens()).isEqualTo(4);
+    }
+    /** The models a replica has loaded, asked of it directly. */
+    private static List<String> loadedOn(String replica) {
+        ManagedChannel direct = ManagedChannelBuilder.forAddress("127.0.0.1", stack.port(replica)).usePlaintext()
+                .build();
+        try {
+            return InferenceServiceGrpc.newBlockingStub(direct).withDeadlineAfter(10, TimeUnit.SECONDS)
+                    .listModels(ListModelsRequest.newBuilder().setPageSize(1000).build()).getModelsList().stream()
+                    .filter(ModelInfo::getLoaded).map(ModelInfo::getName).toList();
+        } finally {
+            direct.shutdownNow();
+        }
+    }
+
+    /**
+     * The balancer sends a model's calls to the replica that has it: two models, each called twice in a row, are each
+     * loaded on one replica (round robin would load both on both: twice the memory, and a load on each replica's
+     * first call).
+     */
+    @Test
+    @Order(5)
+    @Timeout(180)
+    void callsForAModelGoToTheReplicaThatHasIt() throws Exception {
+        List<String> models = List.of("affinity-a", "affinity-b");
+        for (String name : models) {
+            Path copy = stack.store.resolve(name);
+            Files.createDirectories(copy);
+            try (var files = Files.list(stack.store.resolve(MODEL))) {
+                for (Path file : files.toList()) {
+                    Files.copy(file, copy.resolve(file.getFileName()));
+                }
+            }
+        }
+        // each model twice in a row: calls in turn over two replicas would put each on both
+        for (int round = 0; round < 2; round++) {
+            for (String name : models) {
+                for (int call = 0; call < 2; call++) {
+                    Outcome outcome = stream(name, 2).get(60, TimeUnit.SECONDS);
+                    assertThat(outcome.status().getCode()).as(name + ": " + outcome).isEqualTo(Status.Code.OK);
+                }
+            }
+        }
+        List<String> first = loadedOn("inference-service");
+        List<String> second = loadedOn("inference-service-2");
+        System.out.printf("ReplicaFaultIT: after 8 calls for 2 models, loaded on the replicas: %s and %s%n",
+                first, second);
+        for (String name : models) {
+            assertThat((first.contains(name) ? 1 : 0) + (second.contains(name) ? 1 : 0)).as(name + " loaded on "
+                    + "exactly one replica: " + first + " / " + second).isEqualTo(1);
+        }
     }
 }
