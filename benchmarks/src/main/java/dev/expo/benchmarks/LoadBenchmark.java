@@ -159,8 +159,14 @@ public final class LoadBenchmark {
                     }
                 });
                 System.out.printf(Locale.ROOT, "Measured: %d s...%n", options.duration);
+                Map<String, Long> servedBefore = served(replicas, ports);
                 double seconds = load(gateway, options, tally, options.duration);
                 sampler.interrupt();
+                Map<String, Long> servedAfter = served(replicas, ports);
+                if (replicas.size() > 1) {
+                    System.out.printf(Locale.ROOT, "  streams per replica: %s%n", String.join(", ", replicas.stream()
+                            .map(r -> r + " " + (servedAfter.get(r) - servedBefore.get(r))).toList()));
+                }
                 Map<String, Long> rssAtEnd = rss(services, measured);
                 report(options, tally, seconds, rssAfterWarmUp, samples, rssAtEnd);
                 Map<String, Long> heapAtEnd = heapAfterGc(services, measured);
@@ -268,6 +274,23 @@ public final class LoadBenchmark {
             kb.put(name, used.find() ? Long.parseLong(used.group(1)) : -1);
         }
         return kb;
+    }
+
+    /** Generations each replica has finished so far (its {@code expo_inference_requests_total}). */
+    private static Map<String, Long> served(List<String> replicas, List<Integer> ports)
+            throws IOException, InterruptedException {
+        Map<String, Long> served = new TreeMap<>();
+        try (java.net.http.HttpClient http = java.net.http.HttpClient.newHttpClient()) {
+            for (int i = 0; i < replicas.size(); i++) {
+                String metrics = http.send(java.net.http.HttpRequest.newBuilder(java.net.URI.create(
+                        "http://127.0.0.1:" + ports.get(i) + "/q/metrics")).build(),
+                        java.net.http.HttpResponse.BodyHandlers.ofString()).body();
+                served.put(replicas.get(i), (long) metrics.lines()
+                        .filter(l -> l.startsWith("expo_inference_requests_total{"))
+                        .mapToDouble(l -> Double.parseDouble(l.substring(l.lastIndexOf(' ') + 1))).sum());
+            }
+        }
+        return served;
     }
 
     /** Resident memory (VmRSS, KiB) of each process, from /proc. */
