@@ -50,10 +50,7 @@ class ReplicaFaultIT {
 
     @BeforeAll
     static void start() throws Exception {
-        // busy-at 1: a replica with a stream under way passes the next stream for its model to the other, so the
-        // streams of a test spread over both (the default, the batch size, would keep a few on one)
-        stack = Stack.of("e2e-fault-logs", List.of("-Dexpo.backends.busy-at=1"), "inference-service",
-                "inference-service-2", "gateway");
+        stack = Stack.of("e2e-fault-logs", "inference-service", "inference-service-2", "gateway");
         Path model = stack.store.resolve(MODEL);
         // Big enough that a stream of a few hundred tokens takes seconds on two cores.
         SyntheticLlama.writeModel(new SyntheticLlama.Shape(384, 512, 1024, 8, 8), Long.MAX_VALUE, model);

@@ -48,29 +48,20 @@ public final class Stack implements AutoCloseable {
     final Map<String, Integer> ports = new LinkedHashMap<>();
     private final Map<String, Process> processes = new LinkedHashMap<>();
     private final ManagedChannel channel;
-    private final List<String> gatewaySettings;
     /** The gateway writes its first admin key here on its first start, as bin/expo-stack has it do. */
     final Path adminKeyFile;
     private volatile String adminKey;
 
     Stack() throws IOException, InterruptedException {
-        this(SERVICES, "e2e-logs", List.of());
+        this(SERVICES, "e2e-logs");
     }
 
     /** A stack of just these services (the gateway last), its logs in {@code target/<logsName>}. */
     static Stack of(String logsName, String... services) throws IOException, InterruptedException {
-        return new Stack(List.of(services), logsName, List.of());
+        return new Stack(List.of(services), logsName);
     }
 
-    /** As {@link #of(String, String...)}, the gateway started with these extra settings ({@code -Dkey=value}). */
-    static Stack of(String logsName, List<String> gatewaySettings, String... services)
-            throws IOException, InterruptedException {
-        return new Stack(List.of(services), logsName, gatewaySettings);
-    }
-
-    private Stack(List<String> services, String logsName, List<String> gatewaySettings)
-            throws IOException, InterruptedException {
-        this.gatewaySettings = List.copyOf(gatewaySettings);
+    private Stack(List<String> services, String logsName) throws IOException, InterruptedException {
         store = Files.createTempDirectory("expo-e2e-store");
         adminKeyFile = Files.createTempDirectory("expo-e2e-run").resolve("api-key");
         logs = Files.createDirectories(root.resolve("e2e-tests/target").resolve(logsName));
@@ -123,7 +114,6 @@ public final class Stack implements AutoCloseable {
                     "-Dexpo.backends.extrapolation=" + addressesOf("extrapolation-service"),
                     "-Dexpo.backends.training=" + addressesOf("training-service"),
                     "-Dexpo.backends.inference=" + addressesOf("inference-service")));
-            command.addAll(gatewaySettings);
         }
         if (app.equals("extrapolation-service")) {
             command.addAll(EXTRAPOLATION_SETTINGS);

@@ -71,7 +71,7 @@ final class BackendChannel {
 
     /** How replicas are balanced: {@code expo.backends.busy-at} and {@code expo.backends.reresolve-every}. */
     record Balancing(int busyAt, long reresolveSeconds) {
-        static final Balancing DEFAULT = new Balancing(16, 30);
+        static final Balancing DEFAULT = new Balancing(1, 30);
     }
 
     static ManagedChannel open(String configured) {

@@ -26,9 +26,10 @@ public interface BackendsConfig {
     Duration reresolveEvery();
 
     /**
-     * Calls in flight on a replica past which a call for a model it has spills to a replica without it (which then
-     * loads it): best the replicas' batch size ({@code inference.batching.max-batch-size}). See ModelAffinity.
+     * Calls in flight on a replica from which a call for a model it has goes to a less busy replica without it (which
+     * then loads it). 1: the least busy replica, ties to one that has the model; higher keeps a model on fewer
+     * replicas (less memory, fewer loads) at the cost of latency. See ModelAffinity.
      */
-    @WithDefault("16")
+    @WithDefault("1")
     int busyAt();
 }

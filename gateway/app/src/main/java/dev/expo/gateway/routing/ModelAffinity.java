@@ -14,8 +14,10 @@ import java.util.function.Predicate;
  * replicas share calls round robin. "Has it" is what the gateway knows: a replica has a model once a call for it was
  * sent there, and forgets all when its connection is lost (it may have restarted).
  *
- * <p>{@code busyAt} is best the replicas' batch size: up to there a replica that has the model decodes one more
- * sequence at little cost; past it the call would wait, and loading the model on another replica pays off.
+ * <p>With {@code busyAt} 1 (the gateway's default) that is the least busy replica, ties going to one that has the
+ * model: an idle replica with the model is always preferred, and a busy model spreads over the replicas at once.
+ * A higher {@code busyAt} keeps each model on fewer replicas (less memory, fewer loads) while its replica can batch
+ * more sequences at little cost (up to its batch size), at some cost in latency.
  */
 final class ModelAffinity {
 

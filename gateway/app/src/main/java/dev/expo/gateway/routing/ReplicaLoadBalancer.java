@@ -39,9 +39,6 @@ final class ReplicaLoadBalancer extends LoadBalancer {
 
     private static final long HEALTH_RETRY_MS = 1_000;
 
-    record Config(int busyAt, long reresolveSeconds) {
-    }
-
     /** One replica's connection, its state and health; touched only in the channel's synchronization context. */
     private final class Tracked {
         final Subchannel subchannel;
@@ -73,7 +70,8 @@ final class ReplicaLoadBalancer extends LoadBalancer {
 
     @Override
     public Status acceptResolvedAddresses(ResolvedAddresses resolved) {
-        Config config = resolved.getLoadBalancingPolicyConfig() instanceof Config c ? c : new Config(16, 30);
+        BackendChannel.Balancing config = resolved.getLoadBalancingPolicyConfig() instanceof BackendChannel.Balancing b
+                ? b : BackendChannel.Balancing.DEFAULT;
         if (policy == null) {
             policy = new ModelAffinity(config.busyAt());
         }
@@ -288,7 +286,7 @@ final class ReplicaLoadBalancer extends LoadBalancer {
         }
     }
 
-    /** Registered under {@link #POLICY}; its config: {@code {"busyAt": 16, "reresolveSeconds": 30}}. */
+    /** Registered under {@link #POLICY}; its config: {@code {"busyAt": 1, "reresolveSeconds": 30}}. */
     static final class Provider extends LoadBalancerProvider {
         @Override
         public boolean isAvailable() {
@@ -313,12 +311,13 @@ final class ReplicaLoadBalancer extends LoadBalancer {
         @Override
         public NameResolver.ConfigOrError parseLoadBalancingPolicyConfig(Map<String, ?> raw) {
             try {
-                int busyAt = number(raw, "busyAt", 16);
-                long reresolve = number(raw, "reresolveSeconds", 30);
+                int busyAt = number(raw, "busyAt", BackendChannel.Balancing.DEFAULT.busyAt());
+                long reresolve = number(raw, "reresolveSeconds",
+                        (int) BackendChannel.Balancing.DEFAULT.reresolveSeconds());
                 if (busyAt < 1 || reresolve < 0) {
                     throw new IllegalArgumentException("busyAt must be >= 1 and reresolveSeconds >= 0: " + raw);
                 }
-                return NameResolver.ConfigOrError.fromConfig(new Config(busyAt, reresolve));
+                return NameResolver.ConfigOrError.fromConfig(new BackendChannel.Balancing(busyAt, reresolve));
             } catch (RuntimeException e) {
                 return NameResolver.ConfigOrError.fromError(Status.INVALID_ARGUMENT.withDescription(
                         POLICY + " config " + raw + ": " + e.getMessage()));
