@@ -37,6 +37,9 @@ final class ModelAffinity {
         }
     }
 
+    /** More than a replica's memory holds; past it the replica's set starts afresh. */
+    static final int MAX_MODELS_PER_REPLICA = 256;
+
     private final int busyAt;
     private final AtomicInteger rotation = new AtomicInteger();
 
@@ -60,6 +63,9 @@ final class ModelAffinity {
             if (holder == null || (other != null && other.inFlight.get() < holder.inFlight.get())) {
                 chosen = other;
             }
+        }
+        if (chosen.models.size() >= MAX_MODELS_PER_REPLICA && !chosen.models.contains(model)) {
+            chosen.models.clear();                   // bounded whatever names callers send; it relearns
         }
         chosen.models.add(model);
         return chosen;

@@ -242,11 +242,16 @@ final class ReplicaLoadBalancer extends LoadBalancer {
             public ClientStreamTracer newClientStreamTracer(ClientStreamTracer.StreamInfo info, Metadata headers) {
                 replica.inFlight.incrementAndGet();
                 AtomicBoolean closed = new AtomicBoolean();
+                String model = info.getCallOptions().getOption(MODEL);
                 return new ClientStreamTracer() {
                     @Override
                     public void streamClosed(Status status) {
                         if (closed.compareAndSet(false, true)) {
                             replica.inFlight.decrementAndGet();
+                            if (model != null && (status.getCode() == Status.Code.NOT_FOUND
+                                    || status.getCode() == Status.Code.INVALID_ARGUMENT)) {
+                                replica.models.remove(model);     // not a model it has (no such model, or bad)
+                            }
                         }
                     }
                 };

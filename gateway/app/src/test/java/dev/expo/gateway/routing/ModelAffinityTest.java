@@ -76,6 +76,16 @@ class ModelAffinityTest {
     }
 
     @Test
+    void whatAReplicaIsKnownToHaveStaysBoundedWhateverNamesCome() {
+        ModelAffinity policy = new ModelAffinity(1);
+        for (int i = 0; i < 10 * ModelAffinity.MAX_MODELS_PER_REPLICA; i++) {
+            policy.choose(all, "no-such-model-" + i);
+        }
+        assertThat(all).allSatisfy(r -> assertThat(r.models.size()).isLessThanOrEqualTo(
+                ModelAffinity.MAX_MODELS_PER_REPLICA));
+    }
+
+    @Test
     void busyAtMustBePositive() {
         assertThatThrownBy(() -> new ModelAffinity(0)).isInstanceOf(IllegalArgumentException.class);
     }
