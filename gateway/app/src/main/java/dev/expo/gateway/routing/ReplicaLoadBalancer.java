@@ -48,6 +48,8 @@ final class ReplicaLoadBalancer extends LoadBalancer {
         /** null until its health service has answered since it connected. */
         Boolean serving;
         ClientCall<HealthCheckRequest, HealthCheckResponse> watch;
+        /** Failed to connect since it was last READY: its reconnecting counts as failed, not as pending. */
+        boolean failing;
         boolean removed;
 
         Tracked(EquivalentAddressGroup addresses) {
@@ -143,6 +145,11 @@ final class ReplicaLoadBalancer extends LoadBalancer {
         }
         ConnectivityState was = tracked.state;
         tracked.state = info.getState();
+        if (tracked.state == ConnectivityState.READY) {
+            tracked.failing = false;
+        } else if (tracked.state == ConnectivityState.TRANSIENT_FAILURE) {
+            tracked.failing = true;
+        }
         if (tracked.state == ConnectivityState.READY && was != ConnectivityState.READY) {
             tracked.serving = null;
             watchHealth(tracked);
@@ -218,8 +225,8 @@ final class ReplicaLoadBalancer extends LoadBalancer {
         for (Tracked tracked : replicas.values()) {
             if (tracked.state == ConnectivityState.READY && Boolean.TRUE.equals(tracked.serving)) {
                 usable.add(tracked);
-            } else if (tracked.state == ConnectivityState.CONNECTING || tracked.state == ConnectivityState.IDLE
-                    || (tracked.state == ConnectivityState.READY && tracked.serving == null)) {
+            } else if (((tracked.state == ConnectivityState.CONNECTING || tracked.state == ConnectivityState.IDLE)
+                    && !tracked.failing) || (tracked.state == ConnectivityState.READY && tracked.serving == null)) {
                 pending = true;
             }
         }
@@ -229,7 +236,8 @@ final class ReplicaLoadBalancer extends LoadBalancer {
             helper.updateBalancingState(ConnectivityState.CONNECTING, new FixedPicker(PickResult.withNoResult()));
         } else {
             List<String> states = replicas.values().stream().map(t -> t.replica.name + " "
-                    + (t.state == ConnectivityState.READY ? "not serving" : t.state.toString())).toList();
+                    + (t.state == ConnectivityState.READY ? "not serving" : t.failing ? "not reachable"
+                    : t.state.toString())).toList();
             helper.updateBalancingState(ConnectivityState.TRANSIENT_FAILURE, new FixedPicker(PickResult.withError(
                     Status.UNAVAILABLE.withDescription("no replica can take calls: " + String.join(", ", states)))));
         }

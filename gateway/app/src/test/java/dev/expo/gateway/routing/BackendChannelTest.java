@@ -120,13 +120,18 @@ class BackendChannelTest {
         assertThat(calls(10)).containsOnlyKeys("b");
     }
 
-    @Test
-    void aReplicaReportingNotServingGetsNoCallsUntilItServesAgain() throws Exception {
+    /** Replicas "a" and "b" behind the channel, both connected. */
+    private void twoReplicasConnected() throws Exception {
         replica("a");
         replica("b");
         channel = BackendChannel.open("127.0.0.1:" + servers.get(0).getPort() + ",127.0.0.1:"
                 + servers.get(1).getPort());
         calls(4);
+    }
+
+    @Test
+    void aReplicaReportingNotServingGetsNoCallsUntilItServesAgain() throws Exception {
+        twoReplicasConnected();
         health.getFirst().setStatus("", io.grpc.health.v1.HealthCheckResponse.ServingStatus.NOT_SERVING);
         Thread.sleep(300);                                            // the Watch stream brings it
         assertThat(calls(10)).containsOnlyKeys("b");
@@ -148,11 +153,7 @@ class BackendChannelTest {
 
     @Test
     void callsForAModelStayOnTheReplicaThatHasItAndOthersStillRotate() throws Exception {
-        replica("a");
-        replica("b");
-        channel = BackendChannel.open("127.0.0.1:" + servers.get(0).getPort() + ",127.0.0.1:"
-                + servers.get(1).getPort());
-        calls(4);
+        twoReplicasConnected();
         Map<String, Integer> first = calls(10, "m1");
         assertThat(first).as("one replica has m1").hasSize(1).containsValue(10);
         Map<String, Integer> second = calls(10, "m2");
