@@ -211,17 +211,11 @@ class ReplicaFaultIT {
         signal("TERM", "inference-service-2");                         // what Kubernetes sends a terminating pod
         Thread.sleep(300);                                              // its shutdown hook has run
         // It takes no new calls: one sent to it directly is refused at once ...
-        ManagedChannel direct = ManagedChannelBuilder.forAddress("127.0.0.1", stack.port("inference-service-2"))
-                .usePlaintext().build();
-        try {
-            Status refused = Status.fromThrowable(catchThrowable(() -> InferenceServiceGrpc.newBlockingStub(direct)
-                    .withDeadlineAfter(10, TimeUnit.SECONDS).score(ScoreRequest.newBuilder().setModel(MODEL)
-                            .setTokenIds(TokenIds.newBuilder().addAllIds(List.of(1, 5, 9))).build())));
-            assertThat(refused.getCode()).as(refused.toString()).isEqualTo(Status.Code.UNAVAILABLE);
-            assertThat(refused.getDescription()).contains("shutting down");
-        } finally {
-            direct.shutdownNow();
-        }
+        Status refused = Status.fromThrowable(catchThrowable(() -> direct("inference-service-2", replica -> replica
+                .score(ScoreRequest.newBuilder().setModel(MODEL)
+                        .setTokenIds(TokenIds.newBuilder().addAllIds(List.of(1, 5, 9))).build()))));
+        assertThat(refused.getCode()).as(refused.toString()).isEqualTo(Status.Code.UNAVAILABLE);
+        assertThat(refused.getDescription()).contains("shutting down");
         // ... and through the gateway every new call is served (retried on the other replica when refused).
         for (int i = 0; i < 6; i++) {
             Outcome outcome = stream(4, new CountDownLatch(1), 10_000).get(20, TimeUnit.SECONDS);
@@ -332,14 +326,19 @@ class ReplicaFaultIT {
     }
     /** The models a replica has loaded, asked of it directly. */
     private static List<String> loadedOn(String replica) {
-        ManagedChannel direct = ManagedChannelBuilder.forAddress("127.0.0.1", stack.port(replica)).usePlaintext()
+        return direct(replica, stub -> stub.listModels(ListModelsRequest.newBuilder().setPageSize(1000).build())
+                .getModelsList().stream().filter(ModelInfo::getLoaded).map(ModelInfo::getName).toList());
+    }
+
+    /** One call straight to a replica, not through the gateway (10 s deadline). */
+    private static <T> T direct(String replica,
+                                java.util.function.Function<InferenceServiceGrpc.InferenceServiceBlockingStub, T> call) {
+        ManagedChannel channel = ManagedChannelBuilder.forAddress("127.0.0.1", stack.port(replica)).usePlaintext()
                 .build();
         try {
-            return InferenceServiceGrpc.newBlockingStub(direct).withDeadlineAfter(10, TimeUnit.SECONDS)
-                    .listModels(ListModelsRequest.newBuilder().setPageSize(1000).build()).getModelsList().stream()
-                    .filter(ModelInfo::getLoaded).map(ModelInfo::getName).toList();
+            return call.apply(InferenceServiceGrpc.newBlockingStub(channel).withDeadlineAfter(10, TimeUnit.SECONDS));
         } finally {
-            direct.shutdownNow();
+            channel.shutdownNow();
         }
     }
 

@@ -3,13 +3,12 @@ package dev.expo.gateway;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.datatype.jsr310.JavaTimeModule;
+import dev.expo.common.store.AtomicFile;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
-import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.nio.file.attribute.PosixFilePermissions;
 
 /**
@@ -36,16 +35,8 @@ public final class StateFile {
     public static void write(Path file, Object value, String what) {
         try {
             Files.createDirectories(file.getParent());
-            Path temporary = file.resolveSibling(file.getFileName() + ".tmp");
-            Files.deleteIfExists(temporary);
-            Files.createFile(temporary, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString(
-                    "rw-------")));
-            Files.write(temporary, JSON.writeValueAsBytes(value));
-            try {
-                Files.move(temporary, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-            } catch (AtomicMoveNotSupportedException e) {
-                Files.move(temporary, file, StandardCopyOption.REPLACE_EXISTING);
-            }
+            AtomicFile.replace(file, JSON.writeValueAsBytes(value), PosixFilePermissions.asFileAttribute(
+                    PosixFilePermissions.fromString("rw-------")));
         } catch (IOException e) {
             throw new UncheckedIOException("cannot write the " + what + " to " + file + ": " + e.getMessage(), e);
         }

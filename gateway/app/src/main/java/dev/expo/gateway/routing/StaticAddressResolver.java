@@ -15,9 +15,9 @@ import java.util.List;
 
 /**
  * gRPC name resolution for a fixed list of replicas, {@code static:///HOST:PORT,HOST:PORT,...}: each address is one
- * endpoint for the channel's load balancer (round_robin). grpc-java resolves {@code dns:///} names itself but has no
- * scheme for a literal list, which is what replicas on one machine (different ports of loopback) need. This only
- * names the addresses; choosing among them, reconnecting and health checking stay gRPC's.
+ * endpoint for the channel's load balancer ({@link ReplicaLoadBalancer}). grpc-java resolves {@code dns:///} names
+ * itself but has no scheme for a literal list, which is what replicas on one machine (different ports of loopback)
+ * need. This only names the addresses; choosing among them, reconnecting and health checking are the balancer's.
  */
 final class StaticAddressResolver extends NameResolverProvider {
 

@@ -5,10 +5,10 @@ import java.io.DataInputStream;
 import java.io.DataOutputStream;
 import java.io.IOException;
 import java.io.UncheckedIOException;
-import java.nio.file.AtomicMoveNotSupportedException;
+import dev.expo.common.store.AtomicFile;
+
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
@@ -52,13 +52,7 @@ public final class JobJournal {
                 out.writeInt(order.length);
                 out.write(order);
             }
-            Path temporary = dir.resolve(id + ".tmp");
-            Files.write(temporary, bytes.toByteArray());
-            try {
-                Files.move(temporary, dir.resolve(id + ".job"), StandardCopyOption.ATOMIC_MOVE);
-            } catch (AtomicMoveNotSupportedException e) {
-                Files.move(temporary, dir.resolve(id + ".job"), StandardCopyOption.REPLACE_EXISTING);
-            }
+            AtomicFile.replace(dir.resolve(id + ".job"), bytes.toByteArray());
         } catch (IOException e) {
             throw new UncheckedIOException("cannot record job " + id + " in " + dir, e);
         }
@@ -84,7 +78,7 @@ public final class JobJournal {
         try (Stream<Path> files = Files.list(dir)) {
             for (Path file : files.toList()) {
                 String name = file.getFileName().toString();
-                if (name.endsWith(".tmp")) {
+                if (name.startsWith(".tmp-") || name.endsWith(".tmp")) {   // a write cut short
                     Files.deleteIfExists(file);
                     continue;
                 }

@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.PropertyNamingStrategies;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.expo.common.ExpoException;
+import dev.expo.common.store.AtomicFile;
 import dev.expo.common.store.ModelStore;
 import dev.expo.evaluation.engine.EvaluationReport;
 import dev.expo.evaluation.engine.EvaluationSummary;
@@ -259,9 +260,7 @@ public final class EvaluationRunFolder {
     }
 
     private static void replace(Path file, String content) throws IOException {
-        Path scratch = file.resolveSibling(".tmp-" + file.getFileName());
-        Files.writeString(scratch, content, StandardCharsets.UTF_8);
-        Files.move(scratch, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+        AtomicFile.replace(file, content.getBytes(StandardCharsets.UTF_8));
     }
 
     /** Reads a run folder back; null when it is not a whole run folder (a crash mid-create leaves none). */

@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.expo.common.ExpoException;
+import dev.expo.common.store.AtomicFile;
 import dev.expo.common.store.ModelStore;
 import dev.expo.training.engine.ddpo.DdpoTrainer;
 
@@ -52,11 +53,8 @@ final class TrainingJobFolder {
     }
 
     static void writeState(TrainingJob job) {
-        Path scratch = job.dir().resolve(".tmp-" + STATE);
         try {
-            Files.writeString(scratch, stateJson(job));
-            Files.move(scratch, job.dir().resolve(STATE), StandardCopyOption.ATOMIC_MOVE,
-                    StandardCopyOption.REPLACE_EXISTING);
+            AtomicFile.replace(job.dir().resolve(STATE), stateJson(job).getBytes(StandardCharsets.UTF_8));
         } catch (IOException e) {
             throw new UncheckedIOException("cannot write " + job.dir().resolve(STATE), e);
         }
