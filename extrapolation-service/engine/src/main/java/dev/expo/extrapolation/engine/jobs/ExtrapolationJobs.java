@@ -116,29 +116,36 @@ public final class ExtrapolationJobs implements AutoCloseable {
     }
 
     private void run(ExtrapolationJob job, ExtrapolationPlan plan, boolean overwrite) {
+        Runnable end;
         try (plan) {
             if (job.cancelRequested()) {
-                job.cancelled();
-                return;
+                end = job::cancelled;
+            } else {
+                job.started();
+                ExtrapolationResult result = extrapolator.run(plan, job.outputModel(), overwrite,
+                        p -> job.progressed(p), job::cancelRequested);
+                end = () -> job.succeeded(result);
             }
-            job.started();
-            ExtrapolationResult result = extrapolator.run(plan, job.outputModel(), overwrite, p -> job.progressed(p),
-                    job::cancelRequested);
-            job.succeeded(result);
         } catch (CancellationException e) {
-            job.cancelled();
+            end = job::cancelled;
         } catch (ExpoException e) {
-            job.failed(new ExtrapolationJob.Failure(e.kind(), e.getMessage()));
+            end = () -> job.failed(new ExtrapolationJob.Failure(e.kind(), e.getMessage()));
         } catch (RuntimeException | Error e) {
-            job.failed(new ExtrapolationJob.Failure(null, e.getClass().getSimpleName() + ": " + e.getMessage()));
-        } finally {
-            synchronized (this) {
-                futures.remove(job.id());
-                plans.remove(job.id());
-            }
-            journal.closed(job.id());
-            onFinished.accept(job);
+            end = () -> job.failed(new ExtrapolationJob.Failure(null, e.getClass().getSimpleName() + ": "
+                    + e.getMessage()));
         }
+        synchronized (this) {
+            futures.remove(job.id());
+            plans.remove(job.id());
+        }
+        finish(job, end);
+    }
+
+    /** The journal forgets the job before its end is visible: whoever sees it finished finds no entry left. */
+    private void finish(ExtrapolationJob job, Runnable end) {
+        journal.closed(job.id());
+        end.run();
+        onFinished.accept(job);
     }
 
     /**
@@ -201,7 +208,6 @@ public final class ExtrapolationJobs implements AutoCloseable {
         job.requestCancel();
         if (future != null && job.state() == JobState.QUEUED && future.cancel(false)) {
             // It never started: close its inputs here, as run() will not.
-            job.cancelled();
             ExtrapolationPlan plan;
             synchronized (this) {
                 futures.remove(id);
@@ -210,8 +216,7 @@ public final class ExtrapolationJobs implements AutoCloseable {
             if (plan != null) {
                 plan.close();
             }
-            journal.closed(id);
-            onFinished.accept(job);
+            finish(job, job::cancelled);
         }
         return job;
     }
