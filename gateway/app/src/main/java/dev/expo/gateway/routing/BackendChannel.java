@@ -79,10 +79,9 @@ final class BackendChannel {
     }
 
     /**
-     * On Vert.x's own event loops, as Quarkus' gRPC clients are: the backend's responses are then written to the
-     * gateway's client from a Vert.x event loop, and a client resetting its stream while a response is written to it
-     * stays a per-stream event (written from a foreign thread, the same race could make Netty fail the client's whole
-     * connection).
+     * On Vert.x's own event loops, as Quarkus' gRPC clients are (no threads of grpc-java's own); the forwarder hands
+     * each response to its client's event loop (ClientDisconnects.writesWhileOpen), where a client's reset and the
+     * writes after it are ordered.
      */
     static ManagedChannel open(String configured, Balancing balancing, io.vertx.core.Vertx vertx) {
         NettyChannelBuilder builder = builder(configured, balancing);

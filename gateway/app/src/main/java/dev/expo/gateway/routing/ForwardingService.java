@@ -97,6 +97,11 @@ public final class ForwardingService {
         private final CallOptions options;
         private final Metadata headers;
         private final Backend backend;
+        /**
+         * Where writes to the client run: on its call's event loop, and only while its stream is open (a write that
+         * meets a stream the client just reset would fail the whole connection: see ClientDisconnects).
+         */
+        private final java.util.concurrent.Executor toClient = ClientDisconnects.writesWhileOpen();
         /** Set once, under this proxy's lock, when the request arrives; null before. */
         private volatile ClientCall<byte[], byte[]> clientCall;
         final ServerCall.Listener<byte[]> serverListener = new ServerCall.Listener<>() {
@@ -141,36 +146,42 @@ public final class ForwardingService {
         final ClientCall.Listener<byte[]> clientListener = new ClientCall.Listener<>() {
             @Override
             public void onHeaders(Metadata headers) {
-                if (!clientGone()) {
-                    serverCall.sendHeaders(forwardedHeaders(headers));
-                }
+                toClient.execute(() -> {
+                    if (!clientGone()) {
+                        serverCall.sendHeaders(forwardedHeaders(headers));
+                    }
+                });
             }
 
             @Override
             public void onMessage(byte[] message) {
-                if (clientGone()) {
-                    return;
-                }
-                serverCall.sendMessage(message);
-                synchronized (CallProxy.this) {
-                    if (serverCall.isReady()) {
-                        clientCall.request(1);
-                    } else {
-                        needToRequestFromBackend = true;
+                toClient.execute(() -> {
+                    if (clientGone()) {
+                        return;
                     }
-                }
+                    serverCall.sendMessage(message);
+                    synchronized (CallProxy.this) {
+                        if (serverCall.isReady()) {
+                            clientCall.request(1);
+                        } else {
+                            needToRequestFromBackend = true;
+                        }
+                    }
+                });
             }
 
             @Override
             public void onClose(Status status, Metadata trailers) {
-                if (clientGone()) {
-                    return;
-                }
-                try {
-                    serverCall.close(mapBackendStatus(status, backend), trailers);
-                } catch (IllegalStateException alreadyClosed) {
-                    // The client went away first; nothing to tell it.
-                }
+                toClient.execute(() -> {
+                    if (clientGone()) {
+                        return;
+                    }
+                    try {
+                        serverCall.close(mapBackendStatus(status, backend), trailers);
+                    } catch (IllegalStateException alreadyClosed) {
+                        // The client went away first; nothing to tell it.
+                    }
+                });
             }
 
         };
